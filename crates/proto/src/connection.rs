@@ -1,0 +1,452 @@
+//! The per-connection state machine after the handshake.
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::config::Limits;
+use crate::error::{Error, Violation};
+use crate::frame::{apply_mask, encode_frame, FrameHeader, OpCode};
+use crate::message::{Message, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+use bytes::{Buf, Bytes, BytesMut};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// Which end of the connection this is. Clients mask what they send; servers must not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The end that sent the handshake request.
+    Client,
+    /// The end that accepted it.
+    Server,
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    CloseSent,
+    /// Both close frames were exchanged (or the connection failed and our close frame is
+    /// queued). Nothing more is received or sent; the transport should be closed: by
+    /// the server at once, by the client once the server has closed it.
+    Closed,
+}
+
+/// What the decoder is waiting for.
+#[derive(Debug)]
+enum Phase {
+    Header,
+    /// The header was consumed; `processed` payload bytes at the start of the input are
+    /// already unmasked and validated.
+    Payload {
+        header: FrameHeader,
+        processed: usize,
+    },
+}
+
+/// A data message being assembled from fragments.
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    data: BytesMut,
+    fragments: usize,
+}
+
+/// The WebSocket protocol for one connection, without IO.
+///
+/// Feed received bytes to [`receive`](Self::receive); it consumes what it decodes from
+/// the caller's buffer and returns one message at a time. Bytes to transmit (data you
+/// [`send`](Self::send), pongs, close replies) are appended to the output buffer the
+/// caller passes; the caller writes them to the transport.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use duplex_proto::{CloseCode, Connection, Limits, Message, Role};
+///
+/// let mut server = Connection::new(Role::Server, Limits::default());
+/// let mut out = BytesMut::new();
+/// // A masked client ping with payload "hi".
+/// let mut input = BytesMut::from(&[0x89, 0x82, 0, 0, 0, 0, b'h', b'i'][..]);
+/// assert_eq!(server.receive(&mut input, &mut out).unwrap(), Some(Message::Ping("hi".into())));
+/// assert_eq!(&out[..], &[0x8A, 0x02, b'h', b'i']); // the pong is queued
+///
+/// // An unmasked client frame fails the connection with 1002.
+/// let mut input = BytesMut::from(&[0x81, 0x00][..]);
+/// let err = server.receive(&mut input, &mut out).unwrap_err();
+/// assert!(matches!(err, duplex_proto::Error::Protocol(v) if v.close_code() == CloseCode::PROTOCOL_ERROR));
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    limits: Limits,
+    state: ConnectionState,
+    phase: Phase,
+    partial: Option<Partial>,
+    utf8: Utf8Validator,
+    /// Whether a fragmented message we send is in progress, and whether it is text.
+    sending_fragmented: Option<bool>,
+    /// Masking keys for client frames; created only for clients.
+    rng: Option<StdRng>,
+    /// The close frame the peer sent, once received.
+    peer_close: Option<Option<CloseFrame>>,
+}
+
+impl Connection {
+    /// A connection in the open state, right after a successful handshake.
+    pub fn new(role: Role, limits: Limits) -> Self {
+        Self {
+            role,
+            limits,
+            state: ConnectionState::Open,
+            phase: Phase::Header,
+            partial: None,
+            utf8: Utf8Validator::default(),
+            sending_fragmented: None,
+            rng: (role == Role::Client).then(StdRng::from_os_rng),
+            peer_close: None,
+        }
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// The close frame the peer sent, if one arrived (`Some(None)` for one without a code).
+    pub fn peer_close(&self) -> Option<&Option<CloseFrame>> {
+        self.peer_close.as_ref()
+    }
+
+    /// Decodes from `input` until one message or control frame is complete, consuming the
+    /// bytes it decodes. Returns `Ok(None)` when more input is needed (or the connection is
+    /// closed). Replies the protocol requires (pongs, the close echo) are appended to
+    /// `output`.
+    ///
+    /// On a protocol violation, a close frame with the matching code is appended to
+    /// `output`, the state becomes [`ConnectionState::Closed`], and the violation is
+    /// returned. Partial text is validated as it arrives, so invalid UTF-8 fails the
+    /// connection before the rest of its frame is received.
+    pub fn receive(
+        &mut self,
+        input: &mut BytesMut,
+        output: &mut BytesMut,
+    ) -> Result<Option<Message>, Error> {
+        loop {
+            if self.state == ConnectionState::Closed {
+                // Nothing may follow a close frame; whatever does is discarded.
+                input.clear();
+                return Ok(None);
+            }
+            let step = self.decode_frame(input).and_then(|frame| match frame {
+                Some((header, payload)) => self.handle_frame(header, payload, output),
+                None => Ok(Step::NeedInput),
+            });
+            match step {
+                Ok(Step::Message(m)) => return Ok(Some(m)),
+                Ok(Step::Continue) => continue,
+                Ok(Step::NeedInput) => return Ok(None),
+                Err(violation) => {
+                    self.fail(violation.close_code(), output);
+                    return Err(Error::Protocol(violation));
+                }
+            }
+        }
+    }
+
+    /// How many more input bytes the decoder needs before it can make progress, when that
+    /// is known (the rest of a frame payload). A hint for sizing reads; never trust it as
+    /// an allocation size beyond the limits it is already checked against.
+    pub fn payload_remaining(&self, input: &BytesMut) -> Option<usize> {
+        match &self.phase {
+            Phase::Payload { header, .. } => {
+                Some((header.payload_len as usize).saturating_sub(input.len()))
+            }
+            Phase::Header => None,
+        }
+    }
+
+    fn decode_frame(
+        &mut self,
+        input: &mut BytesMut,
+    ) -> Result<Option<(FrameHeader, Bytes)>, Violation> {
+        if let Phase::Header = self.phase {
+            let Some((header, header_len)) = FrameHeader::parse(input)? else {
+                return Ok(None);
+            };
+            self.check_header(&header)?;
+            input.advance(header_len);
+            if !header.opcode.is_control() {
+                if header.opcode != OpCode::Continuation {
+                    self.utf8.reset();
+                }
+            }
+            self.phase = Phase::Payload {
+                header,
+                processed: 0,
+            };
+        }
+        let Phase::Payload { header, processed } = &mut self.phase else {
+            unreachable!("phase is Payload here")
+        };
+        let len = header.payload_len as usize;
+        let available = input.len().min(len);
+        if available > *processed {
+            let fresh = &mut input[*processed..available];
+            if let Some(mask) = header.mask {
+                apply_mask(fresh, mask, *processed);
+            }
+            let is_text = match header.opcode {
+                OpCode::Text => true,
+                OpCode::Continuation => self.partial.as_ref().is_some_and(|p| p.text),
+                _ => false,
+            };
+            if is_text {
+                self.utf8.feed(fresh).map_err(|_| Violation::InvalidUtf8)?;
+            }
+            *processed = available;
+        }
+        if available < len {
+            return Ok(None);
+        }
+        let header = *header;
+        self.phase = Phase::Header;
+        Ok(Some((header, input.split_to(len).freeze())))
+    }
+
+    /// Checks what the connection decides about a header, before any payload is buffered.
+    fn check_header(&self, header: &FrameHeader) -> Result<(), Violation> {
+        if header.rsv != 0 {
+            return Err(Violation::ReservedBits);
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(Violation::UnmaskedClientFrame),
+            (Role::Client, true) => return Err(Violation::MaskedServerFrame),
+            _ => {}
+        }
+        match (header.opcode, &self.partial) {
+            (OpCode::Continuation, None) => return Err(Violation::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(Violation::ExpectedContinuation)
+            }
+            _ => {}
+        }
+        if header.opcode.is_control() {
+            return Ok(());
+        }
+        if header.payload_len > self.limits.max_frame_size as u64 {
+            return Err(Violation::FrameTooLarge {
+                len: header.payload_len,
+                limit: self.limits.max_frame_size,
+            });
+        }
+        let so_far = self.partial.as_ref().map_or(0, |p| p.data.len()) as u64;
+        if so_far + header.payload_len > self.limits.max_message_size as u64 {
+            return Err(Violation::MessageTooLarge {
+                len: so_far + header.payload_len,
+                limit: self.limits.max_message_size,
+            });
+        }
+        if let Some(p) = &self.partial {
+            if p.fragments >= self.limits.max_fragments {
+                return Err(Violation::TooManyFragments(self.limits.max_fragments));
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_frame(
+        &mut self,
+        header: FrameHeader,
+        payload: Bytes,
+        output: &mut BytesMut,
+    ) -> Result<Step, Violation> {
+        match header.opcode {
+            OpCode::Ping => {
+                if self.state == ConnectionState::Open {
+                    self.write_frame(OpCode::Pong, true, &payload, output);
+                }
+                Ok(Step::Message(Message::Ping(payload)))
+            }
+            OpCode::Pong => Ok(Step::Message(Message::Pong(payload))),
+            OpCode::Close => {
+                let frame = parse_close_payload(&payload)?;
+                if self.state == ConnectionState::Open {
+                    // Echo the peer's code, as RFC 6455 section 5.5.1 asks.
+                    let mut reply = BytesMut::new();
+                    if let Some(f) = &frame {
+                        reply.extend_from_slice(&f.code.as_u16().to_be_bytes());
+                    }
+                    self.write_frame(OpCode::Close, true, &reply, output);
+                }
+                self.state = ConnectionState::Closed;
+                self.peer_close = Some(frame.clone());
+                Ok(Step::Message(Message::Close(frame)))
+            }
+            OpCode::Text | OpCode::Binary if header.fin => {
+                let text = header.opcode == OpCode::Text;
+                Ok(Step::Message(self.finish_message(text, payload)?))
+            }
+            OpCode::Text | OpCode::Binary => {
+                let mut data = BytesMut::with_capacity(payload.len());
+                data.extend_from_slice(&payload);
+                self.partial = Some(Partial {
+                    text: header.opcode == OpCode::Text,
+                    data,
+                    fragments: 1,
+                });
+                Ok(Step::Continue)
+            }
+            OpCode::Continuation => {
+                let partial = self
+                    .partial
+                    .as_mut()
+                    .ok_or(Violation::UnexpectedContinuation)?;
+                partial.data.extend_from_slice(&payload);
+                partial.fragments += 1;
+                if !header.fin {
+                    return Ok(Step::Continue);
+                }
+                let partial = self.partial.take().expect("checked above");
+                Ok(Step::Message(
+                    self.finish_message(partial.text, partial.data.freeze())?,
+                ))
+            }
+        }
+    }
+
+    fn finish_message(&mut self, text: bool, data: Bytes) -> Result<Message, Violation> {
+        if !text {
+            return Ok(Message::Binary(data));
+        }
+        if !self.utf8.is_complete() {
+            return Err(Violation::InvalidUtf8);
+        }
+        Ok(Message::Text(Utf8Bytes::from_validated(data)))
+    }
+
+    /// Queues a close frame for `code` and marks the connection closed.
+    fn fail(&mut self, code: CloseCode, output: &mut BytesMut) {
+        if self.state == ConnectionState::Open {
+            self.write_frame(OpCode::Close, true, &code.as_u16().to_be_bytes(), output);
+        }
+        self.state = ConnectionState::Closed;
+        self.partial = None;
+        self.phase = Phase::Header;
+    }
+
+    /// Encodes a message into `output`: a data message as one frame, a ping or pong, or a
+    /// close frame, which starts the close handshake.
+    pub fn send(&mut self, message: &Message, output: &mut BytesMut) -> Result<(), Error> {
+        match message {
+            Message::Text(t) => self.send_frame(OpCode::Text, t.as_bytes(), true, output),
+            Message::Binary(b) => self.send_frame(OpCode::Binary, b, true, output),
+            Message::Ping(p) => self.send_frame(OpCode::Ping, p, true, output),
+            Message::Pong(p) => self.send_frame(OpCode::Pong, p, true, output),
+            Message::Close(frame) => self.close(frame.as_ref(), output),
+        }
+    }
+
+    /// Sends one frame. Data frames may form a fragmented message: `Text`/`Binary` with
+    /// `fin = false`, then `Continuation` frames, the last with `fin = true`. Control
+    /// frames may be sent between fragments.
+    pub fn send_frame(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+        output: &mut BytesMut,
+    ) -> Result<(), Error> {
+        if self.state != ConnectionState::Open {
+            return Err(Error::SendAfterClose);
+        }
+        if opcode.is_control() {
+            if payload.len() > 125 {
+                return Err(Error::InvalidSend("control frame payload over 125 bytes"));
+            }
+            if !fin {
+                return Err(Error::InvalidSend("control frames cannot be fragmented"));
+            }
+            if opcode == OpCode::Close {
+                return Err(Error::InvalidSend("use close() to send a close frame"));
+            }
+        } else {
+            let next = match (opcode, self.sending_fragmented) {
+                (OpCode::Continuation, None) => {
+                    return Err(Error::InvalidSend("continuation without a message"))
+                }
+                (OpCode::Text | OpCode::Binary, Some(_)) => {
+                    return Err(Error::InvalidSend("a fragmented message is in progress"))
+                }
+                (OpCode::Continuation, Some(text)) => Some(text),
+                (op, None) => Some(op == OpCode::Text),
+                _ => unreachable!("data opcodes only"),
+            };
+            self.sending_fragmented = if fin { None } else { next };
+        }
+        self.write_frame(opcode, fin, payload, output);
+        Ok(())
+    }
+
+    /// Starts the close handshake (or completes it when called after the peer's close,
+    /// which [`receive`](Self::receive) already answers). `None` sends a close frame
+    /// without a status code.
+    pub fn close(
+        &mut self,
+        frame: Option<&CloseFrame>,
+        output: &mut BytesMut,
+    ) -> Result<(), Error> {
+        if self.state != ConnectionState::Open {
+            return Err(Error::SendAfterClose);
+        }
+        let mut payload = Vec::new();
+        if let Some(f) = frame {
+            if !f.code.is_valid_on_wire() {
+                return Err(Error::InvalidSend("close code may not be sent on the wire"));
+            }
+            if f.reason.len() > CloseFrame::MAX_REASON_LEN {
+                return Err(Error::InvalidSend("close reason over 123 bytes"));
+            }
+            payload.extend_from_slice(&f.code.as_u16().to_be_bytes());
+            payload.extend_from_slice(f.reason.as_bytes());
+        }
+        self.write_frame(OpCode::Close, true, &payload, output);
+        self.state = ConnectionState::CloseSent;
+        Ok(())
+    }
+
+    fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], output: &mut BytesMut) {
+        let mask = self.rng.as_mut().map(|rng| rng.random::<[u8; 4]>());
+        encode_frame(opcode, fin, mask, payload, output);
+    }
+}
+
+enum Step {
+    Message(Message),
+    Continue,
+    NeedInput,
+}
+
+/// Parses and validates a received close payload.
+fn parse_close_payload(payload: &[u8]) -> Result<Option<CloseFrame>, Violation> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(Violation::CloseFrameOneByte),
+        [hi, lo, reason @ ..] => {
+            let code = CloseCode::from(u16::from_be_bytes([*hi, *lo]));
+            if !code.is_valid_on_wire() {
+                return Err(Violation::InvalidCloseCode(code.as_u16()));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| Violation::InvalidCloseReason)?;
+            Ok(Some(CloseFrame::new(code, reason)))
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The client side of the opening handshake.
+
+use super::{accept_key, has_token, header_list, parse_error, to_header_map};
+use crate::config::Limits;
+use crate::error::HandshakeFailure;
+use base64::{engine::general_purpose::STANDARD, Engine};
+use bytes::{BufMut, BytesMut};
+use http::{HeaderMap, StatusCode};
+
+/// What the client asks for in its handshake request.
+#[derive(Clone, Debug, Default)]
+pub struct ClientRequest {
+    /// The `Host` header: host, and port when it is not the scheme's default.
+    pub host: String,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// The `Origin` header, if any (browsers always send one).
+    pub origin: Option<String>,
+    /// Subprotocols to offer, in order of preference.
+    pub protocols: Vec<String>,
+    /// Extra headers (authorization, cookies, ...).
+    pub headers: HeaderMap,
+}
+
+/// The server's successful answer.
+#[derive(Clone, Debug)]
+pub struct ServerResponse {
+    /// The status (always 101).
+    pub status: StatusCode,
+    /// All response headers.
+    pub headers: HeaderMap,
+    /// The subprotocol the server chose, if any.
+    pub protocol: Option<String>,
+}
+
+/// A client handshake in progress: the request is written, the response awaited.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use duplex_proto::handshake::client::{ClientHandshake, ClientRequest};
+/// use duplex_proto::handshake::accept_key;
+///
+/// let mut out = BytesMut::new();
+/// let request = ClientRequest { host: "example.com".into(), path: "/chat".into(), ..Default::default() };
+/// let handshake = ClientHandshake::start(&request, &mut out);
+/// assert!(out.starts_with(b"GET /chat HTTP/1.1\r\n"));
+///
+/// let response = format!(
+///     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///      Sec-WebSocket-Accept: {}\r\n\r\n",
+///     accept_key(handshake.key().as_bytes())
+/// );
+/// let mut input = BytesMut::from(response.as_bytes());
+/// assert!(handshake.receive(&mut input, &Default::default()).unwrap().is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientHandshake {
+    key: String,
+    protocols: Vec<String>,
+}
+
+impl ClientHandshake {
+    /// Writes the request for `request` to `out`, with a fresh random key.
+    pub fn start(request: &ClientRequest, out: &mut BytesMut) -> Self {
+        let key = STANDARD.encode(rand::random::<[u8; 16]>());
+        out.put_slice(format!("GET {} HTTP/1.1\r\n", request.path).as_bytes());
+        out.put_slice(format!("Host: {}\r\n", request.host).as_bytes());
+        out.put_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n");
+        out.put_slice(format!("Sec-WebSocket-Key: {key}\r\n").as_bytes());
+        out.put_slice(b"Sec-WebSocket-Version: 13\r\n");
+        if let Some(origin) = &request.origin {
+            out.put_slice(format!("Origin: {origin}\r\n").as_bytes());
+        }
+        if !request.protocols.is_empty() {
+            let list = request.protocols.join(", ");
+            out.put_slice(format!("Sec-WebSocket-Protocol: {list}\r\n").as_bytes());
+        }
+        for (name, value) in &request.headers {
+            out.put_slice(name.as_str().as_bytes());
+            out.put_slice(b": ");
+            out.put_slice(value.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        out.put_slice(b"\r\n");
+        Self {
+            key,
+            protocols: request.protocols.clone(),
+        }
+    }
+
+    /// The `Sec-WebSocket-Key` sent.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Parses the response from `input`. Returns `Ok(None)` while it is incomplete; on
+    /// success the response's bytes are consumed and any bytes after it (the first
+    /// frames) stay in `input`.
+    pub fn receive(
+        &self,
+        input: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<ServerResponse>, HandshakeFailure> {
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        let mut response = httparse::Response::new(&mut headers);
+        let len = match response.parse(input) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                if input.len() > limits.max_header_bytes {
+                    return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(parse_error(e, limits.max_headers)),
+        };
+        if len > limits.max_header_bytes {
+            return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
+        }
+        let code = response.code.unwrap_or_default();
+        if code != 101 {
+            return Err(HandshakeFailure::Status(code));
+        }
+        let headers = to_header_map(response.headers)?;
+        let _ = input.split_to(len);
+        self.validate(&headers)?;
+        let protocol = headers
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_owned());
+        Ok(Some(ServerResponse {
+            status: StatusCode::SWITCHING_PROTOCOLS,
+            headers,
+            protocol,
+        }))
+    }
+
+    fn validate(&self, headers: &HeaderMap) -> Result<(), HandshakeFailure> {
+        let upgrade = headers
+            .get("upgrade")
+            .ok_or(HandshakeFailure::MissingHeader("Upgrade"))?;
+        if !has_token(upgrade.as_bytes(), "websocket") {
+            return Err(HandshakeFailure::InvalidHeader("Upgrade"));
+        }
+        let connection_ok = headers
+            .get_all("connection")
+            .iter()
+            .any(|v| has_token(v.as_bytes(), "upgrade"));
+        if !connection_ok {
+            return Err(HandshakeFailure::InvalidHeader("Connection"));
+        }
+        let accept = headers
+            .get("sec-websocket-accept")
+            .ok_or(HandshakeFailure::MissingHeader("Sec-WebSocket-Accept"))?;
+        if accept.as_bytes().trim_ascii() != accept_key(self.key.as_bytes()).as_bytes() {
+            return Err(HandshakeFailure::AcceptMismatch);
+        }
+        let chosen: Vec<&str> = header_list(headers, "sec-websocket-protocol").collect();
+        match chosen.as_slice() {
+            [] => {}
+            [one] if self.protocols.iter().any(|p| p == one) => {}
+            _ => return Err(HandshakeFailure::UnofferedProtocol(chosen.join(", "))),
+        }
+        // No extension is offered yet, so any extension in the answer is one we did not
+        // offer.
+        if let Some(ext) = header_list(headers, "sec-websocket-extensions").next() {
+            return Err(HandshakeFailure::UnofferedExtension(ext.to_owned()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! The server side of the opening handshake.
+
+use super::{accept_key, has_token, header_list, parse_error, to_header_map};
+use crate::config::Limits;
+use crate::error::HandshakeFailure;
+use base64::{engine::general_purpose::STANDARD, Engine};
+use bytes::{BufMut, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+/// A validated WebSocket upgrade request. Inspect it, then [`accept`](Self::accept) or
+/// answer with any status through [`write_response`].
+#[derive(Clone, Debug)]
+pub struct UpgradeRequest {
+    method: Method,
+    target: String,
+    headers: HeaderMap,
+    key: String,
+}
+
+impl UpgradeRequest {
+    /// Parses a request from `input`. Returns `Ok(None)` while it is incomplete. On
+    /// success the request's bytes are consumed. A failure carries the HTTP status to
+    /// answer with ([`HandshakeFailure::status`]); [`reject`] writes that answer.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use duplex_proto::handshake::server::UpgradeRequest;
+    /// let mut input = BytesMut::from(
+    ///     "GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+    ///      Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///      Sec-WebSocket-Version: 13\r\n\r\n",
+    /// );
+    /// let request = UpgradeRequest::parse(&mut input, &Default::default()).unwrap().unwrap();
+    /// assert_eq!(request.path(), "/chat");
+    /// assert_eq!(request.query(), Some("room=1"));
+    /// let mut out = BytesMut::new();
+    /// request.accept(None, &Default::default(), &mut out);
+    /// assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    /// ```
+    pub fn parse(input: &mut BytesMut, limits: &Limits) -> Result<Option<Self>, HandshakeFailure> {
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        let mut request = httparse::Request::new(&mut headers);
+        let len = match request.parse(input) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                if input.len() > limits.max_header_bytes {
+                    return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(parse_error(e, limits.max_headers)),
+        };
+        if len > limits.max_header_bytes {
+            return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
+        }
+        let method = request.method.unwrap_or_default();
+        if method != "GET" {
+            return Err(HandshakeFailure::MethodNotGet(method.to_owned()));
+        }
+        if request.version != Some(1) {
+            return Err(HandshakeFailure::HttpVersion);
+        }
+        let target = request.path.unwrap_or("/").to_owned();
+        let headers = to_header_map(request.headers)?;
+        let _ = input.split_to(len);
+        let key = validate(&headers)?;
+        Ok(Some(Self {
+            method: Method::GET,
+            target,
+            headers,
+            key,
+        }))
+    }
+
+    /// The method (always GET).
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request target as sent: path and query.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("/")
+    }
+
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// All request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The `Origin` header, if sent.
+    pub fn origin(&self) -> Option<&str> {
+        self.headers.get("origin").and_then(|v| v.to_str().ok())
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn protocols(&self) -> impl Iterator<Item = &str> {
+        header_list(&self.headers, "sec-websocket-protocol")
+    }
+
+    /// The `Sec-WebSocket-Key`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Writes the 101 response to `out`, choosing `protocol` (which must be one the client
+    /// offered; others are not sent) and adding `extra` headers.
+    pub fn accept(&self, protocol: Option<&str>, extra: &HeaderMap, out: &mut BytesMut) {
+        let mut headers = HeaderMap::new();
+        headers.insert("upgrade", HeaderValue::from_static("websocket"));
+        headers.insert("connection", HeaderValue::from_static("Upgrade"));
+        let accept = accept_key(self.key.as_bytes());
+        headers.insert(
+            "sec-websocket-accept",
+            HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+        );
+        if let Some(p) = protocol.filter(|p| self.protocols().any(|o| o == *p)) {
+            if let Ok(v) = HeaderValue::from_str(p) {
+                headers.insert("sec-websocket-protocol", v);
+            }
+        }
+        for (name, value) in extra {
+            headers.append(name, value.clone());
+        }
+        write_response(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", out);
+    }
+}
+
+/// Checks the WebSocket-specific headers and returns the key.
+fn validate(headers: &HeaderMap) -> Result<String, HandshakeFailure> {
+    if headers.get("host").is_none() {
+        return Err(HandshakeFailure::MissingHeader("Host"));
+    }
+    let upgrade_ok = headers
+        .get_all("upgrade")
+        .iter()
+        .any(|v| has_token(v.as_bytes(), "websocket"));
+    if !upgrade_ok {
+        return Err(HandshakeFailure::MissingHeader("Upgrade: websocket"));
+    }
+    let connection_ok = headers
+        .get_all("connection")
+        .iter()
+        .any(|v| has_token(v.as_bytes(), "upgrade"));
+    if !connection_ok {
+        return Err(HandshakeFailure::MissingHeader("Connection: upgrade"));
+    }
+    let version = headers
+        .get("sec-websocket-version")
+        .ok_or(HandshakeFailure::UnsupportedVersion)?;
+    if version.as_bytes().trim_ascii() != b"13" {
+        return Err(HandshakeFailure::UnsupportedVersion);
+    }
+    let key = headers
+        .get("sec-websocket-key")
+        .ok_or(HandshakeFailure::MissingHeader("Sec-WebSocket-Key"))?;
+    let key = key
+        .to_str()
+        .map_err(|_| HandshakeFailure::InvalidHeader("Sec-WebSocket-Key"))?
+        .trim();
+    match STANDARD.decode(key) {
+        Ok(raw) if raw.len() == 16 => Ok(key.to_owned()),
+        _ => Err(HandshakeFailure::InvalidHeader("Sec-WebSocket-Key")),
+    }
+}
+
+/// Writes the HTTP answer to a failed handshake: the failure's status, a plain-text body
+/// naming the reason, and `Sec-WebSocket-Version: 13` on a version mismatch.
+pub fn reject(failure: &HandshakeFailure, out: &mut BytesMut) {
+    let mut headers = HeaderMap::new();
+    if *failure == HandshakeFailure::UnsupportedVersion {
+        headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+    }
+    let body = format!("{failure}\n");
+    write_response(failure.status(), &headers, body.as_bytes(), out);
+}
+
+/// Writes an HTTP/1.1 response with `headers` and `body` to `out`. Responses other than
+/// 101 carry `Content-Length` and `Connection: close`, since the server closes after them.
+pub fn write_response(status: StatusCode, headers: &HeaderMap, body: &[u8], out: &mut BytesMut) {
+    out.put_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .as_bytes(),
+    );
+    for (name, value) in headers {
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        if !headers.contains_key("content-type") && !body.is_empty() {
+            out.put_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+        }
+        out.put_slice(
+            format!("Content-Length: {}\r\nConnection: close\r\n", body.len()).as_bytes(),
+        );
+    }
+    out.put_slice(b"\r\n");
+    out.put_slice(body);
+}

@@ -1,0 +1,42 @@
+//! # duplex-proto
+//!
+//! The WebSocket protocol (RFC 6455) as a sans-IO state machine: it owns no socket and
+//! never blocks. The IO layer feeds it bytes and writes out the bytes it produces.
+//!
+//! - [`handshake`]: the HTTP/1.1 Upgrade handshake for both roles.
+//! - [`frame`]: frame headers, masking, encoding.
+//! - [`Connection`]: the per-connection state machine after the handshake: it decodes
+//!   frames from a buffer the caller owns, validates them strictly, assembles messages,
+//!   answers pings and runs the close handshake.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use duplex_proto::{Connection, Limits, Message, Role};
+//!
+//! let mut client = Connection::new(Role::Client, Limits::default());
+//! let mut server = Connection::new(Role::Server, Limits::default());
+//! let (mut wire, mut server_out) = (BytesMut::new(), BytesMut::new());
+//!
+//! client.send(&Message::text("hello"), &mut wire).unwrap();
+//! let received = server.receive(&mut wire, &mut server_out).unwrap();
+//! assert_eq!(received, Some(Message::text("hello")));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod close;
+mod config;
+mod connection;
+mod error;
+pub mod frame;
+pub mod handshake;
+mod message;
+mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use config::Limits;
+pub use connection::{Connection, ConnectionState, Role};
+pub use error::{Error, HandshakeFailure, Violation};
+pub use frame::{FrameHeader, OpCode};
+pub use message::{Message, Utf8Bytes};
+pub use utf8::Utf8Validator;
