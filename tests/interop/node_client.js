@@ -31,7 +31,7 @@ function binaryOf(n) {
 // Open a connection whose incoming messages / pongs / close are awaitable.
 function open(url) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_SIZE });
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_SIZE, handshakeTimeout: 10000 });
     const queue = []; // received {data, isBinary}, or waiters for them
     const waiters = [];
     let closed = null; // {code, reason} once the close handshake is done

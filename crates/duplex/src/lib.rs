@@ -1,1 +1,44 @@
-//! duplex
+//! # duplex
+//!
+//! Async WebSocket (RFC 6455) client and server on tokio, built on the sans-IO core
+//! [`duplex_proto`].
+//!
+//! - [`connect`] / [`ClientBuilder`]: open a `ws://` connection.
+//! - [`accept`] / [`accept_with`]: accept a connection on any transport, optionally
+//!   inspecting the request and rejecting it with an HTTP status.
+//! - [`WebSocket`]: a `Stream` of incoming [`Message`]s and a `Sink` of outgoing ones,
+//!   with `send`/`recv`/`close` methods and [`WebSocket::split`] into halves for two tasks.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), duplex::Error> {
+//! use duplex::Message;
+//! let (mut ws, _response) = duplex::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send(Message::text("hello")).await?;
+//! if let Some(reply) = ws.recv().await {
+//!     println!("{:?}", reply?);
+//! }
+//! ws.close(None).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod server;
+mod split;
+mod websocket;
+
+pub use client::{connect, ClientBuilder};
+pub use config::Config;
+pub use duplex_proto::handshake::client::ServerResponse;
+pub use duplex_proto::handshake::server::UpgradeRequest;
+pub use duplex_proto::{CloseCode, CloseFrame, Limits, Message, OpCode, Role, Utf8Bytes};
+pub use error::Error;
+pub use server::{accept, accept_with, Accept, Reject};
+pub use split::{WebSocketReader, WebSocketWriter};
+pub use websocket::WebSocket;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

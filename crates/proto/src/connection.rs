@@ -184,10 +184,8 @@ impl Connection {
             };
             self.check_header(&header)?;
             input.advance(header_len);
-            if !header.opcode.is_control() {
-                if header.opcode != OpCode::Continuation {
-                    self.utf8.reset();
-                }
+            if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+                self.utf8.reset();
             }
             self.phase = Phase::Payload {
                 header,

@@ -1,0 +1,76 @@
+//! `duplex echo`: an echo server for tests, demos and conformance runs.
+
+use crate::error::CliError;
+use duplex::{Config, Limits, Message};
+use futures_util::StreamExt;
+use std::io::Write;
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(clap::Args)]
+pub struct EchoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 9001)]
+    port: u16,
+    /// Largest message accepted, in bytes (bigger ones are closed with 1009).
+    #[arg(long, default_value_t = Limits::default().max_message_size)]
+    max_message: usize,
+}
+
+pub async fn run(args: EchoArgs) -> Result<(), CliError> {
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| CliError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    // Scripts read this line to learn the port when --port 0 is used.
+    println!("duplex echo listening on ws://{local}");
+    std::io::stdout().flush()?;
+    tracing::info!(%local, "listening");
+    let mut config = Config::default();
+    config.limits.max_message_size = args.max_message;
+    config.limits.max_frame_size = config.limits.max_frame_size.min(args.max_message);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let config = config.clone();
+                    tokio::spawn(async move {
+                        match serve(tcp, config).await {
+                            Ok(()) => tracing::info!(%peer, "connection closed"),
+                            Err(e) => tracing::info!(%peer, error = %e, "connection ended with an error"),
+                        }
+                    });
+                }
+                // Out of file descriptors and the like: log, keep serving the others.
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupted, stopping");
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn serve(tcp: TcpStream, config: Config) -> Result<(), duplex::Error> {
+    tcp.set_nodelay(true)?;
+    let mut ws = duplex::accept_with(tcp, config, |request| {
+        tracing::info!(path = request.path(), origin = ?request.origin(), "connection opened");
+        Ok(duplex::Accept::default())
+    })
+    .await?;
+    while let Some(message) = ws.next().await {
+        match message? {
+            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
+            Message::Close(frame) => tracing::debug!(?frame, "peer closed"),
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Connection settings, with their defaults in one place.
+
+use duplex_proto::Limits;
+use std::time::Duration;
+
+/// Settings for one connection, client or server.
+///
+/// | setting | default | meaning |
+/// | --- | --- | --- |
+/// | `limits` | [`Limits::default`] | frame, message, fragment and header limits |
+/// | `write_buffer_limit` | 1 MiB | queued outgoing bytes before `send` waits (backpressure) |
+/// | `handshake_timeout` | 10 s | time for the opening handshake |
+/// | `close_timeout` | 5 s | time to wait for the peer's close frame and TCP close |
+/// | `ping_interval` | off | send a ping after this long without receiving anything |
+/// | `idle_timeout` | off | fail the connection after this long without receiving anything |
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Protocol limits.
+    pub limits: Limits,
+    /// Outgoing bytes that may be queued before `send` waits for the socket.
+    pub write_buffer_limit: usize,
+    /// Bound on the opening handshake.
+    pub handshake_timeout: Duration,
+    /// Bound on the closing handshake.
+    pub close_timeout: Duration,
+    /// Keepalive: a ping after this long without incoming traffic.
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection (close code 1001) after this long without incoming traffic.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            write_buffer_limit: 1 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            ping_interval: None,
+            idle_timeout: None,
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The connection type: a `Stream` of messages in and a `Sink` of messages out.
+
+use crate::config::Config;
+use crate::error::Error;
+use bytes::{Buf, BytesMut};
+use duplex_proto::{CloseCode, CloseFrame, Connection, ConnectionState, Message, OpCode, Role};
+use futures_core::Stream;
+use futures_sink::Sink;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep_until, Instant, Sleep};
+
+/// Smallest read: enough for most small messages and their headers in one call.
+const MIN_READ: usize = 4096;
+/// Largest read reservation, so a huge announced frame does not reserve its size up
+/// front: the buffer grows as the bytes actually arrive.
+const MAX_READ: usize = 64 << 10;
+
+/// A WebSocket connection over any `AsyncRead + AsyncWrite` transport.
+///
+/// As a [`Stream`] it yields incoming messages (data, pings, pongs and the peer's close);
+/// as a [`Sink`] it takes outgoing ones. Pings are answered automatically. The stream
+/// ends (`None`) once the close handshake is over; a transport that drops without a
+/// close frame ends it with [`Error::AbnormalClosure`].
+///
+/// Sending waits (backpressure) while more than [`Config::write_buffer_limit`] bytes
+/// are queued.
+pub struct WebSocket<S> {
+    io: S,
+    proto: Connection,
+    config: Config,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    /// The transport's read side ended.
+    eof: bool,
+    /// Our write side was shut down.
+    shut_down: bool,
+    /// The stream returned `None` or its final error.
+    terminated: bool,
+    /// The peer's close, to hand to the caller once our reply is flushed.
+    close_message: Option<Message>,
+    /// A protocol failure, returned once our close frame is out and the peer had its
+    /// chance to close.
+    failure: Option<Error>,
+    /// Bounds the closing handshake once it starts.
+    close_deadline: Option<Pin<Box<Sleep>>>,
+    keepalive: Option<Keepalive>,
+}
+
+/// Ping and idle-timeout timers.
+struct Keepalive {
+    timer: Pin<Box<Sleep>>,
+    last_received: Instant,
+    pinged: bool,
+}
+
+impl<S> WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Wraps a transport whose handshake is complete. `read_buf` holds any bytes read
+    /// past the handshake (the first frames may arrive with it).
+    pub fn from_parts(io: S, role: Role, config: Config, read_buf: BytesMut) -> Self {
+        let proto = Connection::new(role, config.limits.clone());
+        let keepalive =
+            (config.ping_interval.is_some() || config.idle_timeout.is_some()).then(|| {
+                let now = Instant::now();
+                Keepalive {
+                    timer: Box::pin(sleep_until(now)),
+                    last_received: now,
+                    pinged: false,
+                }
+            });
+        let mut ws = Self {
+            io,
+            proto,
+            config,
+            read_buf,
+            write_buf: BytesMut::new(),
+            eof: false,
+            shut_down: false,
+            terminated: false,
+            close_message: None,
+            failure: None,
+            close_deadline: None,
+            keepalive,
+        };
+        ws.reset_keepalive_timer();
+        ws
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.proto.role()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Receives the next message; `None` once the connection is closed.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Sends a message and flushes it to the transport.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a message without flushing, waiting only while the write buffer is full.
+    /// Use [`flush`](Self::flush) after a batch.
+    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_write_capacity(cx)).await?;
+        self.start_send_message(&message)
+    }
+
+    /// Sends one frame of a fragmented message: `Text` or `Binary` with `fin = false`
+    /// first, then `Continuation` frames, the last with `fin = true`.
+    pub async fn send_frame(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_write_capacity(cx)).await?;
+        self.proto
+            .send_frame(opcode, payload, fin, &mut self.write_buf)?;
+        self.flush().await
+    }
+
+    /// Writes everything queued to the transport.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_flush_all(cx)).await
+    }
+
+    /// Closes the connection: sends a close frame (`None`: code 1000), then waits for the
+    /// peer's close and the end of the transport, at most [`Config::close_timeout`].
+    /// Messages that arrive meanwhile are discarded.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        if self.proto.state() == ConnectionState::Open {
+            let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::NORMAL, ""));
+            self.start_send_message(&Message::Close(Some(frame)))?;
+        }
+        self.flush().await?;
+        while let Some(next) = self.recv().await {
+            next?;
+        }
+        Ok(())
+    }
+
+    /// Splits into a reader and a writer that can be used from different tasks.
+    pub fn split(self) -> (crate::WebSocketReader<S>, crate::WebSocketWriter<S>) {
+        crate::split::split(self)
+    }
+
+    fn start_send_message(&mut self, message: &Message) -> Result<(), Error> {
+        if self.terminated {
+            return Err(Error::ConnectionClosed);
+        }
+        self.proto.send(message, &mut self.write_buf)?;
+        if let Message::Close(_) = message {
+            self.start_close_timer();
+        }
+        Ok(())
+    }
+
+    fn start_close_timer(&mut self) {
+        if self.close_deadline.is_none() {
+            self.close_deadline = Some(Box::pin(sleep_until(
+                Instant::now() + self.config.close_timeout,
+            )));
+        }
+    }
+
+    /// Ready once the write buffer is below its limit.
+    fn poll_write_capacity(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while self.write_buf.len() >= self.config.write_buffer_limit {
+            ready!(self.poll_write_some(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes some of the write buffer.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.write_buf))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+        }
+        self.write_buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while !self.write_buf.is_empty() {
+            ready!(self.poll_write_some(cx))?;
+        }
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown_once(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.shut_down {
+            // The peer may already be gone; the close is complete either way.
+            let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+            self.shut_down = true;
+        }
+        Poll::Ready(())
+    }
+
+    /// Reads more bytes into the read buffer; `Ok(false)` at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
+        let want = self
+            .proto
+            .payload_remaining(&self.read_buf)
+            .unwrap_or(0)
+            .clamp(MIN_READ, MAX_READ);
+        self.read_buf.reserve(want);
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.read_buf
+        ))?;
+        if n == 0 {
+            self.eof = true;
+            return Poll::Ready(Ok(false));
+        }
+        if let Some(k) = &mut self.keepalive {
+            k.last_received = Instant::now();
+            k.pinged = false;
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// After the close handshake or a failure: flush, close the transport in the order
+    /// RFC 6455 asks (the server first), and wait for the peer's end, bounded in time.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.start_close_timer();
+        let timed_out = self
+            .close_deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        if !timed_out {
+            if let Poll::Ready(Err(e)) = self.poll_flush_all(cx) {
+                self.terminated = true;
+                return Poll::Ready(self.failure.take().or(Some(e)).map(Err));
+            }
+            if !self.write_buf.is_empty() {
+                return Poll::Pending;
+            }
+        }
+        if self.role() == Role::Server || timed_out {
+            ready!(self.poll_shutdown_once(cx));
+        }
+        if let Some(close) = self.close_message.take() {
+            return Poll::Ready(Some(Ok(close)));
+        }
+        // Drain until the peer closes its side, so unread bytes never turn our close into
+        // a reset that could destroy the close frame in flight.
+        while !self.eof && !timed_out {
+            self.read_buf.clear();
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(_)) => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        ready!(self.poll_shutdown_once(cx));
+        self.terminated = true;
+        Poll::Ready(self.failure.take().map(Err))
+    }
+
+    /// Arms the keepalive timer for the next ping or idle deadline; `false` when there is
+    /// nothing to wait for.
+    fn reset_keepalive_timer(&mut self) -> bool {
+        let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
+        let Some(k) = &mut self.keepalive else {
+            return false;
+        };
+        {
+            let mut next = None::<Instant>;
+            if let Some(p) = ping.filter(|_| !k.pinged) {
+                next = Some(k.last_received + p);
+            }
+            if let Some(i) = idle {
+                let at = k.last_received + i;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+            match next {
+                Some(at) => {
+                    k.timer.as_mut().reset(at);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+
+    /// Sends a keepalive ping or fails an idle connection when their time has come.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let Some(k) = &mut self.keepalive else { return };
+            if k.timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            let now = Instant::now();
+            let idle_for = now - k.last_received;
+            if self.config.idle_timeout.is_some_and(|t| idle_for >= t) {
+                tracing::debug!(?idle_for, "idle timeout, closing");
+                self.keepalive = None;
+                let frame = CloseFrame::new(CloseCode::GOING_AWAY, "idle timeout");
+                if self.proto.close(Some(&frame), &mut self.write_buf).is_ok() {
+                    self.failure = Some(Error::Timeout(
+                        "no traffic from the peer within the idle timeout",
+                    ));
+                }
+                return;
+            }
+            if self.config.ping_interval.is_some_and(|p| idle_for >= p) && !k.pinged {
+                k.pinged = true;
+                if self.proto.state() == ConnectionState::Open {
+                    let _ = self
+                        .proto
+                        .send(&Message::Ping(Default::default()), &mut self.write_buf);
+                }
+            }
+            if !self.reset_keepalive_timer() {
+                return;
+            }
+        }
+    }
+}
+
+impl<S> Stream for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        loop {
+            // Replies queued by earlier reads (pongs) go out without waiting for a send.
+            if !this.write_buf.is_empty() {
+                if let Poll::Ready(Err(e)) = this.poll_flush_all(cx) {
+                    this.terminated = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            if this.proto.state() == ConnectionState::Closed || this.failure.is_some() {
+                return this.poll_finish(cx);
+            }
+            match this.proto.receive(&mut this.read_buf, &mut this.write_buf) {
+                Ok(Some(Message::Close(frame))) => {
+                    this.close_message = Some(Message::Close(frame));
+                    continue;
+                }
+                Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "failing the connection");
+                    this.failure = Some(e.into());
+                    continue;
+                }
+            }
+            if this.eof {
+                this.terminated = true;
+                return Poll::Ready(Some(Err(Error::AbnormalClosure)));
+            }
+            if this.proto.state() == ConnectionState::CloseSent {
+                if let Some(d) = &mut this.close_deadline {
+                    if d.as_mut().poll(cx).is_ready() {
+                        this.failure =
+                            Some(Error::Timeout("the peer did not answer our close frame"));
+                        continue;
+                    }
+                }
+            }
+            match this.poll_fill(cx) {
+                Poll::Ready(Ok(_)) => {
+                    this.reset_keepalive_timer();
+                    continue;
+                }
+                Poll::Ready(Err(e)) => {
+                    this.terminated = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Pending => {
+                    this.poll_keepalive(cx);
+                    if !this.write_buf.is_empty() || this.failure.is_some() {
+                        // The keepalive queued a ping or a close: go round again.
+                        if this.failure.is_some() {
+                            continue;
+                        }
+                        let _ = this.poll_flush_all(cx);
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<S> Sink<Message> for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_write_capacity(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.start_send_message(&item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_flush_all(cx)
+    }
+
+    /// Sends a close frame (1000) if none was sent and flushes. The peer's answer is
+    /// read by the stream side.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.proto.state() == ConnectionState::Open {
+            let frame = CloseFrame::new(CloseCode::NORMAL, "");
+            self.start_send_message(&Message::Close(Some(frame)))?;
+        }
+        self.poll_flush_all(cx)
+    }
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("role", &self.proto.role())
+            .field("state", &self.proto.state())
+            .finish_non_exhaustive()
+    }
+}
