@@ -31,7 +31,10 @@ async fn main() {
     for size in [0usize, 125, 126, 65535, 65536, 16 << 20] {
         for text in [true, false] {
             let name = format!("{} {size} B", if text { "text" } else { "binary" });
-            let outcome = with_connection(&url, &mut ws, async move |ws: &mut Ws| echo_check(ws, text, size).await).await;
+            let outcome = with_connection(&url, &mut ws, async move |ws: &mut Ws| {
+                echo_check(ws, text, size).await
+            })
+            .await;
             report(name, outcome);
         }
     }
@@ -48,7 +51,8 @@ async fn main() {
     }
 
     for code in [
-        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999,
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+        4000, 4999,
     ] {
         let outcome = tokio::time::timeout(CHECK_TIMEOUT, close_check(&url, code))
             .await
@@ -94,7 +98,9 @@ fn payload(text: bool, size: usize) -> Message {
 async fn next_data(ws: &mut Ws) -> Result<Message, String> {
     loop {
         match ws.recv().await {
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_) | Message::Pong(_)))) => return Ok(m),
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_) | Message::Pong(_)))) => {
+                return Ok(m)
+            }
             Some(Ok(Message::Ping(_))) => continue,
             Some(Ok(other)) => return Err(format!("unexpected {other:?}")),
             Some(Err(e)) => return Err(e.to_string()),
@@ -110,7 +116,12 @@ async fn echo_check(ws: &mut Ws, text: bool, size: usize) -> Result<(), String> 
     if got == sent {
         Ok(())
     } else {
-        Err(format!("echo differs: sent {} B, got {:?} of {} B", sent.len(), kind(&got), got.len()))
+        Err(format!(
+            "echo differs: sent {} B, got {:?} of {} B",
+            sent.len(),
+            kind(&got),
+            got.len()
+        ))
     }
 }
 
@@ -135,7 +146,9 @@ async fn fragmented_check(ws: &mut Ws) -> Result<(), String> {
 
 async fn ping_check(ws: &mut Ws) -> Result<(), String> {
     let body = Bytes::from_static(b"duplex ping \x00\xff");
-    ws.send(Message::Ping(body.clone())).await.map_err(|e| e.to_string())?;
+    ws.send(Message::Ping(body.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
     match next_data(ws).await? {
         Message::Pong(p) if p == body => Ok(()),
         other => Err(format!("expected the pong, got {other:?}")),

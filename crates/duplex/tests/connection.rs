@@ -1,0 +1,404 @@
+//! The tokio layer end to end over loopback TCP and in-memory pipes.
+
+use bytes::{Bytes, BytesMut};
+use duplex::{Accept, CloseCode, CloseFrame, Config, Error, Message, Reject};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Binds an ephemeral port and serves each accepted connection with `handler`.
+async fn server<F, Fut>(handler: F) -> String
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(handler(tcp));
+        }
+    });
+    url
+}
+
+async fn echo_server() -> String {
+    server(|tcp| async move {
+        let mut ws = duplex::accept(tcp).await.unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_data() {
+                ws.send(m).await.unwrap();
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn echoes_text_and_binary() {
+    let url = echo_server().await;
+    let (mut ws, _) = duplex::connect(&url).await.unwrap();
+    for m in [
+        Message::text("hello"),
+        Message::binary(vec![0u8, 1, 2, 255]),
+        Message::text(""),
+        Message::binary(vec![7u8; 70_000]),
+    ] {
+        ws.send(m.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), m);
+    }
+    ws.close(None).await.unwrap();
+    assert!(
+        ws.recv().await.is_none(),
+        "stream ends after the close handshake"
+    );
+}
+
+#[tokio::test]
+async fn pings_are_answered_automatically() {
+    let url = echo_server().await;
+    let (mut ws, _) = duplex::connect(&url).await.unwrap();
+    ws.send(Message::Ping(Bytes::from_static(b"are you there")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::Pong(Bytes::from_static(b"are you there"))
+    );
+}
+
+#[tokio::test]
+async fn close_handshake_reports_the_code_on_both_sides() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let url = server(move |tcp| {
+        let tx = tx.lock().unwrap().take();
+        async move {
+            let mut ws = duplex::accept(tcp).await.unwrap();
+            let mut seen = Vec::new();
+            while let Some(m) = ws.next().await {
+                seen.push(m.unwrap());
+            }
+            let _ = tx.unwrap().send(seen);
+        }
+    })
+    .await;
+    let (mut ws, _) = duplex::connect(&url).await.unwrap();
+    ws.send(Message::Close(Some(CloseFrame::new(4001u16, "done"))))
+        .await
+        .unwrap();
+    match ws.recv().await {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(f.code, CloseCode::from(4001)),
+        other => panic!("expected the echoed close, got {other:?}"),
+    }
+    assert!(ws.recv().await.is_none());
+    let seen = rx.await.unwrap();
+    assert_eq!(
+        seen,
+        vec![Message::Close(Some(CloseFrame::new(4001u16, "done")))]
+    );
+}
+
+#[tokio::test]
+async fn dropped_connection_is_abnormal_closure() {
+    let url = server(|tcp| async move {
+        let ws = duplex::accept(tcp).await.unwrap();
+        drop(ws); // no close frame
+    })
+    .await;
+    let (mut ws, _) = duplex::connect(&url).await.unwrap();
+    assert!(matches!(ws.recv().await, Some(Err(Error::AbnormalClosure))));
+    assert!(ws.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn application_can_reject_with_a_status() {
+    let url = server(|tcp| async move {
+        let result = duplex::accept_with(tcp, Config::default(), |req| {
+            if req.headers().get("authorization").is_some() {
+                Ok(Accept::default())
+            } else {
+                Err(Reject::new(
+                    http::StatusCode::UNAUTHORIZED,
+                    "token required",
+                ))
+            }
+        })
+        .await;
+        assert!(matches!(
+            result,
+            Err(Error::Rejected { status: 401 }) | Ok(_)
+        ));
+        if let Ok(mut ws) = result {
+            ws.close(None).await.unwrap();
+        }
+    })
+    .await;
+    let err = duplex::connect(&url).await.unwrap_err();
+    assert!(matches!(err, Error::Rejected { status: 401 }), "{err}");
+    let ok = duplex::ClientBuilder::new(&url)
+        .header("authorization", "Bearer x")
+        .connect()
+        .await;
+    assert!(ok.is_ok());
+}
+
+#[tokio::test]
+async fn subprotocol_and_request_details_reach_the_server() {
+    let url = server(|tcp| async move {
+        let mut ws = duplex::accept_with(tcp, Config::default(), |req| {
+            assert_eq!(req.path(), "/room");
+            assert_eq!(req.query(), Some("id=7"));
+            assert_eq!(req.origin(), Some("http://example.test"));
+            assert_eq!(req.protocols().collect::<Vec<_>>(), ["v2", "v1"]);
+            Ok(Accept::default().protocol("v1"))
+        })
+        .await
+        .unwrap();
+        while ws.next().await.is_some() {}
+    })
+    .await;
+    let (mut ws, response) = duplex::ClientBuilder::new(format!("{url}/room?id=7"))
+        .protocol("v2")
+        .protocol("v1")
+        .origin("http://example.test")
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(response.protocol.as_deref(), Some("v1"));
+    ws.close(None).await.unwrap();
+}
+
+/// Sends raw bytes as the client and returns everything the server sent until it closed.
+async fn raw_exchange(url: &str, request: &[u8]) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(url.trim_start_matches("ws://"))
+        .await
+        .unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    tcp.read_to_end(&mut got).await.unwrap();
+    got
+}
+
+const UPGRADE: &str = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+#[tokio::test]
+async fn bad_handshakes_get_an_http_status_with_a_reason() {
+    let url = server(|tcp| async move {
+        let _ = duplex::accept(tcp).await;
+    })
+    .await;
+    let wrong_version = UPGRADE.replace("Version: 13", "Version: 8");
+    let reply = String::from_utf8(raw_exchange(&url, wrong_version.as_bytes()).await).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 426 "), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{reply}"
+    );
+
+    let plain_get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let reply = String::from_utf8(raw_exchange(&url, plain_get.as_bytes()).await).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    assert!(
+        reply.contains("Upgrade: websocket"),
+        "the body names the reason: {reply}"
+    );
+
+    let post = UPGRADE.replace("GET", "POST");
+    let reply = String::from_utf8(raw_exchange(&url, post.as_bytes()).await).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
+
+    let huge = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n", "a".repeat(20_000));
+    let reply = String::from_utf8(raw_exchange(&url, huge.as_bytes()).await).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+}
+
+#[tokio::test]
+async fn protocol_violation_closes_with_1002_and_reports_it() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let url = server(move |tcp| {
+        let tx = tx.lock().unwrap().take();
+        async move {
+            let mut ws = duplex::accept(tcp).await.unwrap();
+            let first = ws.next().await;
+            let _ = tx.unwrap().send(format!("{first:?}"));
+        }
+    })
+    .await;
+    let mut request = UPGRADE.as_bytes().to_vec();
+    request.extend_from_slice(&[0x81, 0x02, b'h', b'i']); // unmasked client frame
+    let reply = raw_exchange(&url, &request).await;
+    let frames_at = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(
+        &reply[frames_at..],
+        &[0x88, 0x02, 0x03, 0xEA],
+        "close 1002, then TCP close"
+    );
+    let seen = rx.await.unwrap();
+    assert!(seen.contains("UnmaskedClientFrame"), "{seen}");
+}
+
+#[tokio::test]
+async fn oversized_message_closes_with_1009() {
+    let url = server(|tcp| async move {
+        let mut config = Config::default();
+        config.limits.max_message_size = 1000;
+        let mut ws = duplex::accept_with(tcp, config, |_| Ok(Accept::default()))
+            .await
+            .unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    let (mut ws, _) = duplex::connect(&url).await.unwrap();
+    ws.send(Message::binary(vec![0u8; 1001])).await.unwrap();
+    match ws.recv().await {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(f.code, CloseCode::MESSAGE_TOO_BIG),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn keepalive_pings_and_idle_timeout() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let url = server(move |tcp| {
+        let tx = tx.clone();
+        async move {
+            let mut ws = duplex::accept(tcp).await.unwrap();
+            while let Some(m) = ws.next().await {
+                let _ = tx.send(m.map_err(|e| e.to_string()));
+            }
+        }
+    })
+    .await;
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(20)),
+        ..Config::default()
+    };
+    let (mut client, _) = duplex::ClientBuilder::new(&url)
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    // The client must be polled for its timers to run; the server answers its pings.
+    let reader = tokio::spawn(async move {
+        let first = client.recv().await;
+        (client, first)
+    });
+    assert_eq!(
+        rx.recv().await.unwrap().unwrap(),
+        Message::Ping(Bytes::new())
+    );
+    reader.abort();
+
+    // A silent peer is dropped after the idle timeout with close 1001.
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(50)),
+        close_timeout: Duration::from_millis(100),
+        ..Config::default()
+    };
+    let silent = server(|tcp| async move {
+        let mut tcp = tcp;
+        let mut buf = vec![0u8; 4096];
+        // Complete the handshake by hand, then read without answering anything.
+        let n = tcp.read(&mut buf).await.unwrap();
+        let mut input = BytesMut::from(&buf[..n]);
+        let req = duplex::UpgradeRequest::parse(&mut input, &Default::default())
+            .unwrap()
+            .unwrap();
+        let mut out = BytesMut::new();
+        req.accept(None, &Default::default(), &mut out);
+        tcp.write_all(&out).await.unwrap();
+        while tcp.read(&mut buf).await.unwrap_or(0) > 0 {}
+    })
+    .await;
+    let (mut client, _) = duplex::ClientBuilder::new(&silent)
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    match client.recv().await {
+        Some(Err(Error::Timeout(_))) => {}
+        other => panic!("expected an idle timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn split_halves_work_from_different_tasks() {
+    let url = echo_server().await;
+    let (ws, _) = duplex::connect(&url).await.unwrap();
+    let (mut reader, mut writer) = ws.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..100 {
+            writer.send(Message::text(format!("m{i}"))).await.unwrap();
+        }
+        writer.close().await.unwrap();
+    });
+    let mut got = Vec::new();
+    while let Some(m) = reader.recv().await {
+        match m.unwrap() {
+            Message::Text(t) => got.push(t.to_string()),
+            Message::Close(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    sender.await.unwrap();
+    assert_eq!(got, (0..100).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn send_waits_while_the_write_buffer_is_full() {
+    // An in-memory pipe with a small buffer and a peer that does not read yet.
+    let (client_io, mut server_io) = tokio::io::duplex(1024);
+    let config = Config {
+        write_buffer_limit: 4096,
+        ..Config::default()
+    };
+    let mut ws =
+        duplex::WebSocket::from_parts(client_io, duplex::Role::Client, config, BytesMut::new());
+    let chunk = Message::binary(vec![1u8; 1000]);
+    let mut queued = 0;
+    while ws.feed(chunk.clone()).now_or_never().is_some() {
+        queued += 1;
+        assert!(queued < 100, "feed never applied backpressure");
+    }
+    // Once the peer reads, the pending send completes.
+    let pending = tokio::spawn(async move { ws.feed(chunk).await.map(|_| ws) });
+    let mut sink = vec![0u8; 64 << 10];
+    while !pending.is_finished() {
+        let _ = server_io.read(&mut sink).await.unwrap();
+    }
+    assert!(pending.await.unwrap().is_ok());
+    assert!(queued >= 4, "the buffer holds its limit before waiting");
+}
+
+#[tokio::test]
+async fn sending_after_close_is_an_error() {
+    let url = echo_server().await;
+    let (mut ws, _) = duplex::connect(&url).await.unwrap();
+    ws.close(None).await.unwrap();
+    assert!(matches!(
+        ws.send(Message::text("late")).await,
+        Err(Error::ConnectionClosed)
+    ));
+    assert!(matches!(
+        SinkExt::send(&mut ws, Message::text("late")).await,
+        Err(Error::ConnectionClosed)
+    ));
+}
+
+#[tokio::test]
+async fn urls_are_validated_with_a_clear_error() {
+    for (url, needle) in [
+        ("http://127.0.0.1/", "not ws://"),
+        ("wss://127.0.0.1/", "TLS"),
+        ("not a url", "relative URL"),
+    ] {
+        let err = duplex::connect(url).await.unwrap_err();
+        assert!(err.to_string().contains(needle), "{url}: {err}");
+    }
+}
