@@ -48,6 +48,8 @@ fn main() -> ExitCode {
             Command::Connect(args) => connect::run(args).await,
         }
     });
+    // A blocking stdin read may still be parked on a runtime thread; don't wait for it.
+    runtime.shutdown_background();
     match result {
         Ok(code) => code,
         Err(e) => {

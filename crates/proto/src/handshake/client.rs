@@ -123,10 +123,10 @@ impl ClientHandshake {
         let headers = to_header_map(response.headers)?;
         let _ = input.split_to(len);
         self.validate(&headers)?;
-        let protocol = headers
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_owned());
+        // The one `validate` accepted; an empty header names none.
+        let protocol = header_list(&headers, "sec-websocket-protocol")
+            .next()
+            .map(str::to_owned);
         Ok(Some(ServerResponse {
             status: StatusCode::SWITCHING_PROTOCOLS,
             headers,

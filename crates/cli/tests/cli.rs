@@ -1,0 +1,147 @@
+//! The `duplex` binary, run as a user would.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_duplex");
+
+/// `duplex echo --port 0`, killed on drop.
+struct Echo {
+    child: Child,
+    url: String,
+}
+
+impl Echo {
+    fn start() -> Self {
+        let mut child = Command::new(BIN)
+            .args(["echo", "--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.split_whitespace().last().unwrap().to_owned();
+        assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+        Self { child, url }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("connect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn piped_lines_become_messages_and_echoes_are_printed() {
+    let echo = Echo::start();
+    let out = connect(&[&echo.url], "hello\nwörld\n\nlast\n".as_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello\nwörld\n\nlast\n"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn binary_mode_sends_stdin_raw() {
+    let echo = Echo::start();
+    let data: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
+    let out = connect(&["--binary", &echo.url], &data);
+    assert_eq!(out.stdout, data);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn unreachable_server_exits_2_with_the_reason() {
+    // Bind then drop to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = connect(&[&format!("ws://127.0.0.1:{port}/")], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect") && err.contains("refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let echo = Echo::start();
+    let out = connect(&["-H", "no-colon", &echo.url], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"Name: value\""));
+    let out = connect(&["ftp://127.0.0.1/"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ws://"));
+}
+
+#[test]
+fn busy_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(BIN)
+        .args(["echo", "--port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
+}
+
+#[test]
+fn server_close_code_sets_the_exit_code() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        rt.block_on(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = duplex::accept(tcp).await.unwrap();
+            let frame = duplex::CloseFrame::new(duplex::CloseCode::POLICY_VIOLATION, "go away");
+            ws.close(Some(frame)).await.unwrap();
+        })
+    });
+    let mut child = Command::new(BIN)
+        .args(["connect", &url])
+        .stdin(Stdio::piped()) // kept open: the server closes first
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stdin = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1008: go away"));
+}
