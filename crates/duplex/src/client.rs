@@ -127,7 +127,7 @@ impl ClientBuilder {
         let limits = config.limits.clone();
         let exchange = async move {
             let mut out = BytesMut::new();
-            let handshake = ClientHandshake::start(&request, &mut out);
+            let handshake = ClientHandshake::start(&request, &mut out)?;
             stream.write_all(&out).await?;
             stream.flush().await?;
             let mut input = BytesMut::with_capacity(1024);

@@ -133,7 +133,7 @@ fn full_request() -> ClientRequest {
 #[test]
 fn client_request_has_every_required_header() {
     let mut out = BytesMut::new();
-    let hs = ClientHandshake::start(&full_request(), &mut out);
+    let hs = ClientHandshake::start(&full_request(), &mut out).unwrap();
     assert!(out.starts_with(b"GET /chat?room=1 HTTP/1.1\r\n"));
     assert!(out.ends_with(b"\r\n\r\n"));
     let req = ParsedRequest::parse(&out);
@@ -160,7 +160,7 @@ fn client_key_is_base64_of_16_random_bytes() {
     let mut keys = std::collections::HashSet::new();
     for _ in 0..32 {
         let mut out = BytesMut::new();
-        let hs = ClientHandshake::start(&full_request(), &mut out);
+        let hs = ClientHandshake::start(&full_request(), &mut out).unwrap();
         let raw = STANDARD.decode(hs.key()).expect("the key is base64");
         assert_eq!(raw.len(), 16);
         assert_eq!(hs.key().len(), 24);
@@ -177,7 +177,7 @@ fn client_request_without_origin_or_protocols_omits_those_headers() {
         path: "/".into(),
         ..Default::default()
     };
-    ClientHandshake::start(&request, &mut out);
+    ClientHandshake::start(&request, &mut out).unwrap();
     let req = ParsedRequest::parse(&out);
     assert!(req.all("Origin").is_empty());
     assert!(req.all("Sec-WebSocket-Protocol").is_empty());
@@ -187,7 +187,7 @@ fn client_request_without_origin_or_protocols_omits_those_headers() {
 #[test]
 fn client_request_is_accepted_by_the_server_parser() {
     let mut out = BytesMut::new();
-    let hs = ClientHandshake::start(&full_request(), &mut out);
+    let hs = ClientHandshake::start(&full_request(), &mut out).unwrap();
     let req = UpgradeRequest::parse(&mut out, &Limits::default())
         .unwrap()
         .unwrap();
@@ -209,7 +209,7 @@ fn offering(protocols: &[&str]) -> (ClientHandshake, String) {
         protocols: protocols.iter().map(|p| p.to_string()).collect(),
         ..Default::default()
     };
-    let hs = ClientHandshake::start(&request, &mut out);
+    let hs = ClientHandshake::start(&request, &mut out).unwrap();
     let accept = accept_key(hs.key().as_bytes());
     (hs, accept)
 }
@@ -1052,7 +1052,7 @@ fn write_response_adds_length_and_close_to_non_101_answers() {
 #[test]
 fn full_handshake_then_messages_both_ways() {
     let mut to_server = BytesMut::new();
-    let hs = ClientHandshake::start(&full_request(), &mut to_server);
+    let hs = ClientHandshake::start(&full_request(), &mut to_server).unwrap();
     let req = UpgradeRequest::parse(&mut to_server, &Limits::default())
         .unwrap()
         .unwrap();
@@ -1082,4 +1082,81 @@ fn full_handshake_then_messages_both_ways() {
         server.receive(&mut to_server, &mut to_client),
         Ok(Some(Message::text("thanks")))
     );
+}
+
+#[test]
+fn absolute_form_target_yields_its_path_and_query() {
+    for (target, path, query) in [
+        ("http://example.com/chat?room=1", "/chat", Some("room=1")),
+        ("HTTPS://example.com:8443/a/b", "/a/b", None),
+        ("http://example.com", "/", None),
+        ("http://example.com?x=1", "/", Some("x=1")),
+        ("/plain?q", "/plain", Some("q")),
+    ] {
+        let raw = format!(
+            "GET {target} HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        let mut input = BytesMut::from(raw.as_bytes());
+        let req = UpgradeRequest::parse(&mut input, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (req.path(), req.query(), req.target()),
+            (path, query, target)
+        );
+    }
+}
+
+#[test]
+fn client_request_fields_cannot_inject_headers() {
+    let base = ClientRequest {
+        host: "example.com".into(),
+        path: "/".into(),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            ClientRequest {
+                host: "a\r\nX-Evil: 1".into(),
+                ..base.clone()
+            },
+            "Host",
+        ),
+        (
+            ClientRequest {
+                path: "/\r\nX-Evil: 1".into(),
+                ..base.clone()
+            },
+            "request target",
+        ),
+        (
+            ClientRequest {
+                path: "/a b".into(),
+                ..base.clone()
+            },
+            "request target",
+        ),
+        (
+            ClientRequest {
+                path: "no-slash".into(),
+                ..base.clone()
+            },
+            "request target",
+        ),
+        (
+            ClientRequest {
+                origin: Some("o\nX: y".into()),
+                ..base.clone()
+            },
+            "Origin",
+        ),
+    ];
+    for (request, field) in cases {
+        let mut out = BytesMut::new();
+        let err = ClientHandshake::start(&request, &mut out).unwrap_err();
+        assert_eq!(err, HandshakeFailure::InvalidHeader(field));
+        assert!(out.is_empty(), "nothing is written on failure");
+    }
 }

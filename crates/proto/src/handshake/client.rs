@@ -42,7 +42,7 @@ pub struct ServerResponse {
 ///
 /// let mut out = BytesMut::new();
 /// let request = ClientRequest { host: "example.com".into(), path: "/chat".into(), ..Default::default() };
-/// let handshake = ClientHandshake::start(&request, &mut out);
+/// let handshake = ClientHandshake::start(&request, &mut out).unwrap();
 /// assert!(out.starts_with(b"GET /chat HTTP/1.1\r\n"));
 ///
 /// let response = format!(
@@ -60,8 +60,20 @@ pub struct ClientHandshake {
 }
 
 impl ClientHandshake {
-    /// Writes the request for `request` to `out`, with a fresh random key.
-    pub fn start(request: &ClientRequest, out: &mut BytesMut) -> Self {
+    /// Writes the request for `request` to `out`, with a fresh random key. Fails, writing
+    /// nothing, when the host, path or origin holds control characters (CR/LF would
+    /// inject headers) or the path is not `/`-rooted without spaces.
+    pub fn start(request: &ClientRequest, out: &mut BytesMut) -> Result<Self, HandshakeFailure> {
+        let clean = |s: &str| !s.bytes().any(|b| b.is_ascii_control());
+        if request.host.is_empty() || !clean(&request.host) || request.host.contains(' ') {
+            return Err(HandshakeFailure::InvalidHeader("Host"));
+        }
+        if !request.path.starts_with('/') || !clean(&request.path) || request.path.contains(' ') {
+            return Err(HandshakeFailure::InvalidHeader("request target"));
+        }
+        if request.origin.as_deref().is_some_and(|o| !clean(o)) {
+            return Err(HandshakeFailure::InvalidHeader("Origin"));
+        }
         let key = STANDARD.encode(rand::random::<[u8; 16]>());
         out.put_slice(format!("GET {} HTTP/1.1\r\n", request.path).as_bytes());
         out.put_slice(format!("Host: {}\r\n", request.host).as_bytes());
@@ -82,10 +94,10 @@ impl ClientHandshake {
             out.put_slice(b"\r\n");
         }
         out.put_slice(b"\r\n");
-        Self {
+        Ok(Self {
             key,
             protocols: request.protocols.clone(),
-        }
+        })
     }
 
     /// The `Sec-WebSocket-Key` sent.

@@ -82,14 +82,18 @@ impl UpgradeRequest {
         &self.target
     }
 
-    /// The path, without the query.
+    /// The path, without the query. An absolute-form target (`http://host/path`, which
+    /// RFC 6455 section 4.2.1 allows) yields its path.
     pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("/")
+        match origin_form(&self.target).split('?').next() {
+            Some(path) if !path.is_empty() => path,
+            _ => "/",
+        }
     }
 
     /// The query string after `?`, if any.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        origin_form(&self.target).split_once('?').map(|(_, q)| q)
     }
 
     /// All request headers.
@@ -133,6 +137,21 @@ impl UpgradeRequest {
         }
         write_response(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", out);
     }
+}
+
+/// The `/path?query` part of a request target, also for the absolute form.
+fn origin_form(target: &str) -> &str {
+    let lower = |n: usize| target.get(..n).map(str::to_ascii_lowercase);
+    let scheme_len = if lower(7).as_deref() == Some("http://") {
+        7
+    } else if lower(8).as_deref() == Some("https://") {
+        8
+    } else {
+        return target;
+    };
+    let rest = &target[scheme_len..];
+    // After the authority: "/path?query", "?query" (empty path) or nothing.
+    rest.find(['/', '?']).map_or("", |i| &rest[i..])
 }
 
 /// Checks the WebSocket-specific headers and returns the key.
