@@ -1,6 +1,6 @@
 //! The client side of the opening handshake.
 
-use super::{accept_key, has_token, header_list, parse_error, to_header_map};
+use super::{accept_key, has_token, head_len, header_list, to_header_map};
 use crate::config::Limits;
 use crate::error::HandshakeFailure;
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -115,19 +115,9 @@ impl ClientHandshake {
     ) -> Result<Option<ServerResponse>, HandshakeFailure> {
         let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
         let mut response = httparse::Response::new(&mut headers);
-        let len = match response.parse(input) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
-                if input.len() > limits.max_header_bytes {
-                    return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
-                }
-                return Ok(None);
-            }
-            Err(e) => return Err(parse_error(e, limits.max_headers)),
+        let Some(len) = head_len(response.parse(input), input.len(), limits)? else {
+            return Ok(None);
         };
-        if len > limits.max_header_bytes {
-            return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
-        }
         let code = response.code.unwrap_or_default();
         if code != 101 {
             return Err(HandshakeFailure::Status(code));

@@ -66,11 +66,20 @@ pub(crate) fn to_header_map(
     Ok(map)
 }
 
-/// Maps an httparse error to a failure, given the limits it ran into.
-pub(crate) fn parse_error(e: httparse::Error, max_headers: usize) -> crate::HandshakeFailure {
-    match e {
-        httparse::Error::TooManyHeaders => crate::HandshakeFailure::TooManyHeaders(max_headers),
-        other => crate::HandshakeFailure::MalformedHttp(other.to_string()),
+/// Interprets an httparse result under the limits: the length of a complete head,
+/// `None` while incomplete and within `max_header_bytes`, or the failure.
+pub(crate) fn head_len(
+    parsed: httparse::Result<usize>,
+    buffered: usize,
+    limits: &crate::Limits,
+) -> Result<Option<usize>, crate::HandshakeFailure> {
+    use crate::HandshakeFailure::{HeadersTooLarge, MalformedHttp, TooManyHeaders};
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len <= limits.max_header_bytes => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if buffered <= limits.max_header_bytes => Ok(None),
+        Ok(_) => Err(HeadersTooLarge(limits.max_header_bytes)),
+        Err(httparse::Error::TooManyHeaders) => Err(TooManyHeaders(limits.max_headers)),
+        Err(e) => Err(MalformedHttp(e.to_string())),
     }
 }
 

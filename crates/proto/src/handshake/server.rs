@@ -1,6 +1,6 @@
 //! The server side of the opening handshake.
 
-use super::{accept_key, has_token, header_list, parse_error, to_header_map};
+use super::{accept_key, has_token, head_len, header_list, to_header_map};
 use crate::config::Limits;
 use crate::error::HandshakeFailure;
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -40,19 +40,9 @@ impl UpgradeRequest {
     pub fn parse(input: &mut BytesMut, limits: &Limits) -> Result<Option<Self>, HandshakeFailure> {
         let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
         let mut request = httparse::Request::new(&mut headers);
-        let len = match request.parse(input) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
-                if input.len() > limits.max_header_bytes {
-                    return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
-                }
-                return Ok(None);
-            }
-            Err(e) => return Err(parse_error(e, limits.max_headers)),
+        let Some(len) = head_len(request.parse(input), input.len(), limits)? else {
+            return Ok(None);
         };
-        if len > limits.max_header_bytes {
-            return Err(HandshakeFailure::HeadersTooLarge(limits.max_header_bytes));
-        }
         let method = request.method.unwrap_or_default();
         if method != "GET" {
             return Err(HandshakeFailure::MethodNotGet(method.to_owned()));
