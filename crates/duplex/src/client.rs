@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::websocket::WebSocket;
 use bytes::BytesMut;
 use duplex_proto::handshake::client::{ClientHandshake, ClientRequest, ServerResponse};
-use duplex_proto::Role;
+use duplex_proto::{Connection, Role};
 use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -93,6 +93,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Turns permessage-deflate off (`None`) or sets how it is offered and used.
+    pub fn deflate(mut self, deflate: Option<duplex_proto::deflate::DeflateConfig>) -> Self {
+        self.config.deflate = deflate;
+        self
+    }
+
     /// Sends a keepalive ping after this long without incoming traffic.
     pub fn ping_interval(mut self, every: std::time::Duration) -> Self {
         self.config.ping_interval = Some(every);
@@ -120,6 +126,8 @@ impl ClientBuilder {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let target = self.target()?;
+        self.config.validate().map_err(Error::InvalidConfig)?;
+        self.request.deflate = self.config.deflate.clone();
         self.request.host = target.host_header;
         self.request.path = target.path;
         let config = self.config;
@@ -146,9 +154,13 @@ impl ClientBuilder {
         let (stream, response, leftover) = tokio::time::timeout(config.handshake_timeout, exchange)
             .await
             .map_err(|_| Error::Timeout("WebSocket handshake"))??;
-        tracing::debug!(protocol = ?response.protocol, "client handshake complete");
+        tracing::debug!(protocol = ?response.protocol, deflate = ?response.deflate, "client handshake complete");
+        let mut proto = Connection::new(Role::Client, config.limits.clone());
+        if let (Some(params), Some(deflate)) = (response.deflate, &config.deflate) {
+            proto = proto.with_deflate(params, deflate);
+        }
         Ok((
-            WebSocket::from_parts(stream, Role::Client, config, leftover),
+            WebSocket::from_connection(stream, proto, config, leftover),
             response,
         ))
     }

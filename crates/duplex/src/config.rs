@@ -1,5 +1,6 @@
 //! Connection settings, with their defaults in one place.
 
+use duplex_proto::deflate::DeflateConfig;
 use duplex_proto::Limits;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 /// | `close_timeout` | 5 s | time to wait for the peer's close frame and TCP close |
 /// | `ping_interval` | off | send a ping after this long without receiving anything |
 /// | `idle_timeout` | off | fail the connection after this long without receiving anything |
+/// | `deflate` | on, [`DeflateConfig::default`] | permessage-deflate: clients offer it, servers accept offers; `None` turns it off |
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Protocol limits.
@@ -27,6 +29,21 @@ pub struct Config {
     pub ping_interval: Option<Duration>,
     /// Fail the connection (close code 1001) after this long without incoming traffic.
     pub idle_timeout: Option<Duration>,
+    /// permessage-deflate (RFC 7692) settings; `None` neither offers nor accepts it.
+    pub deflate: Option<DeflateConfig>,
+}
+
+impl Config {
+    /// Checks the settings; the message names the setting and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(d) = &self.deflate {
+            d.validate().map_err(|e| format!("deflate: {e}"))?;
+        }
+        if self.write_buffer_limit == 0 {
+            return Err("write_buffer_limit = 0 would block every send: use at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -38,6 +55,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             ping_interval: None,
             idle_timeout: None,
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum Error {
     /// A step did not finish in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// The configuration is not usable; the message names the setting and the fix.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// The URL cannot be used for a WebSocket connection.
     #[error("invalid WebSocket URL {url:?}: {reason}")]
     Url {

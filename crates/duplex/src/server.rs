@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::websocket::WebSocket;
 use bytes::BytesMut;
 use duplex_proto::handshake::server::{reject, write_response, UpgradeRequest};
-use duplex_proto::Role;
+use duplex_proto::{Connection, Role};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -92,6 +92,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
 {
+    config.validate().map_err(Error::InvalidConfig)?;
     let read_request = async {
         let mut input = BytesMut::with_capacity(1024);
         loop {
@@ -126,16 +127,20 @@ where
     };
     match decide(&request) {
         Ok(accept) => {
-            request.accept(accept.protocol.as_deref(), &accept.headers, &mut out);
+            let deflate = request.accept_with_deflate(
+                accept.protocol.as_deref(),
+                config.deflate.as_ref(),
+                &accept.headers,
+                &mut out,
+            );
             stream.write_all(&out).await?;
             stream.flush().await?;
-            tracing::debug!(path = request.path(), "server handshake complete");
-            Ok(WebSocket::from_parts(
-                stream,
-                Role::Server,
-                config,
-                leftover,
-            ))
+            tracing::debug!(path = request.path(), ?deflate, "server handshake complete");
+            let mut proto = Connection::new(Role::Server, config.limits.clone());
+            if let (Some(params), Some(deflate)) = (deflate, &config.deflate) {
+                proto = proto.with_deflate(params, deflate);
+            }
+            Ok(WebSocket::from_connection(stream, proto, config, leftover))
         }
         Err(rejection) => {
             tracing::info!(

@@ -65,6 +65,12 @@ where
     /// past the handshake (the first frames may arrive with it).
     pub fn from_parts(io: S, role: Role, config: Config, read_buf: BytesMut) -> Self {
         let proto = Connection::new(role, config.limits.clone());
+        Self::from_connection(io, proto, config, read_buf)
+    }
+
+    /// Wraps a transport and a protocol state machine set up by a handshake (for example
+    /// with permessage-deflate enabled).
+    pub fn from_connection(io: S, proto: Connection, config: Config, read_buf: BytesMut) -> Self {
         let keepalive =
             (config.ping_interval.is_some() || config.idle_timeout.is_some()).then(|| {
                 let now = Instant::now();
@@ -116,6 +122,27 @@ where
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
         self.feed(message).await?;
         self.flush().await
+    }
+
+    /// Sends a message without compressing it, even when permessage-deflate is on.
+    pub async fn send_uncompressed(&mut self, message: Message) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_write_capacity(cx)).await?;
+        if self.terminated {
+            return Err(Error::ConnectionClosed);
+        }
+        self.proto
+            .send_uncompressed(&message, &mut self.write_buf)?;
+        self.flush().await
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn is_compressing(&self) -> bool {
+        self.proto.is_compressing()
+    }
+
+    /// The protocol state machine (for inspection: state, deflate state).
+    pub fn protocol(&self) -> &Connection {
+        &self.proto
     }
 
     /// Queues a message without flushing, waiting only while the write buffer is full.

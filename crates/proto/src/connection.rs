@@ -2,8 +2,9 @@
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Limits;
+use crate::deflate::{Codec, DeflateConfig, DeflateParams};
 use crate::error::{Error, Violation};
-use crate::frame::{apply_mask, encode_frame, FrameHeader, OpCode};
+use crate::frame::{apply_mask, FrameHeader, OpCode};
 use crate::message::{Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 use bytes::{Buf, Bytes, BytesMut};
@@ -47,7 +48,9 @@ enum Phase {
 #[derive(Debug)]
 struct Partial {
     text: bool,
-    data: BytesMut,
+    /// Sent with RSV1: the fragments are inflated as they arrive.
+    compressed: bool,
+    data: Vec<u8>,
     fragments: usize,
 }
 
@@ -88,6 +91,9 @@ pub struct Connection {
     rng: Option<StdRng>,
     /// The close frame the peer sent, once received.
     peer_close: Option<Option<CloseFrame>>,
+    /// permessage-deflate, when negotiated. Boxed: most of it is zlib state that an
+    /// uncompressed connection should not carry.
+    deflate: Option<Box<Codec>>,
 }
 
 impl Connection {
@@ -103,7 +109,28 @@ impl Connection {
             sending_fragmented: None,
             rng: (role == Role::Client).then(StdRng::from_os_rng),
             peer_close: None,
+            deflate: None,
         }
+    }
+
+    /// Enables permessage-deflate with the parameters the handshake agreed on and this
+    /// end's level and threshold from `config`.
+    pub fn with_deflate(mut self, params: DeflateParams, config: &DeflateConfig) -> Self {
+        self.deflate = Some(Box::new(Codec::new(self.role, params, config)));
+        self
+    }
+
+    /// Whether permessage-deflate is in use.
+    pub fn is_compressing(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Whether zlib state is allocated right now, as (compressor, decompressor). Without
+    /// context takeover both are released between messages.
+    pub fn deflate_state(&self) -> (bool, bool) {
+        self.deflate
+            .as_ref()
+            .map_or((false, false), |d| d.holds_state())
     }
 
     /// This end's role.
@@ -202,12 +229,16 @@ impl Connection {
             if let Some(mask) = header.mask {
                 apply_mask(fresh, mask, *processed);
             }
-            let is_text = match header.opcode {
-                OpCode::Text => true,
-                OpCode::Continuation => self.partial.as_ref().is_some_and(|p| p.text),
+            // Compressed text is validated after inflating, in handle_frame.
+            let is_plain_text = match header.opcode {
+                OpCode::Text => header.rsv == 0,
+                OpCode::Continuation => self
+                    .partial
+                    .as_ref()
+                    .is_some_and(|p| p.text && !p.compressed),
                 _ => false,
             };
-            if is_text {
+            if is_plain_text {
                 self.utf8.feed(fresh).map_err(|_| Violation::InvalidUtf8)?;
             }
             *processed = available;
@@ -222,7 +253,11 @@ impl Connection {
 
     /// Checks what the connection decides about a header, before any payload is buffered.
     fn check_header(&self, header: &FrameHeader) -> Result<(), Violation> {
-        if header.rsv != 0 {
+        // RSV1 marks a compressed message: legal only on its first frame, and only once
+        // permessage-deflate was negotiated. RSV2 and RSV3 have no meaning here.
+        let rsv1_allowed =
+            self.deflate.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv & 0b011 != 0 || (header.rsv & 0b100 != 0 && !rsv1_allowed) {
             return Err(Violation::ReservedBits);
         }
         match (self.role, header.mask.is_some()) {
@@ -289,36 +324,73 @@ impl Connection {
                 self.peer_close = Some(frame.clone());
                 Ok(Step::Message(Message::Close(frame)))
             }
-            OpCode::Text | OpCode::Binary if header.fin => {
+            OpCode::Text | OpCode::Binary if header.fin && header.rsv == 0 => {
                 let text = header.opcode == OpCode::Text;
                 Ok(Step::Message(self.finish_message(text, payload)?))
             }
             OpCode::Text | OpCode::Binary => {
-                let mut data = BytesMut::with_capacity(payload.len());
-                data.extend_from_slice(&payload);
-                self.partial = Some(Partial {
+                let mut partial = Partial {
                     text: header.opcode == OpCode::Text,
-                    data,
+                    compressed: header.rsv != 0,
+                    data: Vec::new(),
                     fragments: 1,
-                });
+                };
+                self.append(&mut partial, &payload, header.fin)?;
+                if header.fin {
+                    return Ok(Step::Message(
+                        self.finish_message(partial.text, partial.data.into())?,
+                    ));
+                }
+                self.partial = Some(partial);
                 Ok(Step::Continue)
             }
             OpCode::Continuation => {
-                let partial = self
+                let mut partial = self
                     .partial
-                    .as_mut()
+                    .take()
                     .ok_or(Violation::UnexpectedContinuation)?;
-                partial.data.extend_from_slice(&payload);
                 partial.fragments += 1;
+                self.append(&mut partial, &payload, header.fin)?;
                 if !header.fin {
+                    self.partial = Some(partial);
                     return Ok(Step::Continue);
                 }
-                let partial = self.partial.take().expect("checked above");
                 Ok(Step::Message(
-                    self.finish_message(partial.text, partial.data.freeze())?,
+                    self.finish_message(partial.text, partial.data.into())?,
                 ))
             }
         }
+    }
+
+    /// Adds a fragment's payload to a message: inflated (and, for text, validated as it
+    /// comes out) when compressed, copied otherwise.
+    fn append(
+        &mut self,
+        partial: &mut Partial,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), Violation> {
+        if !partial.compressed {
+            partial.data.extend_from_slice(payload);
+            return Ok(());
+        }
+        let codec = self
+            .deflate
+            .as_mut()
+            .expect("RSV1 is only accepted with deflate");
+        let start = partial.data.len();
+        codec.decompress(
+            payload,
+            fin,
+            &mut partial.data,
+            self.limits.max_message_size,
+        )?;
+        if partial.text {
+            self.utf8
+                .feed(&partial.data[start..])
+                .map_err(|_| Violation::InvalidUtf8)?;
+        }
+        Ok(())
     }
 
     fn finish_message(&mut self, text: bool, data: Bytes) -> Result<Message, Violation> {
@@ -341,9 +413,34 @@ impl Connection {
         self.phase = Phase::Header;
     }
 
-    /// Encodes a message into `output`: a data message as one frame, a ping or pong, or a
-    /// close frame, which starts the close handshake.
+    /// Encodes a message into `output`: a data message as one frame (compressed when
+    /// permessage-deflate is on and the message reaches the threshold), a ping or pong,
+    /// or a close frame, which starts the close handshake.
     pub fn send(&mut self, message: &Message, output: &mut BytesMut) -> Result<(), Error> {
+        let payload = match message {
+            Message::Text(t) => Some((OpCode::Text, t.as_bytes())),
+            Message::Binary(b) => Some((OpCode::Binary, b)),
+            _ => None,
+        };
+        if let Some((opcode, payload)) = payload {
+            if self
+                .deflate
+                .as_ref()
+                .is_some_and(|d| d.wants(payload.len()))
+            {
+                return self.send_compressed(opcode, payload, output);
+            }
+        }
+        self.send_uncompressed(message, output)
+    }
+
+    /// Like [`send`](Self::send), but never compresses: for payloads already compressed
+    /// or too small to gain anything.
+    pub fn send_uncompressed(
+        &mut self,
+        message: &Message,
+        output: &mut BytesMut,
+    ) -> Result<(), Error> {
         match message {
             Message::Text(t) => self.send_frame(OpCode::Text, t.as_bytes(), true, output),
             Message::Binary(b) => self.send_frame(OpCode::Binary, b, true, output),
@@ -353,7 +450,28 @@ impl Connection {
         }
     }
 
-    /// Sends one frame. Data frames may form a fragmented message: `Text`/`Binary` with
+    fn send_compressed(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        output: &mut BytesMut,
+    ) -> Result<(), Error> {
+        if self.state != ConnectionState::Open {
+            return Err(Error::SendAfterClose);
+        }
+        if self.sending_fragmented.is_some() {
+            return Err(Error::InvalidSend("a fragmented message is in progress"));
+        }
+        let mut compressed = Vec::new();
+        self.deflate
+            .as_mut()
+            .expect("checked by the caller")
+            .compress(payload, &mut compressed);
+        self.write_frame_rsv(opcode, true, 0b100, &compressed, output);
+        Ok(())
+    }
+
+    /// Sends one frame, uncompressed. Data frames may form a fragmented message: `Text`/`Binary` with
     /// `fin = false`, then `Continuation` frames, the last with `fin = true`. Control
     /// frames may be sent between fragments.
     pub fn send_frame(
@@ -422,8 +540,25 @@ impl Connection {
     }
 
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], output: &mut BytesMut) {
-        let mask = self.rng.as_mut().map(|rng| rng.random::<[u8; 4]>());
-        encode_frame(opcode, fin, mask, payload, output);
+        self.write_frame_rsv(opcode, fin, 0, payload, output);
+    }
+
+    fn write_frame_rsv(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: &[u8],
+        output: &mut BytesMut,
+    ) {
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask: self.rng.as_mut().map(|rng| rng.random::<[u8; 4]>()),
+            payload_len: payload.len() as u64,
+        };
+        header.encode_with_payload(payload, output);
     }
 }
 

@@ -55,6 +55,9 @@ pub enum Violation {
     /// Invalid UTF-8 in a text message.
     #[error("invalid UTF-8 in a text message")]
     InvalidUtf8,
+    /// A compressed message whose data does not inflate (permessage-deflate).
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// A close frame with a 1-byte payload.
     #[error("close frame payload of 1 byte")]
     CloseFrameOneByte,
@@ -89,7 +92,9 @@ impl Violation {
     /// The close code to fail the connection with.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Violation::InvalidUtf8 | Violation::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            Violation::InvalidUtf8
+            | Violation::InvalidCloseReason
+            | Violation::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Violation::FrameTooLarge { .. }
             | Violation::MessageTooLarge { .. }
             | Violation::TooManyFragments(_) => CloseCode::MESSAGE_TOO_BIG,
@@ -134,6 +139,9 @@ pub enum HandshakeFailure {
     /// The server chose a subprotocol the client did not offer.
     #[error("server chose subprotocol {0:?}, which was not offered")]
     UnofferedProtocol(String),
+    /// The server's permessage-deflate answer breaks RFC 7692 or the offer.
+    #[error("invalid permessage-deflate response: {0}")]
+    InvalidExtension(String),
     /// The server answered with an extension the client did not offer.
     #[error("server answered with extension {0:?}, which was not offered")]
     UnofferedExtension(String),

@@ -127,6 +127,7 @@ fn full_request() -> ClientRequest {
         origin: Some("https://example.com".into()),
         protocols: vec!["chat.v2".into(), "chat".into()],
         headers,
+        deflate: None,
     }
 }
 

@@ -25,18 +25,27 @@ pub fn encode_frame(
     payload: &[u8],
     out: &mut BytesMut,
 ) {
-    let header = FrameHeader {
+    FrameHeader {
         fin,
         rsv: 0,
         opcode,
         mask,
         payload_len: payload.len() as u64,
-    };
-    out.reserve(header.encoded_len() + payload.len());
-    header.encode(out);
-    let start = out.len();
-    out.put_slice(payload);
-    if let Some(mask) = mask {
-        apply_mask(&mut out[start..], mask, 0);
+    }
+    .encode_with_payload(payload, out);
+}
+
+impl FrameHeader {
+    /// Appends this header and `payload` (masked when the header has a mask) to `out`.
+    /// `payload_len` must equal `payload.len()`.
+    pub fn encode_with_payload(&self, payload: &[u8], out: &mut BytesMut) {
+        debug_assert_eq!(self.payload_len, payload.len() as u64);
+        out.reserve(self.encoded_len() + payload.len());
+        self.encode(out);
+        let start = out.len();
+        out.put_slice(payload);
+        if let Some(mask) = self.mask {
+            apply_mask(&mut out[start..], mask, 0);
+        }
     }
 }

@@ -2,6 +2,8 @@
 
 use super::{accept_key, has_token, head_len, header_list, to_header_map};
 use crate::config::Limits;
+use crate::deflate::negotiate::{client_accept, client_offer};
+use crate::deflate::{DeflateConfig, DeflateParams};
 use crate::error::HandshakeFailure;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use bytes::{BufMut, BytesMut};
@@ -20,6 +22,8 @@ pub struct ClientRequest {
     pub protocols: Vec<String>,
     /// Extra headers (authorization, cookies, ...).
     pub headers: HeaderMap,
+    /// Offer permessage-deflate with this configuration.
+    pub deflate: Option<DeflateConfig>,
 }
 
 /// The server's successful answer.
@@ -31,6 +35,8 @@ pub struct ServerResponse {
     pub headers: HeaderMap,
     /// The subprotocol the server chose, if any.
     pub protocol: Option<String>,
+    /// The permessage-deflate parameters, when the server accepted the offer.
+    pub deflate: Option<DeflateParams>,
 }
 
 /// A client handshake in progress: the request is written, the response awaited.
@@ -57,6 +63,7 @@ pub struct ServerResponse {
 pub struct ClientHandshake {
     key: String,
     protocols: Vec<String>,
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientHandshake {
@@ -87,6 +94,10 @@ impl ClientHandshake {
             let list = request.protocols.join(", ");
             out.put_slice(format!("Sec-WebSocket-Protocol: {list}\r\n").as_bytes());
         }
+        if let Some(config) = &request.deflate {
+            let offer = client_offer(config);
+            out.put_slice(format!("Sec-WebSocket-Extensions: {offer}\r\n").as_bytes());
+        }
         for (name, value) in &request.headers {
             out.put_slice(name.as_str().as_bytes());
             out.put_slice(b": ");
@@ -97,6 +108,7 @@ impl ClientHandshake {
         Ok(Self {
             key,
             protocols: request.protocols.clone(),
+            deflate: request.deflate.clone(),
         })
     }
 
@@ -124,7 +136,7 @@ impl ClientHandshake {
         }
         let headers = to_header_map(response.headers)?;
         let _ = input.split_to(len);
-        self.validate(&headers)?;
+        let deflate = self.validate(&headers)?;
         // The one `validate` accepted; an empty header names none.
         let protocol = header_list(&headers, "sec-websocket-protocol")
             .next()
@@ -133,10 +145,12 @@ impl ClientHandshake {
             status: StatusCode::SWITCHING_PROTOCOLS,
             headers,
             protocol,
+            deflate,
         }))
     }
 
-    fn validate(&self, headers: &HeaderMap) -> Result<(), HandshakeFailure> {
+    /// Checks the response headers; returns the agreed permessage-deflate parameters.
+    fn validate(&self, headers: &HeaderMap) -> Result<Option<DeflateParams>, HandshakeFailure> {
         let upgrade = headers
             .get("upgrade")
             .ok_or(HandshakeFailure::MissingHeader("Upgrade"))?;
@@ -162,11 +176,19 @@ impl ClientHandshake {
             [one] if self.protocols.iter().any(|p| p == one) => {}
             _ => return Err(HandshakeFailure::UnofferedProtocol(chosen.join(", "))),
         }
-        // No extension is offered yet, so any extension in the answer is one we did not
-        // offer.
-        if let Some(ext) = header_list(headers, "sec-websocket-extensions").next() {
-            return Err(HandshakeFailure::UnofferedExtension(ext.to_owned()));
+        let extensions = headers
+            .get_all("sec-websocket-extensions")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        match &self.deflate {
+            Some(config) => {
+                client_accept(config, extensions).map_err(HandshakeFailure::InvalidExtension)
+            }
+            None => match header_list(headers, "sec-websocket-extensions").next() {
+                // Nothing was offered, so anything in the answer was not offered.
+                Some(ext) => Err(HandshakeFailure::UnofferedExtension(ext.to_owned())),
+                None => Ok(None),
+            },
         }
-        Ok(())
     }
 }

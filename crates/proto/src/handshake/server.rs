@@ -2,6 +2,8 @@
 
 use super::{accept_key, has_token, head_len, header_list, to_header_map};
 use crate::config::Limits;
+use crate::deflate::negotiate::server_accept;
+use crate::deflate::{DeflateConfig, DeflateParams};
 use crate::error::HandshakeFailure;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use bytes::{BufMut, BytesMut};
@@ -107,8 +109,31 @@ impl UpgradeRequest {
     }
 
     /// Writes the 101 response to `out`, choosing `protocol` (which must be one the client
-    /// offered; others are not sent) and adding `extra` headers.
+    /// offered; others are not sent) and adding `extra` headers. Extensions are declined.
     pub fn accept(&self, protocol: Option<&str>, extra: &HeaderMap, out: &mut BytesMut) {
+        self.accept_with_deflate(protocol, None, extra, out);
+    }
+
+    /// The permessage-deflate parameters and response header this request's offers
+    /// would agree on under `config`, if any offer is acceptable.
+    pub fn negotiate_deflate(&self, config: &DeflateConfig) -> Option<(DeflateParams, String)> {
+        let offers = self
+            .headers
+            .get_all("sec-websocket-extensions")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        server_accept(config, offers)
+    }
+
+    /// Like [`accept`](Self::accept), and accepts permessage-deflate under `deflate`
+    /// when the client offered it acceptably. Returns the agreed parameters.
+    pub fn accept_with_deflate(
+        &self,
+        protocol: Option<&str>,
+        deflate: Option<&DeflateConfig>,
+        extra: &HeaderMap,
+        out: &mut BytesMut,
+    ) -> Option<DeflateParams> {
         let mut headers = HeaderMap::new();
         headers.insert("upgrade", HeaderValue::from_static("websocket"));
         headers.insert("connection", HeaderValue::from_static("Upgrade"));
@@ -122,10 +147,17 @@ impl UpgradeRequest {
                 headers.insert("sec-websocket-protocol", v);
             }
         }
+        let negotiated = deflate.and_then(|config| self.negotiate_deflate(config));
+        if let Some((_, response)) = &negotiated {
+            if let Ok(v) = HeaderValue::from_str(response) {
+                headers.insert("sec-websocket-extensions", v);
+            }
+        }
         for (name, value) in extra {
             headers.append(name, value.clone());
         }
         write_response(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", out);
+        negotiated.map(|(params, _)| params)
     }
 }
 

@@ -1,0 +1,281 @@
+//! The compressor and decompressor of one connection.
+//!
+//! Both are created on first use and, for a side without context takeover, dropped after
+//! each message, so an idle connection holds no zlib state unless context takeover
+//! requires it. Decompression never produces more than the message limit allows.
+
+use super::{DeflateConfig, DeflateParams};
+use crate::connection::Role;
+use crate::error::Violation;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// The tail a sync flush ends with, which senders strip and receivers put back
+/// (RFC 7692 section 7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
+/// Smallest growth step of the decompression output.
+const MIN_GROWTH: usize = 4096;
+
+/// permessage-deflate state for one connection.
+#[derive(Debug)]
+pub(crate) struct Codec {
+    level: u32,
+    threshold: usize,
+    /// Our compressor's window and whether it resets after each message.
+    send_bits: u8,
+    send_reset: bool,
+    /// The peer's compressor's window and whether it resets after each message.
+    receive_bits: u8,
+    receive_reset: bool,
+    compressor: Option<Compress>,
+    decompressor: Option<Decompress>,
+}
+
+impl Codec {
+    pub(crate) fn new(role: Role, params: DeflateParams, config: &DeflateConfig) -> Self {
+        let (send_bits, send_reset, receive_bits, receive_reset) = match role {
+            Role::Server => (
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+            ),
+            Role::Client => (
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+            ),
+        };
+        Self {
+            level: config.level.min(9),
+            threshold: config.threshold,
+            send_bits,
+            send_reset,
+            receive_bits,
+            receive_reset,
+            compressor: None,
+            decompressor: None,
+        }
+    }
+
+    /// Whether a payload of this size is worth compressing.
+    pub(crate) fn wants(&self, len: usize) -> bool {
+        len >= self.threshold
+    }
+
+    /// Whether zlib state is currently allocated (for tests and memory accounting).
+    pub(crate) fn holds_state(&self) -> (bool, bool) {
+        (self.compressor.is_some(), self.decompressor.is_some())
+    }
+
+    /// Compresses one whole message into `out`, without the sync-flush tail.
+    pub(crate) fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        // zlib cannot make a raw deflate stream with an 8-bit window; with 9 bits it
+        // still never refers back further than 250 bytes, which an 8-bit peer decodes.
+        let bits = self.send_bits.clamp(9, 15);
+        let level = Compression::new(self.level);
+        let c = self
+            .compressor
+            .get_or_insert_with(|| Compress::new_with_window_bits(level, false, bits));
+        out.reserve(input.len() + input.len() / 8 + 64);
+        loop {
+            let before = c.total_in();
+            // Compressing into memory only fails on misuse of the stream, which this
+            // loop does not do.
+            let _ = c.compress_vec(input, out, FlushCompress::Sync);
+            input = &input[(c.total_in() - before) as usize..];
+            // The flush is complete once zlib stops with room left in the output.
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(out.capacity().max(MIN_GROWTH));
+        }
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        if self.send_reset {
+            self.compressor = None;
+        }
+    }
+
+    /// Decompresses the next piece of a compressed message into `out`, which may grow to
+    /// at most `limit` bytes. With `fin`, the message ends: the tail is fed and, for a
+    /// peer without context takeover, the state released.
+    pub(crate) fn decompress(
+        &mut self,
+        input: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), Violation> {
+        let ended = self.inflate(input, out, limit)?;
+        if fin {
+            if !ended {
+                self.inflate(&TAIL, out, limit)?;
+            }
+            if self.receive_reset {
+                self.decompressor = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inflates `input` into `out`; `Ok(true)` when the peer ended the deflate stream
+    /// with a final block.
+    fn inflate(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<bool, Violation> {
+        let bits = self.receive_bits.clamp(9, 15);
+        let d = self
+            .decompressor
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        let too_large = |len: usize| Violation::MessageTooLarge {
+            len: len as u64,
+            limit,
+        };
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() > limit {
+                    return Err(too_large(out.len()));
+                }
+                // Grow geometrically, but never past one byte over the limit: a bomb
+                // in a small frame can make us allocate no more than the limit allows.
+                let room = out.len().max(MIN_GROWTH).min(limit + 1 - out.len());
+                out.reserve_exact(room);
+            }
+            let (in_before, out_before) = (d.total_in(), out.len());
+            let status = d
+                .decompress_vec(input, out, FlushDecompress::None)
+                .map_err(|_| Violation::InvalidCompressedData)?;
+            let used = (d.total_in() - in_before) as usize;
+            input = &input[used..];
+            if out.len() > limit {
+                return Err(too_large(out.len()));
+            }
+            if status == Status::StreamEnd {
+                // A final block ends the stream: nothing may follow in this message,
+                // and the next one starts a fresh stream.
+                self.decompressor = None;
+                return if input.is_empty() || input == TAIL {
+                    Ok(true)
+                } else {
+                    Err(Violation::InvalidCompressedData)
+                };
+            }
+            let room_left = out.len() < out.capacity();
+            if input.is_empty() && room_left {
+                return Ok(false);
+            }
+            if used == 0 && out.len() == out_before && room_left {
+                return Err(Violation::InvalidCompressedData);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(params: DeflateParams) -> (Codec, Codec) {
+        let config = DeflateConfig {
+            threshold: 0,
+            ..DeflateConfig::default()
+        };
+        (
+            Codec::new(Role::Client, params, &config),
+            Codec::new(Role::Server, params, &config),
+        )
+    }
+
+    fn roundtrip(tx: &mut Codec, rx: &mut Codec, message: &[u8]) -> usize {
+        let mut wire = Vec::new();
+        tx.compress(message, &mut wire);
+        let mut got = Vec::new();
+        rx.decompress(&wire, true, &mut got, usize::MAX - 1)
+            .unwrap();
+        assert_eq!(got, message);
+        wire.len()
+    }
+
+    #[test]
+    fn context_takeover_shrinks_repeated_messages() {
+        let (mut client, mut server) = pair(DeflateParams::default());
+        let msg = br#"{"type":"chat","room":"lobby","text":"hello everyone, how are you?"}"#;
+        let first = roundtrip(&mut client, &mut server, msg);
+        let second = roundtrip(&mut client, &mut server, msg);
+        assert!(second < first / 2, "second {second} vs first {first}");
+        assert_eq!(client.holds_state(), (true, false));
+        assert_eq!(server.holds_state(), (false, true));
+    }
+
+    #[test]
+    fn no_context_takeover_releases_state_between_messages() {
+        let params = DeflateParams {
+            client_no_context_takeover: true,
+            server_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        let (mut client, mut server) = pair(params);
+        let msg = b"the same message twice, the same message twice";
+        let first = roundtrip(&mut client, &mut server, msg);
+        let second = roundtrip(&mut client, &mut server, msg);
+        assert_eq!(first, second, "no history is kept");
+        assert_eq!(client.holds_state(), (false, false));
+        assert_eq!(server.holds_state(), (false, false));
+    }
+
+    #[test]
+    fn small_windows_interoperate() {
+        for bits in 8..=15 {
+            let params = DeflateParams {
+                client_max_window_bits: bits,
+                server_max_window_bits: bits,
+                ..DeflateParams::default()
+            };
+            let (mut client, mut server) = pair(params);
+            let text: Vec<u8> = (0..20_000u32)
+                .map(|i| (i * 7 % 251) as u8 ^ (i / 300) as u8)
+                .collect();
+            roundtrip(&mut client, &mut server, &text);
+            roundtrip(&mut server, &mut client, &text);
+        }
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit() {
+        let (mut client, mut server) = pair(DeflateParams::default());
+        let zeros = vec![0u8; 10 << 20];
+        let mut wire = Vec::new();
+        client.compress(&zeros, &mut wire);
+        assert!(
+            wire.len() < 20_000,
+            "10 MB of zeros compress to {} bytes",
+            wire.len()
+        );
+        let mut out = Vec::new();
+        let err = server
+            .decompress(&wire, true, &mut out, 1 << 20)
+            .unwrap_err();
+        assert!(matches!(err, Violation::MessageTooLarge { limit, .. } if limit == 1 << 20));
+        assert!(
+            out.capacity() <= (1 << 20) + 1,
+            "allocated {}",
+            out.capacity()
+        );
+    }
+
+    #[test]
+    fn garbage_is_invalid_compressed_data() {
+        let (_, mut server) = pair(DeflateParams::default());
+        let mut out = Vec::new();
+        let err = server
+            .decompress(&[0xFF, 0xFF, 0xFF, 0xFF], true, &mut out, 1000)
+            .unwrap_err();
+        assert_eq!(err, Violation::InvalidCompressedData);
+    }
+}
