@@ -17,6 +17,13 @@ pub struct EchoArgs {
     /// Largest message accepted, in bytes (bigger ones are closed with 1009).
     #[arg(long, default_value_t = Limits::default().max_message_size)]
     max_message: usize,
+    /// Decline permessage-deflate offers.
+    #[arg(long)]
+    no_deflate: bool,
+    /// Accept permessage-deflate without context takeover in either direction: less
+    /// memory per idle connection, a lower compression ratio.
+    #[arg(long, conflicts_with = "no_deflate")]
+    no_context_takeover: bool,
 }
 
 pub async fn run(args: EchoArgs) -> Result<(), CliError> {
@@ -35,6 +42,12 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
     let mut config = Config::default();
     config.limits.max_message_size = args.max_message;
     config.limits.max_frame_size = config.limits.max_frame_size.min(args.max_message);
+    if args.no_deflate {
+        config.deflate = None;
+    } else if let Some(d) = &mut config.deflate {
+        d.server_no_context_takeover = args.no_context_takeover;
+        d.client_no_context_takeover = args.no_context_takeover;
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

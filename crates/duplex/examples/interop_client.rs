@@ -2,19 +2,79 @@
 //! messages of the edge-case sizes in both types, a fragmented message, ping/pong, and a
 //! close with every legal close code. Prints `PASS`/`FAIL` lines and a summary line.
 //!
-//! Usage: `interop_client URL`
+//! Usage: `interop_client URL [--deflate | --no-deflate] [--no-context-takeover]`
+//!
+//! - `--deflate`: offer permessage-deflate and fail every check whose connection did not
+//!   negotiate it.
+//! - `--no-deflate`: offer nothing, and fail if compression is in use.
+//! - `--no-context-takeover`: ask for no context takeover in both directions.
+//!
+//! Without a flag the library default applies (deflate offered, not required).
 
 use bytes::Bytes;
-use duplex::{CloseCode, CloseFrame, Message, OpCode};
+use duplex::{ClientBuilder, CloseCode, CloseFrame, DeflateConfig, Message, OpCode};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Ws = duplex::WebSocket<tokio::net::TcpStream>;
 
+/// What to offer and what to require, from the command line.
+struct Options {
+    deflate: Option<DeflateConfig>,
+    require: Option<bool>,
+}
+
+static OPTIONS: OnceLock<Options> = OnceLock::new();
+
+fn parse_options(args: &[String]) -> Options {
+    let mut deflate = Some(DeflateConfig::default());
+    let mut require = None;
+    for arg in args {
+        match arg.as_str() {
+            "--deflate" => require = Some(true),
+            "--no-deflate" => {
+                deflate = None;
+                require = Some(false);
+            }
+            "--no-context-takeover" => {
+                if let Some(d) = &mut deflate {
+                    d.client_no_context_takeover = true;
+                    d.server_no_context_takeover = true;
+                }
+            }
+            other => panic!("unknown option {other}"),
+        }
+    }
+    Options { deflate, require }
+}
+
+/// Connects with the options, checking compression was (or was not) negotiated.
+async fn open(url: &str) -> Result<Ws, String> {
+    let options = OPTIONS.get().expect("set in main");
+    let (ws, response) = ClientBuilder::new(url)
+        .deflate(options.deflate.clone())
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    match options.require {
+        Some(want) if want != ws.is_compressing() => Err(format!(
+            "permessage-deflate expected {want}, negotiated {:?}",
+            response.deflate
+        )),
+        _ => Ok(ws),
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let url = std::env::args().nth(1).expect("usage: interop_client URL");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let url = args
+        .first()
+        .expect("usage: interop_client URL [options]")
+        .clone();
+    let _ = OPTIONS.set(parse_options(&args[1..]));
     let (mut passed, mut failed) = (0, 0);
     let mut report = |name: String, outcome: Result<(), String>| match outcome {
         Ok(()) => {
@@ -70,8 +130,7 @@ where
     F: AsyncFnOnce(&mut Ws) -> Result<(), String>,
 {
     if slot.is_none() {
-        let (ws, _) = duplex::connect(url).await.map_err(|e| e.to_string())?;
-        *slot = Some(ws);
+        *slot = Some(open(url).await?);
     }
     let ws = slot.as_mut().expect("just set");
     let outcome = tokio::time::timeout(CHECK_TIMEOUT, check(ws))
@@ -156,7 +215,7 @@ async fn ping_check(ws: &mut Ws) -> Result<(), String> {
 }
 
 async fn close_check(url: &str, code: u16) -> Result<(), String> {
-    let (mut ws, _) = duplex::connect(url).await.map_err(|e| e.to_string())?;
+    let mut ws = open(url).await?;
     ws.send(Message::Close(Some(CloseFrame::new(code, "bye"))))
         .await
         .map_err(|e| e.to_string())?;
