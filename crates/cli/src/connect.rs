@@ -35,6 +35,9 @@ pub struct ConnectArgs {
     /// Send stdin as raw binary messages and write binary messages raw to stdout.
     #[arg(long)]
     binary: bool,
+    /// Do not offer permessage-deflate.
+    #[arg(long)]
+    no_deflate: bool,
 }
 
 pub async fn run(args: ConnectArgs) -> Result<ExitCode, CliError> {
@@ -47,6 +50,9 @@ pub async fn run(args: ConnectArgs) -> Result<ExitCode, CliError> {
     }
     for p in &args.protocols {
         builder = builder.protocol(p);
+    }
+    if args.no_deflate {
+        builder = builder.deflate(None);
     }
     if let Some(origin) = &args.origin {
         builder = builder.origin(origin);
@@ -69,8 +75,14 @@ pub async fn run(args: ConnectArgs) -> Result<ExitCode, CliError> {
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         let protocol = response.protocol.as_deref().unwrap_or("none");
+        let deflate = if response.deflate.is_some() {
+            "on"
+        } else {
+            "off"
+        };
         eprintln!(
-            "connected to {} (subprotocol: {protocol}); type lines to send, Ctrl-D to close",
+            "connected to {} (subprotocol: {protocol}, permessage-deflate: {deflate}); \
+             type lines to send, Ctrl-D to close",
             args.url
         );
     }
