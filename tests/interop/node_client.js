@@ -1,8 +1,20 @@
 #!/usr/bin/env node
 // Interop checklist against an ECHO server, using the Node `ws` client.
-// Usage: node_client.js ws://127.0.0.1:PORT
-// Prints one PASS/FAIL line per check and ends with `interop: N passed, M failed`
-// (parsed by scripts/interop and CI); exits 1 if any check failed.
+// Usage: node_client.js ws://127.0.0.1:PORT [--deflate | --deflate-no-context | --no-deflate]
+// Modes (permessage-deflate, RFC 7692):
+//   --deflate             offer it (perMessageDeflate, threshold 0 so every message is
+//                         compressed); every connection must negotiate it.
+//   --deflate-no-context  offer it with serverNoContextTakeover + clientNoContextTakeover;
+//                         every connection must negotiate it, and the response must
+//                         carry server_no_context_takeover.
+//   --no-deflate          (default) offer nothing; no connection may negotiate an extension.
+// A connection that negotiated otherwise fails the check that opened it. In the deflate
+// modes a last check asserts compression was really used: every echo of 1 KiB or more
+// arrived compressed, and our messages went out compressed (counted by wrapping ws's
+// PerMessageDeflate instance, which ws calls exactly for RSV1 messages).
+// Prints one PASS/FAIL line per check (and `#` comment lines) and ends with
+// `interop: N passed, M failed` (parsed by scripts/interop and CI); exits 1 if any
+// check failed.
 'use strict';
 const WebSocket = require('ws');
 
@@ -11,6 +23,9 @@ const CHECK_TIMEOUT_MS = 30000; // per check, connect and close included
 const SIZES = [0, 125, 126, 65535, 65536, 16 * 1024 * 1024];
 const CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
   1013, 1014, 3000, 3999, 4000, 4999];
+const MODES = ['--deflate', '--deflate-no-context', '--no-deflate'];
+const BIG = 1024; // in the deflate modes, echoes at least this long must arrive compressed
+const PMD = 'permessage-deflate';
 
 // Same deterministic payloads as py_client.py: text mixes 1-4 byte UTF-8
 // sequences (10 bytes per unit) padded with ASCII to exactly n bytes; binary
@@ -28,10 +43,61 @@ function binaryOf(n) {
   return b;
 }
 
-// Open a connection whose incoming messages / pongs / close are awaitable.
-function open(url) {
+function perMessageDeflateOption(mode) {
+  if (mode === '--deflate') return { threshold: 0 };
+  if (mode === '--deflate-no-context') {
+    return { threshold: 0, serverNoContextTakeover: true, clientNoContextTakeover: true };
+  }
+  return false;
+}
+
+// Why this connection's handshake does not match the mode, or null. `header` is the
+// response's Sec-WebSocket-Extensions (undefined if absent); ws.extensions lists the
+// extensions ws enabled.
+function negotiationError(mode, ws, header) {
+  if (mode === '--no-deflate') {
+    return header === undefined && ws.extensions === '' ? null
+      : `no extension offered, yet the response has '${header}'`;
+  }
+  if (ws.extensions !== PMD || !header || !header.includes(PMD)) {
+    return `${PMD} not negotiated (ws.extensions '${ws.extensions}', response extensions '${header}')`;
+  }
+  if (mode === '--deflate-no-context' && !header.includes('server_no_context_takeover')) {
+    return `response lacks server_no_context_takeover: '${header}'`;
+  }
+  return null;
+}
+
+// Count compressed messages both ways. ws calls its PerMessageDeflate's decompress()
+// for each frame of an RSV1 message, and compress() for each frame it sends with RSV1
+// (ws internals of the pinned version; checked to exist).
+const stats = { inCompressed: 0, outCompressed: 0 };
+function instrument(ws) {
+  const pmd = ws._extensions && ws._extensions[PMD];
+  if (!pmd || typeof pmd.decompress !== 'function' || typeof pmd.compress !== 'function') {
+    throw new Error(`cannot find ws's ${PMD} instance to count compressed messages (ws internals changed?)`);
+  }
+  const { decompress, compress } = pmd;
+  pmd.decompress = (data, fin, cb) => decompress.call(pmd, data, fin, (err, buf) => {
+    if (!err && fin) stats.inCompressed++; // before the callback emits the message
+    cb(err, buf);
+  });
+  pmd.compress = (data, fin, cb) => {
+    if (fin) stats.outCompressed++;
+    return compress.call(pmd, data, fin, cb);
+  };
+}
+
+// Open a connection whose incoming messages / pongs / close are awaitable; rejects
+// if the negotiated extensions do not match the mode.
+const negotiated = new Set(); // response Sec-WebSocket-Extensions values seen, quoted
+function open(url, mode) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_SIZE, handshakeTimeout: 10000 });
+    const ws = new WebSocket(url, {
+      perMessageDeflate: perMessageDeflateOption(mode), maxPayload: MAX_SIZE, handshakeTimeout: 10000,
+    });
+    let header;
+    ws.once('upgrade', (res) => { header = res.headers['sec-websocket-extensions']; });
     const queue = []; // received {data, isBinary}, or waiters for them
     const waiters = [];
     let closed = null; // {code, reason} once the close handshake is done
@@ -44,13 +110,21 @@ function open(url) {
       while (waiters.length) waiters.shift().reject(new Error(`connection closed (${code})`));
       while (closeWaiters.length) closeWaiters.shift()(closed);
     });
-    ws.on('open', () => resolve({
-      ws,
-      next: () => (queue.length ? Promise.resolve(queue.shift())
-        : closed ? Promise.reject(new Error(`connection closed (${closed.code})`))
-          : new Promise((res, rej) => waiters.push({ resolve: res, reject: rej }))),
-      closedP: () => (closed ? Promise.resolve(closed) : new Promise((res) => closeWaiters.push(res))),
-    }));
+    ws.on('open', () => {
+      negotiated.add(header === undefined ? '(none)' : `'${header}'`);
+      let err = negotiationError(mode, ws, header);
+      if (!err && mode !== '--no-deflate') {
+        try { instrument(ws); } catch (e) { err = e.message; }
+      }
+      if (err) { ws.terminate(); reject(new Error(err)); return; }
+      resolve({
+        ws,
+        next: () => (queue.length ? Promise.resolve(queue.shift())
+          : closed ? Promise.reject(new Error(`connection closed (${closed.code})`))
+            : new Promise((res, rej) => waiters.push({ resolve: res, reject: rej }))),
+        closedP: () => (closed ? Promise.resolve(closed) : new Promise((res) => closeWaiters.push(res))),
+      });
+    });
   });
 }
 
@@ -72,12 +146,17 @@ function mismatch(got, wantBuf, wantBinary) {
 }
 
 async function main() {
-  const url = process.argv[2];
-  if (!url) { console.error('usage: node_client.js ws://HOST:PORT'); process.exit(2); }
+  const [url, mode = '--no-deflate', ...extra] = process.argv.slice(2);
+  if (!url || !MODES.includes(mode) || extra.length) {
+    console.error(`usage: node_client.js ws://HOST:PORT [${MODES.join(' | ')}]`);
+    process.exit(2);
+  }
+  const deflate = mode !== '--no-deflate';
   let passed = 0, failed = 0;
   let c = null; // shared connection for the message checks
+  const echoes = []; // [size in bytes, arrived compressed] per completed echo
 
-  const conn = async () => (c ??= await open(url));
+  const conn = async () => (c ??= await open(url, mode));
   async function check(name, fn) {
     let err;
     try { err = await withTimeout(fn(), CHECK_TIMEOUT_MS); } catch (e) { err = e.message || String(e); }
@@ -95,8 +174,18 @@ async function main() {
     const k = await conn();
     fragments.forEach((f, i) => k.ws.send(f, { binary, fin: i === fragments.length - 1 }));
     const want = Buffer.concat(fragments.map((f) => (typeof f === 'string' ? Buffer.from(f) : f)));
-    return mismatch(await k.next(), want, binary);
+    const before = stats.inCompressed;
+    const got = await k.next();
+    echoes.push([want.length, stats.inCompressed !== before]);
+    return mismatch(got, want, binary);
   }
+
+  const handshakeName = {
+    '--deflate': `${PMD} negotiated`,
+    '--deflate-no-context': `${PMD} negotiated, no context takeover`,
+    '--no-deflate': 'no extension negotiated',
+  }[mode];
+  await check(`handshake: ${handshakeName}`, async () => { await conn(); return null; });
 
   for (const n of SIZES) {
     const t = textOf(n), b = binaryOf(n);
@@ -120,7 +209,7 @@ async function main() {
 
   for (const code of CLOSE_CODES) {
     await check(`close ${code} echoed`, async () => {
-      const k = await open(url);
+      const k = await open(url, mode);
       try {
         k.ws.close(code, `bye ${code}`);
         const got = await k.closedP(); // code from the server's close frame (1006 if none)
@@ -128,6 +217,18 @@ async function main() {
       } finally { k.ws.terminate(); }
     });
   }
+  if (deflate) {
+    await check(`compression in use: echoes >= ${BIG} B arrived compressed, sent compressed`, async () => {
+      const big = echoes.filter(([n]) => n >= BIG);
+      const plain = [...new Set(big.filter(([, z]) => !z).map(([n]) => n))];
+      if (!big.length) return `no echo of ${BIG} B or more completed`;
+      if (plain.length) return `echoes of [${plain.sort((x, y) => x - y).join(', ')}] B arrived uncompressed`;
+      if (!stats.outCompressed) return 'no message went out compressed';
+      console.log(`# ${big.length} echoes of >= ${BIG} B arrived compressed; ${stats.outCompressed} messages sent compressed`);
+      return null;
+    });
+  }
+  console.log(`# negotiated: ${[...negotiated].sort().join(' | ')}`);
   console.log(`interop: ${passed} passed, ${failed} failed`);
   process.exitCode = failed ? 1 : 0;
 }

@@ -1,21 +1,38 @@
 #!/usr/bin/env python3
 """Interop checklist against an ECHO server, using the Python `websockets` client.
 
-Usage: py_client.py ws://127.0.0.1:PORT
+Usage: py_client.py ws://127.0.0.1:PORT [--deflate | --deflate-no-context | --no-deflate]
 
-Prints one PASS/FAIL line per check and ends with `interop: N passed, M failed`
-(parsed by scripts/interop and CI); exits 1 if any check failed.
+Modes (permessage-deflate, RFC 7692):
+  --deflate             offer it with websockets' defaults (compression="deflate",
+                        context takeover kept); every connection must negotiate it.
+  --deflate-no-context  offer it with client_no_context_takeover and
+                        server_no_context_takeover; every connection must negotiate it,
+                        and the response must carry server_no_context_takeover.
+  --no-deflate          (default) offer nothing; no connection may negotiate an extension.
+A connection that negotiated otherwise fails the check that opened it. In the deflate
+modes a last check asserts compression was really used on the wire: every echo of
+1 KiB or more arrived compressed (RSV1 set), and our messages went out compressed.
+
+Prints one PASS/FAIL line per check (and `#` comment lines) and ends with
+`interop: N passed, M failed` (parsed by scripts/interop and CI); exits 1 if any
+check failed.
 """
 import asyncio
 import sys
 
 from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import (ClientPerMessageDeflateFactory,
+                                                      PerMessageDeflate)
+from websockets.frames import Opcode
 
 MAX_SIZE = 32 * 1024 * 1024
 CHECK_TIMEOUT = 30  # seconds per check, connect and close included
 SIZES = [0, 125, 126, 65535, 65536, 16 * 1024 * 1024]
 CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
                1013, 1014, 3000, 3999, 4000, 4999]
+MODES = ("--deflate", "--deflate-no-context", "--no-deflate")
+BIG = 1024  # in the deflate modes, echoes at least this long must arrive compressed
 
 # Payloads are deterministic so a failure can be reproduced. Text mixes 1-, 2-,
 # 3- and 4-byte UTF-8 sequences (10 bytes per unit), padded with ASCII so that
@@ -44,16 +61,83 @@ def describe_mismatch(got, want):
     return f"content differs at index {i}"
 
 
+def connect_options(mode):
+    if mode == "--deflate":
+        return {"compression": "deflate"}
+    if mode == "--deflate-no-context":
+        factory = ClientPerMessageDeflateFactory(client_no_context_takeover=True,
+                                                 server_no_context_takeover=True)
+        return {"compression": None, "extensions": [factory]}
+    return {"compression": None}
+
+
+class NegotiationMismatch(Exception):
+    pass
+
+
 class Checker:
-    def __init__(self, url):
+    def __init__(self, url, mode):
         self.url = url
+        self.mode = mode
+        self.deflate = mode != "--no-deflate"
         self.ws = None  # shared connection for the message checks
         self.passed = self.failed = 0
+        self.negotiated = set()  # Sec-WebSocket-Extensions values of the responses
+        self.last_in_rsv1 = None  # RSV1 of the last data message received
+        self.sent_compressed = 0  # data messages we sent with RSV1 set
+        self.echoes = []  # (size in bytes, arrived compressed) per completed echo
+
+    def negotiation_error(self, ws):
+        """Why this connection's handshake does not match the mode, or None."""
+        header = ws.response.headers.get("Sec-WebSocket-Extensions")
+        self.negotiated.add(header)
+        pmd = [e for e in ws.protocol.extensions if isinstance(e, PerMessageDeflate)]
+        if not self.deflate:
+            if header is not None or ws.protocol.extensions:
+                return f"no extension offered, yet the response has {header!r}"
+            return None
+        if header is None or "permessage-deflate" not in header or len(pmd) != 1:
+            return f"permessage-deflate not negotiated (response extensions: {header!r})"
+        if self.mode == "--deflate-no-context":
+            if "server_no_context_takeover" not in header:
+                return f"response lacks server_no_context_takeover: {header!r}"
+            if not (pmd[0].remote_no_context_takeover and pmd[0].local_no_context_takeover):
+                return f"negotiated {pmd[0]!r}, want no context takeover both ways"
+        return None
+
+    def instrument(self, ws):
+        """Watch the RSV1 bit of data frames in both directions (websockets applies
+        the extension to every frame, so this sees the wire's compression flag)."""
+        for ext in ws.protocol.extensions:
+            if isinstance(ext, PerMessageDeflate):
+                decode, encode = ext.decode, ext.encode
+
+                def counting_decode(frame, *args, decode=decode, **kwargs):
+                    if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                        self.last_in_rsv1 = frame.rsv1
+                    return decode(frame, *args, **kwargs)
+
+                def counting_encode(frame, *args, encode=encode, **kwargs):
+                    out = encode(frame, *args, **kwargs)
+                    if out.opcode in (Opcode.TEXT, Opcode.BINARY) and out.rsv1:
+                        self.sent_compressed += 1
+                    return out
+
+                ext.decode, ext.encode = counting_decode, counting_encode
+
+    async def open(self):
+        ws = await connect(self.url, **connect_options(self.mode), max_size=MAX_SIZE,
+                           ping_interval=None, open_timeout=10, close_timeout=10)
+        err = self.negotiation_error(ws)
+        if err:
+            ws.transport.abort()
+            raise NegotiationMismatch(err)
+        self.instrument(ws)
+        return ws
 
     async def conn(self):
         if self.ws is None:
-            self.ws = await connect(self.url, compression=None, max_size=MAX_SIZE,
-                                    ping_interval=None, open_timeout=10, close_timeout=10)
+            self.ws = await self.open()
         return self.ws
 
     async def check(self, name, fn):
@@ -78,8 +162,28 @@ class Checker:
     async def echo(self, send, want):
         ws = await self.conn()
         await ws.send(send, text=isinstance(want, str))
+        self.last_in_rsv1 = None
         got = await ws.recv()
+        size = len(want.encode() if isinstance(want, str) else want)
+        self.echoes.append((size, bool(self.last_in_rsv1)))
         return None if got == want else describe_mismatch(got, want)
+
+    async def handshake(self):
+        await self.conn()  # open() raises if the negotiation does not match the mode
+        return None
+
+    async def compression_used(self):
+        big = [(n, c) for n, c in self.echoes if n >= BIG]
+        plain = sorted({n for n, c in big if not c})
+        if not big:
+            return f"no echo of {BIG} B or more completed"
+        if plain:
+            return f"echoes of {plain} B arrived without RSV1 (uncompressed)"
+        if self.sent_compressed == 0:
+            return "no message went out compressed"
+        print(f"# {len(big)} echoes of >= {BIG} B arrived compressed; "
+              f"{self.sent_compressed} messages sent compressed", flush=True)
+        return None
 
     async def ping(self):
         ws = await self.conn()
@@ -90,8 +194,7 @@ class Checker:
 
     async def close_with(self, code):
         reason = f"bye {code}"
-        async with connect(self.url, compression=None, max_size=MAX_SIZE,
-                           ping_interval=None, open_timeout=10, close_timeout=10) as ws:
+        async with await self.open() as ws:
             await ws.close(code, reason)
             got = ws.protocol.close_rcvd
         if got is None:
@@ -101,6 +204,10 @@ class Checker:
         return None
 
     async def run(self):
+        want = {"--deflate": "permessage-deflate negotiated",
+                "--deflate-no-context": "permessage-deflate negotiated, no context takeover",
+                "--no-deflate": "no extension negotiated"}[self.mode]
+        await self.check(f"handshake: {want}", self.handshake)
         for n in SIZES:
             t, b = text_of(n), binary_of(n)
             await self.check(f"text {n} B", lambda t=t: self.echo(t, t))
@@ -119,14 +226,20 @@ class Checker:
             await self.ws.close()
         for code in CLOSE_CODES:
             await self.check(f"close {code} echoed", lambda c=code: self.close_with(c))
+        if self.deflate:
+            await self.check(f"compression in use: echoes >= {BIG} B arrived compressed, "
+                             "sent compressed", self.compression_used)
+        seen = sorted("(none)" if h is None else repr(h) for h in self.negotiated)
+        print(f"# negotiated: {' | '.join(seen)}", flush=True)
         print(f"interop: {self.passed} passed, {self.failed} failed", flush=True)
         return self.failed == 0
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: py_client.py ws://HOST:PORT")
-    ok = asyncio.run(Checker(sys.argv[1]).run())
+    if len(sys.argv) not in (2, 3) or sys.argv[2:] and sys.argv[2] not in MODES:
+        sys.exit(f"usage: py_client.py ws://HOST:PORT [{' | '.join(MODES)}]")
+    mode = sys.argv[2] if len(sys.argv) == 3 else "--no-deflate"
+    ok = asyncio.run(Checker(sys.argv[1], mode).run())
     sys.exit(0 if ok else 1)
 
 
