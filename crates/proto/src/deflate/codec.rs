@@ -1,13 +1,16 @@
 //! The compressor and decompressor of one connection.
 //!
-//! Both are created on first use and, for a side without context takeover, dropped after
-//! each message, so an idle connection holds no zlib state unless context takeover
-//! requires it. Decompression never produces more than the message limit allows.
+//! Both are created on first use. A side without context takeover keeps no state between
+//! messages, so it borrows a compressor or decompressor from a small per-thread pool for
+//! each message and returns it reset: an idle connection holds no zlib state, and a busy
+//! one does not allocate zlib state per message. Decompression never produces more than
+//! the message limit allows.
 
 use super::{DeflateConfig, DeflateParams};
 use crate::connection::Role;
 use crate::error::Violation;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use std::cell::RefCell;
 
 /// The tail a sync flush ends with, which senders strip and receivers put back
 /// (RFC 7692 section 7.2.1).
@@ -16,15 +19,63 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// Smallest growth step of the decompression output.
 const MIN_GROWTH: usize = 4096;
 
+/// Spare states kept per thread and kind; more are dropped.
+const MAX_SPARES: usize = 4;
+
+thread_local! {
+    /// Reset compressors by (level, window bits), for sides without context takeover.
+    static SPARE_COMPRESSORS: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
+    /// Reset decompressors by window bits.
+    static SPARE_DECOMPRESSORS: RefCell<Vec<(u8, Decompress)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_compressor(level: u32, bits: u8) -> Compress {
+    SPARE_COMPRESSORS
+        .with_borrow_mut(|spares| {
+            let i = spares
+                .iter()
+                .position(|(l, b, _)| (*l, *b) == (level, bits))?;
+            Some(spares.swap_remove(i).2)
+        })
+        .unwrap_or_else(|| Compress::new_with_window_bits(Compression::new(level), false, bits))
+}
+
+fn give_back_compressor(level: u32, bits: u8, mut c: Compress) {
+    c.reset();
+    SPARE_COMPRESSORS.with_borrow_mut(|spares| {
+        if spares.len() < MAX_SPARES {
+            spares.push((level, bits, c));
+        }
+    });
+}
+
+fn take_decompressor(bits: u8) -> Decompress {
+    SPARE_DECOMPRESSORS
+        .with_borrow_mut(|spares| {
+            let i = spares.iter().position(|(b, _)| *b == bits)?;
+            Some(spares.swap_remove(i).1)
+        })
+        .unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
+}
+
+fn give_back_decompressor(bits: u8, mut d: Decompress) {
+    d.reset(false);
+    SPARE_DECOMPRESSORS.with_borrow_mut(|spares| {
+        if spares.len() < MAX_SPARES {
+            spares.push((bits, d));
+        }
+    });
+}
+
 /// permessage-deflate state for one connection.
 #[derive(Debug)]
 pub(crate) struct Codec {
     level: u32,
     threshold: usize,
-    /// Our compressor's window and whether it resets after each message.
+    /// Our compressor's window (9..=15) and whether it resets after each message.
     send_bits: u8,
     send_reset: bool,
-    /// The peer's compressor's window and whether it resets after each message.
+    /// The window we inflate with (9..=15) and whether the peer resets after each message.
     receive_bits: u8,
     receive_reset: bool,
     compressor: Option<Compress>,
@@ -33,27 +84,38 @@ pub(crate) struct Codec {
 
 impl Codec {
     pub(crate) fn new(role: Role, params: DeflateParams, config: &DeflateConfig) -> Self {
-        let (send_bits, send_reset, receive_bits, receive_reset) = match role {
+        let (send, receive) = match role {
             Role::Server => (
-                params.server_max_window_bits,
-                params.server_no_context_takeover,
-                params.client_max_window_bits,
-                params.client_no_context_takeover,
+                (
+                    params.server_max_window_bits,
+                    params.server_no_context_takeover,
+                ),
+                (
+                    params.client_max_window_bits,
+                    params.client_no_context_takeover,
+                ),
             ),
             Role::Client => (
-                params.client_max_window_bits,
-                params.client_no_context_takeover,
-                params.server_max_window_bits,
-                params.server_no_context_takeover,
+                (
+                    params.client_max_window_bits,
+                    params.client_no_context_takeover,
+                ),
+                (
+                    params.server_max_window_bits,
+                    params.server_no_context_takeover,
+                ),
             ),
         };
         Self {
             level: config.level.min(9),
             threshold: config.threshold,
-            send_bits,
-            send_reset,
-            receive_bits,
-            receive_reset,
+            // zlib cannot make a raw deflate stream with an 8-bit window; with 9 bits it
+            // still never refers back further than 250 bytes, which an 8-bit peer decodes.
+            // Inflating with a window at least as large as the peer's is always correct.
+            send_bits: send.0.clamp(9, 15),
+            send_reset: send.1,
+            receive_bits: receive.0.clamp(9, 15),
+            receive_reset: receive.1,
             compressor: None,
             decompressor: None,
         }
@@ -64,20 +126,18 @@ impl Codec {
         len >= self.threshold
     }
 
-    /// Whether zlib state is currently allocated (for tests and memory accounting).
+    /// Whether zlib state is currently held by this connection, as (compressor,
+    /// decompressor).
     pub(crate) fn holds_state(&self) -> (bool, bool) {
         (self.compressor.is_some(), self.decompressor.is_some())
     }
 
     /// Compresses one whole message into `out`, without the sync-flush tail.
     pub(crate) fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
-        // zlib cannot make a raw deflate stream with an 8-bit window; with 9 bits it
-        // still never refers back further than 250 bytes, which an 8-bit peer decodes.
-        let bits = self.send_bits.clamp(9, 15);
-        let level = Compression::new(self.level);
-        let c = self
-            .compressor
-            .get_or_insert_with(|| Compress::new_with_window_bits(level, false, bits));
+        let mut c = match self.compressor.take() {
+            Some(c) => c,
+            None => take_compressor(self.level, self.send_bits),
+        };
         out.reserve(input.len() + input.len() / 8 + 64);
         loop {
             let before = c.total_in();
@@ -95,13 +155,15 @@ impl Codec {
             out.truncate(out.len() - TAIL.len());
         }
         if self.send_reset {
-            self.compressor = None;
+            give_back_compressor(self.level, self.send_bits, c);
+        } else {
+            self.compressor = Some(c);
         }
     }
 
     /// Decompresses the next piece of a compressed message into `out`, which may grow to
     /// at most `limit` bytes. With `fin`, the message ends: the tail is fed and, for a
-    /// peer without context takeover, the state released.
+    /// peer without context takeover, the state goes back to the pool.
     pub(crate) fn decompress(
         &mut self,
         input: &[u8],
@@ -109,70 +171,72 @@ impl Codec {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), Violation> {
-        let ended = self.inflate(input, out, limit)?;
-        if fin {
-            if !ended {
-                self.inflate(&TAIL, out, limit)?;
-            }
-            if self.receive_reset {
-                self.decompressor = None;
-            }
-        }
-        Ok(())
-    }
-
-    /// Inflates `input` into `out`; `Ok(true)` when the peer ended the deflate stream
-    /// with a final block.
-    fn inflate(
-        &mut self,
-        mut input: &[u8],
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Result<bool, Violation> {
-        let bits = self.receive_bits.clamp(9, 15);
-        let d = self
-            .decompressor
-            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
-        let too_large = |len: usize| Violation::MessageTooLarge {
-            len: len as u64,
-            limit,
+        let bits = self.receive_bits;
+        let mut d = match self.decompressor.take() {
+            Some(d) => d,
+            None => take_decompressor(bits),
         };
-        loop {
-            if out.len() == out.capacity() {
-                if out.len() > limit {
-                    return Err(too_large(out.len()));
-                }
-                // Grow geometrically, but never past one byte over the limit: a bomb
-                // in a small frame can make us allocate no more than the limit allows.
-                let room = out.len().max(MIN_GROWTH).min(limit + 1 - out.len());
-                out.reserve_exact(room);
-            }
-            let (in_before, out_before) = (d.total_in(), out.len());
-            let status = d
-                .decompress_vec(input, out, FlushDecompress::None)
-                .map_err(|_| Violation::InvalidCompressedData)?;
-            let used = (d.total_in() - in_before) as usize;
-            input = &input[used..];
+        let mut result = inflate(&mut d, input, out, limit);
+        if fin && result == Ok(false) {
+            result = inflate(&mut d, &TAIL, out, limit);
+        }
+        match result {
+            // A final block ended the deflate stream: the next message starts a new one.
+            Ok(true) => give_back_decompressor(bits, d),
+            Ok(false) if fin && self.receive_reset => give_back_decompressor(bits, d),
+            Ok(false) => self.decompressor = Some(d),
+            // The connection fails; the state is dropped with it.
+            Err(_) => {}
+        }
+        result.map(|_| ())
+    }
+}
+
+/// Inflates `input` into `out`, growing it to at most `limit + 1` bytes; `Ok(true)` when
+/// the peer ended the deflate stream with a final block.
+fn inflate(
+    d: &mut Decompress,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<bool, Violation> {
+    let too_large = |len: usize| Violation::MessageTooLarge {
+        len: len as u64,
+        limit,
+    };
+    loop {
+        if out.len() == out.capacity() {
             if out.len() > limit {
                 return Err(too_large(out.len()));
             }
-            if status == Status::StreamEnd {
-                // A final block ends the stream: nothing may follow in this message,
-                // and the next one starts a fresh stream.
-                self.decompressor = None;
-                return if input.is_empty() || input == TAIL {
-                    Ok(true)
-                } else {
-                    Err(Violation::InvalidCompressedData)
-                };
-            }
-            let room_left = out.len() < out.capacity();
-            if input.is_empty() && room_left {
-                return Ok(false);
-            }
-            if used == 0 && out.len() == out_before && room_left {
-                return Err(Violation::InvalidCompressedData);
-            }
+            // Grow geometrically, but never past one byte over the limit: a bomb in a
+            // small frame can make us allocate no more than the limit allows.
+            let room = out.len().max(MIN_GROWTH).min(limit + 1 - out.len());
+            out.reserve_exact(room);
+        }
+        let (in_before, out_before) = (d.total_in(), out.len());
+        let status = d
+            .decompress_vec(input, out, FlushDecompress::None)
+            .map_err(|_| Violation::InvalidCompressedData)?;
+        let used = (d.total_in() - in_before) as usize;
+        input = &input[used..];
+        if out.len() > limit {
+            return Err(too_large(out.len()));
+        }
+        if status == Status::StreamEnd {
+            // A final block ends the stream: nothing but the tail may follow.
+            return if input.is_empty() || input == TAIL {
+                Ok(true)
+            } else {
+                Err(Violation::InvalidCompressedData)
+            };
+        }
+        let room_left = out.len() < out.capacity();
+        if input.is_empty() && room_left {
+            return Ok(false);
+        }
+        if used == 0 && out.len() == out_before && room_left {
+            return Err(Violation::InvalidCompressedData);
         }
     }
 }
