@@ -312,7 +312,12 @@ mod tests {
 
     #[test]
     fn a_bomb_stops_at_the_limit() {
-        let (mut client, mut server) = pair(DeflateParams::default());
+        let (_, mut server) = pair(DeflateParams::default());
+        let best = DeflateConfig {
+            level: 9,
+            ..DeflateConfig::default()
+        };
+        let mut client = Codec::new(Role::Client, DeflateParams::default(), &best);
         let zeros = vec![0u8; 10 << 20];
         let mut wire = Vec::new();
         client.compress(&zeros, &mut wire);

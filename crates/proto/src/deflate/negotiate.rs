@@ -243,7 +243,10 @@ fn accept_offer(config: &DeflateConfig, offer: &Extension) -> Option<(DeflatePar
     if server_no_context_takeover {
         response += "; server_no_context_takeover";
     }
-    let client_no_context_takeover = config.client_no_context_takeover;
+    // A client that offers client_no_context_takeover volunteers to reset; confirming it
+    // binds the client and lets us release our decompressor between its messages.
+    let client_no_context_takeover =
+        config.client_no_context_takeover || p.client_no_context_takeover;
     if client_no_context_takeover {
         response += "; client_no_context_takeover";
     }
@@ -270,9 +273,8 @@ fn accept_offer(config: &DeflateConfig, offer: &Extension) -> Option<(DeflatePar
     Some((
         DeflateParams {
             server_no_context_takeover,
-            // Only what the response says binds the client: its offer's
-            // client_no_context_takeover is a hint, and resetting our decompressor on a
-            // hint would break on a client that keeps its context after all.
+            // Only what the response says binds the client, so the flag is exactly what
+            // the response carries.
             client_no_context_takeover,
             server_max_window_bits: server_bits,
             client_max_window_bits: client_bits,
