@@ -152,7 +152,7 @@ fn describe(frame: &Option<CloseFrame>) -> String {
 }
 
 async fn send_stdin_lines(
-    writer: &mut duplex::WebSocketWriter<tokio::net::TcpStream>,
+    writer: &mut duplex::WebSocketWriter<duplex::ClientStream>,
 ) -> Result<(), duplex::Error> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
@@ -162,7 +162,7 @@ async fn send_stdin_lines(
 }
 
 async fn send_raw_stdin(
-    writer: &mut duplex::WebSocketWriter<tokio::net::TcpStream>,
+    writer: &mut duplex::WebSocketWriter<duplex::ClientStream>,
 ) -> Result<(), duplex::Error> {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 64 << 10];

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Ws = duplex::WebSocket<tokio::net::TcpStream>;
+type Ws = duplex::WebSocket<duplex::ClientStream>;
 
 /// What to offer and what to require, from the command line.
 struct Options {

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::transport::ClientStream;
 use crate::websocket::WebSocket;
 use bytes::BytesMut;
 use duplex_proto::handshake::client::{ClientHandshake, ClientRequest, ServerResponse};
@@ -18,7 +19,7 @@ use url::Url;
 /// let (ws, response) = duplex::connect("ws://127.0.0.1:9001/chat").await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, ServerResponse), Error> {
+pub async fn connect(url: &str) -> Result<(WebSocket<ClientStream>, ServerResponse), Error> {
     ClientBuilder::new(url).connect().await
 }
 
@@ -106,7 +107,9 @@ impl ClientBuilder {
     }
 
     /// Opens the TCP connection and performs the handshake.
-    pub async fn connect(self) -> Result<(WebSocket<TcpStream>, ServerResponse), Error> {
+    /// The connection is made in steps, each with its own error: TCP (directly or through
+    /// a proxy), TLS for `wss://`, then the WebSocket handshake.
+    pub async fn connect(self) -> Result<(WebSocket<ClientStream>, ServerResponse), Error> {
         let target = self.target()?;
         let addr = format!("{}:{}", target.host, target.port);
         let connecting = TcpStream::connect(&addr);
@@ -114,7 +117,7 @@ impl ClientBuilder {
             .await
             .map_err(|_| Error::Timeout("TCP connect"))??;
         stream.set_nodelay(true)?;
-        self.handshake(stream).await
+        self.handshake(ClientStream::new(stream)).await
     }
 
     /// Performs the handshake over an already open transport (TLS, a proxy tunnel, ...).

@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod server;
 mod split;
+mod transport;
 mod websocket;
 
 pub use client::{connect, ClientBuilder};
@@ -39,6 +40,7 @@ pub use duplex_proto::{CloseCode, CloseFrame, Limits, Message, OpCode, Role, Utf
 pub use error::Error;
 pub use server::{accept, accept_with, Accept, Reject};
 pub use split::{WebSocketReader, WebSocketWriter};
+pub use transport::{ClientStream, Io};
 pub use websocket::WebSocket;
 
 /// `Result` with this crate's [`Error`].
