@@ -591,12 +591,16 @@ fn server_confirms_server_no_context_takeover() {
 }
 
 #[test]
-fn client_no_context_takeover_in_an_offer_is_a_hint_the_server_does_not_rely_on() {
-    let d = DeflateConfig::default();
-    assert_eq!(
-        server(&d, &["permessage-deflate; client_no_context_takeover"]),
-        accepted(DeflateParams::default(), PMD)
-    );
+fn client_no_context_takeover_volunteered_in_an_offer_is_confirmed() {
+    for config in [DeflateConfig::default(), cfg(false, true, 15, 15)] {
+        assert_eq!(
+            server(&config, &["permessage-deflate; client_no_context_takeover"]),
+            accepted(
+                p(false, true, 15, 15),
+                "permessage-deflate; client_no_context_takeover"
+            )
+        );
+    }
 }
 
 #[test]
@@ -758,9 +762,9 @@ fn server_config_requirements_appear_in_the_response() {
             DeflateConfig::default(),
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
              server_max_window_bits=12; client_max_window_bits=11",
-            p(true, false, 12, 11),
-            "permessage-deflate; server_no_context_takeover; server_max_window_bits=12; \
-             client_max_window_bits=11",
+            p(true, true, 12, 11),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=12; client_max_window_bits=11",
         ),
         (
             DeflateConfig {
@@ -1010,7 +1014,10 @@ fn server_ignores_other_extensions() {
             &d,
             &["x-webkit-deflate-frame; max_window_bits=10, permessage-deflate; client_no_context_takeover"]
         ),
-        accepted(DeflateParams::default(), PMD)
+        accepted(
+            p(false, true, 15, 15),
+            "permessage-deflate; client_no_context_takeover"
+        )
     );
     assert_eq!(
         server(
@@ -1080,7 +1087,13 @@ fn response_extensions(out: &[u8]) -> Vec<String> {
 
 #[test]
 fn upgrade_request_negotiates_and_writes_the_extension_header() {
-    let cases: Vec<(DeflateConfig, Vec<&str>, Option<(DeflateParams, &str)>)> = vec![
+    /// (server config, offer header lines, agreed parameters and response header)
+    type Case<'a> = (
+        DeflateConfig,
+        Vec<&'a str>,
+        Option<(DeflateParams, &'a str)>,
+    );
+    let cases: Vec<Case> = vec![
         (
             DeflateConfig::default(),
             vec!["permessage-deflate; client_max_window_bits"],
@@ -1549,20 +1562,17 @@ fn every_client_offer_is_accepted_by_every_server_config_and_both_ends_agree() {
     }
     for c in &configs {
         for s in &configs {
-            // The model: every request is granted, each window is the smaller wish, and
-            // the client also keeps its own promise not to take over context.
+            // The model: every request and every volunteered reset is granted, and each
+            // window is the smaller wish. Both ends agree on every parameter.
             let server_side = DeflateParams {
                 server_no_context_takeover: c.server_no_context_takeover
                     || s.server_no_context_takeover,
-                client_no_context_takeover: s.client_no_context_takeover,
+                client_no_context_takeover: c.client_no_context_takeover
+                    || s.client_no_context_takeover,
                 server_max_window_bits: c.server_max_window_bits.min(s.server_max_window_bits),
                 client_max_window_bits: c.client_max_window_bits.min(s.client_max_window_bits),
             };
-            let client_side = DeflateParams {
-                client_no_context_takeover: server_side.client_no_context_takeover
-                    || c.client_no_context_takeover,
-                ..server_side
-            };
+            let client_side = server_side;
 
             let (params, response) = server_accept(s, [client_offer(c).as_str()])
                 .unwrap_or_else(|| panic!("{c:?} declined by {s:?}"));
@@ -1677,9 +1687,18 @@ fn rfc_7692_examples_decode_in_both_roles() {
             vec![Message::binary(&b""[..])],
         ),
         (
-            "an empty payload with RSV1",
-            vec![(true, RSV1, OP_TEXT, vec![])],
-            vec![Message::text("")],
+            "7.2.3.4 split after the final block, then 7.2.3.1",
+            vec![
+                (
+                    false,
+                    RSV1,
+                    OP_TEXT,
+                    vec![0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                ),
+                (true, 0, OP_CONT, vec![0x00]),
+                (true, RSV1, OP_TEXT, HELLO.to_vec()),
+            ],
+            vec![hello(), hello()],
         ),
     ];
     for (section, frames, expected) in cases {
@@ -1700,6 +1719,37 @@ fn rfc_7692_examples_decode_in_both_roles() {
     }
 }
 
+/// RFC 7692 section 7.2.1: "The next DEFLATE block follows the padded data if any", so
+/// a final block ends a deflate stream but not the message; what follows is a new stream.
+#[test]
+fn blocks_after_a_final_block_belong_to_the_same_message() {
+    let final_hello = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    for role in ROLES {
+        let mut payload = final_hello.to_vec();
+        payload.extend(compress(b", World"));
+        let mut wire = compressed_to(role, true, OP_TEXT, &payload);
+        // The stream after the final block stays in use for the next message.
+        let mut d = Deflater::new(6, 15);
+        let mut second = final_hello.to_vec();
+        second.extend(d.message(b", World"));
+        wire.extend(compressed_to(role, true, OP_TEXT, &second));
+        wire.extend(compressed_to(role, true, OP_TEXT, &d.message(b", World")));
+        let mut conn = deflating(role, DeflateParams::default());
+        assert_eq!(
+            receive_all(
+                &mut conn,
+                &mut BytesMut::from(&wire[..]),
+                &mut BytesMut::new()
+            ),
+            Ok(vec![
+                Message::text("Hello, World"),
+                Message::text("Hello, World"),
+                Message::text(", World"),
+            ])
+        );
+    }
+}
+
 #[test]
 fn compressed_frames_from_a_reference_peer_decode_in_both_roles() {
     let contents = [
@@ -1712,21 +1762,23 @@ fn compressed_frames_from_a_reference_peer_decode_in_both_roles() {
     ];
     for role in ROLES {
         for content in &contents {
-            for opcode in [OP_TEXT, OP_BINARY] {
-                let mut conn = deflating(role, DeflateParams::default());
-                let mut input =
-                    BytesMut::from(&compressed_to(role, true, opcode, &compress(content))[..]);
-                let mut out = BytesMut::new();
-                let expected = if opcode == OP_TEXT {
-                    Message::text(String::from_utf8(content.clone()).unwrap_or_default())
-                } else {
-                    Message::binary(content.clone())
-                };
-                if opcode == OP_TEXT && std::str::from_utf8(content).is_err() {
-                    continue;
+            let mut messages = vec![(OP_BINARY, Message::binary(content.clone()))];
+            if let Ok(text) = String::from_utf8(content.clone()) {
+                messages.push((OP_TEXT, Message::text(text)));
+            }
+            for (opcode, expected) in messages {
+                for level in [0, 1, 6, 9] {
+                    let payload = Deflater::new(level, 15).message(content);
+                    let wire = compressed_to(role, true, opcode, &payload);
+                    let mut input = BytesMut::from(&wire[..]);
+                    let mut out = BytesMut::new();
+                    let mut conn = deflating(role, DeflateParams::default());
+                    assert_eq!(
+                        conn.receive(&mut input, &mut out),
+                        Ok(Some(expected.clone()))
+                    );
+                    assert!(input.is_empty() && out.is_empty());
                 }
-                assert_eq!(conn.receive(&mut input, &mut out), Ok(Some(expected)));
-                assert!(input.is_empty() && out.is_empty());
             }
         }
     }
@@ -1777,18 +1829,31 @@ fn send_compresses_from_the_threshold_on_and_marks_only_that_frame_with_rsv1() {
 
 #[test]
 fn a_zero_threshold_compresses_even_an_empty_message_to_a_single_zero_byte() {
-    for role in ROLES {
-        let (mut client, mut server) = pair(
-            DeflateParams::default(),
-            &with_threshold(0),
-            Limits::default(),
-        );
-        let (sender, receiver) = ends(role, &mut client, &mut server);
-        let msgs = [Message::text(""), Message::binary(&b""[..])];
-        let (frames, got) = transfer(sender, receiver, &msgs);
-        assert_eq!(got, msgs);
-        for f in &frames {
-            assert_eq!((f.rsv, f.payload.as_slice()), (RSV1, &[0x00][..]));
+    for params in [DeflateParams::default(), p(true, true, 15, 15)] {
+        for role in ROLES {
+            let (mut client, mut server) = pair(params, &with_threshold(0), Limits::default());
+            let (sender, receiver) = ends(role, &mut client, &mut server);
+            let msgs = [
+                Message::text(""),
+                Message::binary(&b""[..]),
+                Message::text("Hello"),
+                Message::text(""),
+                Message::text("Hello"),
+            ];
+            let (frames, got) = transfer(sender, receiver, &msgs);
+            assert_eq!(got, msgs);
+            let mut puff = Puff::default();
+            for (f, m) in frames.iter().zip(&msgs) {
+                assert_eq!(f.rsv, RSV1);
+                if m.is_empty() {
+                    // RFC 7692 section 7.2.3.6: an empty block's header, tail stripped.
+                    assert_eq!(f.payload, [0x00], "{params:?}");
+                }
+                if params.server_no_context_takeover {
+                    puff = Puff::default();
+                }
+                assert_eq!(puff.message(&f.payload).unwrap().len(), m.len());
+            }
         }
     }
 }
@@ -2080,7 +2145,11 @@ fn without_context_takeover_each_message_stands_alone() {
         }
         assert_eq!(payloads[0], payloads[1]);
         assert_eq!(payloads[1], payloads[2]);
-        assert_eq!(payloads[0], compress(msg.as_bytes()));
+        let level = DeflateConfig::default().level;
+        assert_eq!(
+            payloads[0],
+            Deflater::new(level, 15).message(msg.as_bytes())
+        );
     }
 }
 
@@ -2179,13 +2248,10 @@ fn lazy_state_appears_on_first_use_only() {
         transfer(
             sender,
             receiver,
-            &[
-                Message::text("short"),
-                Message::binary(vec![1; 31]),
-                Message::Ping("p".into()),
-            ],
+            &[Message::text("short"), Message::binary(vec![1; 31])],
         );
         let mut wire = BytesMut::new();
+        sender.send(&Message::Ping("p".into()), &mut wire).unwrap();
         sender
             .send_uncompressed(&Message::binary(vec![0; 1000]), &mut wire)
             .unwrap();
@@ -2418,6 +2484,87 @@ fn a_compressed_message_exactly_at_the_limit_passes_and_one_byte_more_is_1009() 
             conn.receive(&mut BytesMut::from(&wire[..]), &mut BytesMut::new()),
             Ok(Some(Message::binary(content)))
         );
+    }
+}
+
+/// Compressed bytes can outnumber what they inflate to, so the header check before
+/// buffering allows deflate's worst case over the room left (a ninth, plus 64 bytes for
+/// flushes); inflating holds the message to the limit exactly.
+#[test]
+fn compressed_frames_are_checked_before_buffering_with_room_for_deflate_overhead() {
+    let limit = 1024;
+    let limits = Limits {
+        max_message_size: limit,
+        ..Limits::default()
+    };
+    let conn = |role| {
+        Connection::new(role, limits.clone())
+            .with_deflate(DeflateParams::default(), &DeflateConfig::default())
+    };
+    for role in ROLES {
+        let masked = role == Role::Server;
+        // (rsv, announced length, rejected)
+        for (rsv, len, rejected) in [
+            (RSV1, 1024 + 128 + 64, false),
+            (RSV1, 1024 + 128 + 64 + 1, true),
+            (0, 1024, false),
+            (0, 1025, true),
+        ] {
+            let mut c = conn(role);
+            let mut input = BytesMut::from(&header(masked, true, rsv, OP_BINARY, len)[..]);
+            let mut out = BytesMut::new();
+            let result = c.receive(&mut input, &mut out);
+            if rejected {
+                let too_large = Violation::MessageTooLarge { len, limit };
+                check_failure(role, &mut c, &mut out, result.unwrap_err(), too_large, 1009);
+            } else {
+                assert_eq!(result, Ok(None), "{rsv} {len}");
+                assert_eq!(c.state(), ConnectionState::Open);
+            }
+        }
+        // A continuation gets the room the inflated fragments left: 24 bytes here.
+        let first = Deflater::new(6, 15).feed(&words(1000, 15), FlushCompress::Sync);
+        for (len, rejected) in [(24 + 3 + 64, false), (24 + 3 + 64 + 1, true)] {
+            let mut c = conn(role);
+            let mut input = BytesMut::from(&frame(masked, false, RSV1, OP_TEXT, &first)[..]);
+            input.extend_from_slice(&header(masked, true, 0, OP_CONT, len));
+            let mut out = BytesMut::new();
+            let result = c.receive(&mut input, &mut out);
+            if rejected {
+                let too_large = Violation::MessageTooLarge {
+                    len: 1000 + len,
+                    limit,
+                };
+                check_failure(role, &mut c, &mut out, result.unwrap_err(), too_large, 1009);
+            } else {
+                assert_eq!(result, Ok(None));
+            }
+        }
+        // Incompressible data at the limit, from peers at level 0 (stored blocks) and 1
+        // (fixed Huffman codes, over a sixteenth larger), whole and in fragments.
+        let content = noise(limit, 16);
+        for level in [0, 1] {
+            let payload = Deflater::new(level, 15).message(&content);
+            assert!(payload.len() > limit, "level {level}: {}", payload.len());
+            let mut wire = compressed_to(role, true, OP_BINARY, &payload);
+            let pieces: Vec<&[u8]> = payload.chunks(300).collect();
+            for (k, piece) in pieces.iter().enumerate() {
+                let (rsv, opcode) = if k == 0 {
+                    (RSV1, OP_BINARY)
+                } else {
+                    (0, OP_CONT)
+                };
+                wire.extend(frame(masked, k + 1 == pieces.len(), rsv, opcode, piece));
+            }
+            let mut c = conn(role);
+            assert_eq!(
+                receive_all(&mut c, &mut BytesMut::from(&wire[..]), &mut BytesMut::new()),
+                Ok(vec![
+                    Message::binary(content.clone()),
+                    Message::binary(content.clone())
+                ])
+            );
+        }
     }
 }
 

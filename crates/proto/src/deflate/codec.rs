@@ -138,6 +138,7 @@ impl Codec {
             Some(c) => c,
             None => take_compressor(self.level, self.send_bits),
         };
+        let start = out.len();
         out.reserve(input.len() + input.len() / 8 + 64);
         loop {
             let before = c.total_in();
@@ -153,6 +154,12 @@ impl Codec {
         }
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
+        }
+        if out.len() == start {
+            // zlib flushes nothing for an empty message right after another flush; send
+            // the empty block's header byte (RFC 7692 section 7.2.3.6), which the
+            // receiver's tail completes.
+            out.push(0x00);
         }
         if self.send_reset {
             give_back_compressor(self.level, self.send_bits, c);
@@ -211,7 +218,10 @@ fn inflate(
             }
             // Grow geometrically, but never past one byte over the limit: a bomb in a
             // small frame can make us allocate no more than the limit allows.
-            let room = out.len().max(MIN_GROWTH).min(limit + 1 - out.len());
+            let room = out
+                .len()
+                .max(MIN_GROWTH)
+                .min((limit - out.len()).saturating_add(1));
             out.reserve_exact(room);
         }
         let (in_before, out_before) = (d.total_in(), out.len());
@@ -224,12 +234,14 @@ fn inflate(
             return Err(too_large(out.len()));
         }
         if status == Status::StreamEnd {
-            // A final block ends the stream: nothing but the tail may follow.
-            return if input.is_empty() || input == TAIL {
-                Ok(true)
-            } else {
-                Err(Violation::InvalidCompressedData)
-            };
+            if input.is_empty() || input == TAIL {
+                return Ok(true);
+            }
+            // A final block ends the deflate stream, not the message: "the next DEFLATE
+            // block follows the padded data" (RFC 7692 section 7.2.1; its example in
+            // 7.2.3.4 ends with the 0x00 of one), and starts a fresh stream.
+            d.reset(false);
+            continue;
         }
         let room_left = out.len() < out.capacity();
         if input.is_empty() && room_left {
