@@ -469,12 +469,16 @@ impl Connection {
         if self.sending_fragmented.is_some() {
             return Err(Error::InvalidSend("a fragmented message is in progress"));
         }
+        let codec = self.deflate.as_mut().expect("checked by the caller");
         let mut compressed = Vec::new();
-        self.deflate
-            .as_mut()
-            .expect("checked by the caller")
-            .compress(payload, &mut compressed);
-        self.write_frame_rsv(opcode, true, 0b100, &compressed, output);
+        codec.compress(payload, &mut compressed);
+        if compressed.len() >= payload.len() && codec.resets_between_messages() {
+            // Without context takeover the peer keeps no history of this message, so
+            // when compression did not pay, the plain bytes can go instead.
+            self.write_frame(opcode, true, payload, output);
+        } else {
+            self.write_frame_rsv(opcode, true, 0b100, &compressed, output);
+        }
         Ok(())
     }
 

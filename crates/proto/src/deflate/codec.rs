@@ -126,6 +126,11 @@ impl Codec {
         len >= self.threshold
     }
 
+    /// Whether our compressor starts afresh for every message (no context takeover).
+    pub(crate) fn resets_between_messages(&self) -> bool {
+        self.send_reset
+    }
+
     /// Whether zlib state is currently held by this connection, as (compressor,
     /// decompressor).
     pub(crate) fn holds_state(&self) -> (bool, bool) {

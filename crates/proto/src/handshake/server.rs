@@ -7,7 +7,7 @@ use crate::deflate::{DeflateConfig, DeflateParams};
 use crate::error::HandshakeFailure;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use bytes::{BufMut, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 
 /// A validated WebSocket upgrade request. Inspect it, then [`accept`](Self::accept) or
 /// answer with any status through [`write_response`].
@@ -45,23 +45,65 @@ impl UpgradeRequest {
         let Some(len) = head_len(request.parse(input), input.len(), limits)? else {
             return Ok(None);
         };
-        let method = request.method.unwrap_or_default();
-        if method != "GET" {
-            return Err(HandshakeFailure::MethodNotGet(method.to_owned()));
-        }
-        if request.version != Some(1) {
-            return Err(HandshakeFailure::HttpVersion);
-        }
+        check_request_line(request.method, request.version)?;
         let target = request.path.unwrap_or("/").to_owned();
         let headers = to_header_map(request.headers)?;
         let _ = input.split_to(len);
+        Self::validated(target, headers).map(Some)
+    }
+
+    /// Validates a request whose head was parsed elsewhere (by hyper, for an axum
+    /// extractor, ...) under the same rules as [`parse`](Self::parse): method GET, HTTP/1.1,
+    /// `Host`, `Upgrade: websocket`, `Connection: upgrade`, `Sec-WebSocket-Version: 13` and
+    /// a 16-byte `Sec-WebSocket-Key`. A failure carries the status to answer with.
+    ///
+    /// ```
+    /// use duplex_proto::handshake::server::UpgradeRequest;
+    /// let request = http::Request::get("/chat?room=1")
+    ///     .header("host", "example.com")
+    ///     .header("upgrade", "websocket")
+    ///     .header("connection", "Upgrade")
+    ///     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("sec-websocket-version", "13")
+    ///     .body(())
+    ///     .unwrap();
+    /// let upgrade = UpgradeRequest::from_request(&request).unwrap();
+    /// assert_eq!(upgrade.path(), "/chat");
+    /// assert_eq!(upgrade.query(), Some("room=1"));
+    /// ```
+    pub fn from_request<B>(request: &http::Request<B>) -> Result<Self, HandshakeFailure> {
+        Self::from_http(
+            request.method(),
+            request.version(),
+            request.uri(),
+            request.headers(),
+        )
+    }
+
+    /// Like [`from_request`](Self::from_request), from the parts of a request head.
+    pub fn from_http(
+        method: &Method,
+        version: Version,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Self, HandshakeFailure> {
+        if method != Method::GET {
+            return Err(HandshakeFailure::MethodNotGet(method.as_str().to_owned()));
+        }
+        if version != Version::HTTP_11 {
+            return Err(HandshakeFailure::HttpVersion);
+        }
+        Self::validated(uri.to_string(), headers.clone())
+    }
+
+    fn validated(target: String, headers: HeaderMap) -> Result<Self, HandshakeFailure> {
         let key = validate(&headers)?;
-        Ok(Some(Self {
+        Ok(Self {
             method: Method::GET,
             target,
             headers,
             key,
-        }))
+        })
     }
 
     /// The method (always GET).
@@ -134,6 +176,42 @@ impl UpgradeRequest {
         extra: &HeaderMap,
         out: &mut BytesMut,
     ) -> Option<DeflateParams> {
+        let (headers, negotiated) = self.accept_headers(protocol, deflate, extra);
+        write_response(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", out);
+        negotiated
+    }
+
+    /// The headers of the 101 response [`accept_with_deflate`](Self::accept_with_deflate)
+    /// writes, with the agreed permessage-deflate parameters: for servers that write the
+    /// response themselves (hyper, axum).
+    ///
+    /// ```
+    /// use duplex_proto::deflate::DeflateConfig;
+    /// use duplex_proto::handshake::server::UpgradeRequest;
+    /// let request = http::Request::get("/")
+    ///     .header("host", "example.com")
+    ///     .header("upgrade", "websocket")
+    ///     .header("connection", "Upgrade")
+    ///     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("sec-websocket-version", "13")
+    ///     .header("sec-websocket-protocol", "chat, superchat")
+    ///     .header("sec-websocket-extensions", "permessage-deflate")
+    ///     .body(())
+    ///     .unwrap();
+    /// let upgrade = UpgradeRequest::from_request(&request).unwrap();
+    /// let config = DeflateConfig::default();
+    /// let (headers, deflate) = upgrade.accept_headers(Some("chat"), Some(&config), &Default::default());
+    /// assert_eq!(headers["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    /// assert_eq!(headers["sec-websocket-protocol"], "chat");
+    /// assert_eq!(headers["sec-websocket-extensions"], "permessage-deflate");
+    /// assert!(deflate.is_some());
+    /// ```
+    pub fn accept_headers(
+        &self,
+        protocol: Option<&str>,
+        deflate: Option<&DeflateConfig>,
+        extra: &HeaderMap,
+    ) -> (HeaderMap, Option<DeflateParams>) {
         let mut headers = HeaderMap::new();
         headers.insert("upgrade", HeaderValue::from_static("websocket"));
         headers.insert("connection", HeaderValue::from_static("Upgrade"));
@@ -156,8 +234,89 @@ impl UpgradeRequest {
         for (name, value) in extra {
             headers.append(name, value.clone());
         }
-        write_response(StatusCode::SWITCHING_PROTOCOLS, &headers, b"", out);
-        negotiated.map(|(params, _)| params)
+        (headers, negotiated.map(|(params, _)| params))
+    }
+}
+
+/// Whether a request with these headers attempts a WebSocket upgrade at all: an `Upgrade`
+/// header naming `websocket`, or a `Sec-WebSocket-Key` or `Sec-WebSocket-Version` header.
+/// Such a request is validated and, when broken, answered 400/405/426; any other request
+/// is plain HTTP, for an HTTP handler (or 404) to answer.
+///
+/// ```
+/// use duplex_proto::handshake::server::is_upgrade_attempt;
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("host", "example.com".parse().unwrap());
+/// assert!(!is_upgrade_attempt(&headers));
+/// headers.insert("upgrade", "WebSocket".parse().unwrap());
+/// assert!(is_upgrade_attempt(&headers));
+/// ```
+pub fn is_upgrade_attempt(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("upgrade")
+        .iter()
+        .any(|v| has_token(v.as_bytes(), "websocket"))
+        || headers.contains_key("sec-websocket-key")
+        || headers.contains_key("sec-websocket-version")
+}
+
+/// A request read by [`IncomingRequest::parse`]: a WebSocket upgrade or a plain HTTP
+/// request that does not attempt one.
+#[derive(Debug)]
+pub enum IncomingRequest {
+    /// A valid WebSocket upgrade request.
+    Upgrade(UpgradeRequest),
+    /// A request that is not a WebSocket upgrade attempt ([`is_upgrade_attempt`]); its
+    /// head only: any body is left in the input.
+    Http(http::Request<()>),
+}
+
+impl IncomingRequest {
+    /// Parses a request head from `input`, like [`UpgradeRequest::parse`], but returns a
+    /// request that does not attempt a WebSocket upgrade as [`IncomingRequest::Http`]
+    /// (any method, HTTP/1.0 or 1.1) instead of failing with 400. A request that
+    /// attempts an upgrade and breaks the rules still fails with the same status as in
+    /// [`UpgradeRequest::parse`]; so does a head over the limits (431) or malformed (400).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use duplex_proto::handshake::server::IncomingRequest;
+    /// let mut input = BytesMut::from("GET /health HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    /// match IncomingRequest::parse(&mut input, &Default::default()).unwrap().unwrap() {
+    ///     IncomingRequest::Http(request) => assert_eq!(request.uri().path(), "/health"),
+    ///     IncomingRequest::Upgrade(_) => unreachable!(),
+    /// }
+    /// ```
+    pub fn parse(input: &mut BytesMut, limits: &Limits) -> Result<Option<Self>, HandshakeFailure> {
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        let mut request = httparse::Request::new(&mut headers);
+        let Some(len) = head_len(request.parse(input), input.len(), limits)? else {
+            return Ok(None);
+        };
+        let header_map = to_header_map(request.headers)?;
+        if is_upgrade_attempt(&header_map) {
+            check_request_line(request.method, request.version)?;
+            let target = request.path.unwrap_or("/").to_owned();
+            let _ = input.split_to(len);
+            return UpgradeRequest::validated(target, header_map).map(|r| Some(Self::Upgrade(r)));
+        }
+        let method = request.method.unwrap_or_default();
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| HandshakeFailure::MalformedHttp(format!("method {method:?}")))?;
+        let target = request.path.unwrap_or("/");
+        let uri = Uri::try_from(target)
+            .map_err(|_| HandshakeFailure::MalformedHttp(format!("request target {target:?}")))?;
+        let version = match request.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        let _ = input.split_to(len);
+        let mut http = http::Request::new(());
+        *http.method_mut() = method;
+        *http.uri_mut() = uri;
+        *http.version_mut() = version;
+        *http.headers_mut() = header_map;
+        Ok(Some(Self::Http(http)))
     }
 }
 
@@ -174,6 +333,18 @@ fn origin_form(target: &str) -> &str {
     let rest = &target[scheme_len..];
     // After the authority: "/path?query", "?query" (empty path) or nothing.
     rest.find(['/', '?']).map_or("", |i| &rest[i..])
+}
+
+/// An upgrade must be a GET in HTTP/1.1.
+fn check_request_line(method: Option<&str>, version: Option<u8>) -> Result<(), HandshakeFailure> {
+    let method = method.unwrap_or_default();
+    if method != "GET" {
+        return Err(HandshakeFailure::MethodNotGet(method.to_owned()));
+    }
+    if version != Some(1) {
+        return Err(HandshakeFailure::HttpVersion);
+    }
+    Ok(())
 }
 
 /// Checks the WebSocket-specific headers and returns the key.
@@ -217,12 +388,27 @@ fn validate(headers: &HeaderMap) -> Result<String, HandshakeFailure> {
 /// Writes the HTTP answer to a failed handshake: the failure's status, a plain-text body
 /// naming the reason, and `Sec-WebSocket-Version: 13` on a version mismatch.
 pub fn reject(failure: &HandshakeFailure, out: &mut BytesMut) {
+    let (status, headers, body) = rejection(failure);
+    write_response(status, &headers, body.as_bytes(), out);
+}
+
+/// The answer [`reject`] writes, as parts: status, headers (`Sec-WebSocket-Version: 13`
+/// on a version mismatch) and the plain-text body naming the reason. For servers that
+/// write the response themselves (hyper, axum).
+///
+/// ```
+/// use duplex_proto::{handshake::server::rejection, HandshakeFailure};
+/// let (status, headers, body) = rejection(&HandshakeFailure::UnsupportedVersion);
+/// assert_eq!(status, 426);
+/// assert_eq!(headers["sec-websocket-version"], "13");
+/// assert!(body.contains("Sec-WebSocket-Version"));
+/// ```
+pub fn rejection(failure: &HandshakeFailure) -> (StatusCode, HeaderMap, String) {
     let mut headers = HeaderMap::new();
     if *failure == HandshakeFailure::UnsupportedVersion {
         headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
     }
-    let body = format!("{failure}\n");
-    write_response(failure.status(), &headers, body.as_bytes(), out);
+    (failure.status(), headers, format!("{failure}\n"))
 }
 
 /// Writes an HTTP/1.1 response with `headers` and `body` to `out`. Responses other than
