@@ -38,6 +38,27 @@ pub struct ConnectArgs {
     /// Do not offer permessage-deflate.
     #[arg(long)]
     no_deflate: bool,
+    /// Proxy to connect through: http://[user:pass@]host:port (CONNECT), https://...
+    /// (TLS to the proxy), socks5://... or socks5h://... (remote DNS). Without it the
+    /// HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY variables apply, as in curl.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Ignore the proxy environment variables.
+    #[arg(long, conflicts_with = "proxy")]
+    no_proxy: bool,
+    /// Trust the certificates in this PEM file instead of the system roots (wss://).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for servers that require one; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// DANGEROUS: accept any server certificate (expired, self-signed, wrong host).
+    /// Anyone on the path can then read and change the traffic. For testing only.
+    #[arg(long)]
+    insecure: bool,
 }
 
 pub async fn run(args: ConnectArgs) -> Result<ExitCode, CliError> {
@@ -53,6 +74,22 @@ pub async fn run(args: ConnectArgs) -> Result<ExitCode, CliError> {
     }
     if args.no_deflate {
         builder = builder.deflate(None);
+    }
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy);
+    }
+    if args.no_proxy {
+        builder = builder.no_proxy();
+    }
+    if let Some(ca) = &args.ca {
+        builder = builder.tls_ca_file(ca);
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        builder = builder.tls_client_cert(cert, key);
+    }
+    if args.insecure {
+        eprintln!("duplex: warning: --insecure: the server's certificate is not checked");
+        builder = builder.danger_accept_invalid_certs(true);
     }
     if let Some(origin) = &args.origin {
         builder = builder.origin(origin);

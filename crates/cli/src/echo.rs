@@ -24,9 +24,25 @@ pub struct EchoArgs {
     /// memory per idle connection, a lower compression ratio.
     #[arg(long, conflicts_with = "no_deflate")]
     no_context_takeover: bool,
+    /// Serve wss:// with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: EchoArgs) -> Result<(), CliError> {
+    // Load the certificate before binding, so a bad file fails fast with its name.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            duplex::ServerTls::new(cert, key)
+                .acceptor()
+                .map_err(CliError::Tls)?,
+        ),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let addr = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr)
         .await
@@ -36,7 +52,7 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
         })?;
     let local = listener.local_addr()?;
     // Scripts read this line to learn the port when --port 0 is used.
-    println!("duplex echo listening on ws://{local}");
+    println!("duplex echo listening on {scheme}://{local}");
     std::io::stdout().flush()?;
     tracing::info!(%local, "listening");
     let mut config = Config::default();
@@ -53,8 +69,13 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let config = config.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        match serve(tcp, config).await {
+                        let served = match tls {
+                            Some(acceptor) => serve_tls(&acceptor, tcp, config).await,
+                            None => serve(tcp, config).await,
+                        };
+                        match served {
                             Ok(()) => tracing::info!(%peer, "connection closed"),
                             Err(e) => tracing::info!(%peer, error = %e, "connection ended with an error"),
                         }
@@ -71,9 +92,26 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
     }
 }
 
+async fn serve_tls(
+    acceptor: &duplex::tls::tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    config: Config,
+) -> Result<(), duplex::Error> {
+    tcp.set_nodelay(true)?;
+    let tls = duplex::tls::accept(acceptor, tcp, config.handshake_timeout).await?;
+    echo(tls, config).await
+}
+
 async fn serve(tcp: TcpStream, config: Config) -> Result<(), duplex::Error> {
     tcp.set_nodelay(true)?;
-    let mut ws = duplex::accept_with(tcp, config, |request| {
+    echo(tcp, config).await
+}
+
+async fn echo<S>(stream: S, config: Config) -> Result<(), duplex::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut ws = duplex::accept_with(stream, config, |request| {
         tracing::info!(path = request.path(), origin = ?request.origin(), "connection opened");
         Ok(duplex::Accept::default())
     })

@@ -19,6 +19,9 @@ pub enum CliError {
         /// Why.
         source: duplex::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(duplex::Error),
     /// A command-line value is not usable.
     #[error("{0}")]
     Usage(String),
@@ -35,7 +38,10 @@ impl CliError {
     /// connection.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Bind { .. } | CliError::Connect { .. } => 2,
+            CliError::Usage(_)
+            | CliError::Bind { .. }
+            | CliError::Connect { .. }
+            | CliError::Tls(_) => 2,
             CliError::Connection(_) | CliError::Io(_) => 3,
         }
     }

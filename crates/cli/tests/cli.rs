@@ -86,7 +86,7 @@ fn unreachable_server_exits_2_with_the_reason() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("cannot connect") && err.contains("refused"),
+        err.contains("cannot open a TCP connection to 127.0.0.1:") && err.contains("refused"),
         "{err}"
     );
 }
@@ -144,4 +144,153 @@ fn server_close_code_sets_the_exit_code() {
     server.join().unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("1008: go away"));
+}
+
+/// A self-signed certificate for localhost/127.0.0.1, written to a temp dir.
+struct Cert {
+    dir: std::path::PathBuf,
+}
+
+impl Cert {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("duplex-cli-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+impl Drop for Cert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_tls_echo(cert: &Cert) -> Echo {
+    let mut child = Command::new(BIN)
+        .args([
+            "echo",
+            "--port",
+            "0",
+            "--tls-cert",
+            &cert.path("cert.pem"),
+            "--tls-key",
+            &cert.path("key.pem"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.split_whitespace().last().unwrap().to_owned();
+    assert!(url.starts_with("wss://127.0.0.1:"), "{line}");
+    Echo { child, url }
+}
+
+#[test]
+fn wss_echo_with_a_ca_file() {
+    let cert = Cert::new("ca");
+    let echo = start_tls_echo(&cert);
+    let out = connect(&["--ca", &cert.path("cert.pem"), &echo.url], b"over tls\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "over tls\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn wss_with_an_unknown_issuer_is_refused_unless_insecure() {
+    let cert = Cert::new("unknown");
+    let echo = start_tls_echo(&cert);
+    let out = connect(&[&echo.url], b"hi\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown issuer"), "{err}");
+
+    let out = connect(&["--insecure", &echo.url], b"hi\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not checked"),
+        "the danger is said"
+    );
+}
+
+#[test]
+fn echo_names_a_missing_certificate_file() {
+    let out = Command::new(BIN)
+        .args([
+            "echo",
+            "--port",
+            "0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cert.pem"));
+}
+
+#[test]
+fn proxy_from_the_environment_is_used_and_named_when_it_fails() {
+    let echo = Echo::start();
+    // A port nobody listens on as the proxy: the failure must name the proxy, not the target.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = format!("http://127.0.0.1:{dead}");
+    let out = Command::new(BIN)
+        .args(["connect", &echo.url])
+        .env("HTTP_PROXY", &proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&proxy), "{err}");
+
+    // --no-proxy ignores the environment and reaches the server directly.
+    let mut child = Command::new(BIN)
+        .args(["connect", "--no-proxy", &echo.url])
+        .env("HTTP_PROXY", &proxy)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"direct\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "direct\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn dns_failures_name_the_host() {
+    let out = connect(&["--no-proxy", "ws://no-such-host.invalid:9/"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot resolve host \"no-such-host.invalid\""),
+        "{err}"
+    );
 }

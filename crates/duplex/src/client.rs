@@ -2,6 +2,8 @@
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::proxy::{self, ProxyChoice};
+use crate::tls::{self, ClientTls};
 use crate::transport::ClientStream;
 use crate::websocket::WebSocket;
 use bytes::BytesMut;
@@ -9,10 +11,9 @@ use duplex_proto::handshake::client::{ClientHandshake, ClientRequest, ServerResp
 use duplex_proto::{Connection, Role};
 use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use url::Url;
 
-/// Connects to a `ws://` URL with the default configuration.
+/// Connects to a `ws://` or `wss://` URL with the default configuration.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), duplex::Error> {
@@ -23,7 +24,7 @@ pub async fn connect(url: &str) -> Result<(WebSocket<ClientStream>, ServerRespon
     ClientBuilder::new(url).connect().await
 }
 
-/// Builds a client connection: headers, subprotocols, origin, limits and timeouts.
+/// Builds a client connection: headers, subprotocols, origin, limits, timeouts and TLS.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), duplex::Error> {
@@ -43,16 +44,20 @@ pub struct ClientBuilder {
     request: ClientRequest,
     config: Config,
     invalid_header: Option<String>,
+    tls: ClientTls,
+    proxy: ProxyChoice,
 }
 
 impl ClientBuilder {
-    /// A builder for `url` (`ws://host[:port]/path?query`).
+    /// A builder for `url` (`ws://` or `wss://host[:port]/path?query`).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             request: ClientRequest::default(),
             config: Config::default(),
             invalid_header: None,
+            tls: ClientTls::default(),
+            proxy: ProxyChoice::default(),
         }
     }
 
@@ -106,18 +111,91 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects through this proxy, whatever the environment says: `http://` or
+    /// `https://` (HTTP `CONNECT`, TLS to the proxy with the [`tls`](Self::tls) settings),
+    /// `socks5://` (target resolved here) or `socks5h://` (resolved by the proxy), with
+    /// optional percent-encoded `user:password@`; `host:port` alone is an HTTP proxy. An
+    /// invalid URL fails [`connect`](Self::connect) with [`Error::ProxyUrl`]; use
+    /// [`Proxy::parse`](crate::Proxy::parse) to check it earlier. See [`Proxy`](crate::Proxy).
+    ///
+    /// Without this or [`no_proxy`](Self::no_proxy), the proxy comes from the environment
+    /// as in curl: `http_proxy`/`HTTP_PROXY` for `ws://`, `https_proxy`/`HTTPS_PROXY` for
+    /// `wss://`, then `all_proxy`/`ALL_PROXY`, unless `no_proxy`/`NO_PROXY` lists the host
+    /// (see [`Proxy::from_env`](crate::Proxy::from_env)).
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.proxy = ProxyChoice::from_url(url);
+        self
+    }
+
+    /// Connects directly, ignoring any proxy set in the environment.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::Off;
+        self
+    }
+
+    /// Replaces the TLS settings of `wss://` connections (see [`ClientTls`] for the
+    /// defaults: system roots, certificates verified).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file for `wss://`, **instead of** the system
+    /// roots (add [`tls_system_roots(true)`](Self::tls_system_roots) to trust both); call
+    /// again for more files. See [`ClientTls::ca_file`].
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls = self.tls.ca_file(path);
+        self
+    }
+
+    /// Whether to trust the system's root certificates for `wss://`; by default only when
+    /// no CA file is given. See [`ClientTls::system_roots`].
+    pub fn tls_system_roots(mut self, trust: bool) -> Self {
+        self.tls = self.tls.system_roots(trust);
+        self
+    }
+
+    /// Presents a client certificate (PEM chain) and its PEM private key when a `wss://`
+    /// server asks for one. See [`ClientTls::client_cert`].
+    pub fn tls_client_cert(
+        mut self,
+        cert_chain: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls = self.tls.client_cert(cert_chain, key);
+        self
+    }
+
+    /// **Dangerous**: accepts any `wss://` server certificate (unknown issuer, expired,
+    /// another name), for tests against self-signed servers only. Off by default.
+    /// See [`ClientTls::danger_accept_invalid_certs`].
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls = self.tls.danger_accept_invalid_certs(accept);
+        self
+    }
+
     /// Opens the TCP connection and performs the handshake.
     /// The connection is made in steps, each with its own error: TCP (directly or through
     /// a proxy), TLS for `wss://`, then the WebSocket handshake.
     pub async fn connect(self) -> Result<(WebSocket<ClientStream>, ServerResponse), Error> {
         let target = self.target()?;
-        let addr = format!("{}:{}", target.host, target.port);
-        let connecting = TcpStream::connect(&addr);
-        let stream = tokio::time::timeout(self.config.handshake_timeout, connecting)
+        let via = self.proxy.resolve(target.tls, &target.host, target.port)?;
+        let stream = proxy::open(
+            &target.host,
+            target.port,
+            via.as_ref(),
+            &self.tls,
+            self.config.handshake_timeout,
+        )
+        .await?;
+        if !target.tls {
+            return self.handshake(stream).await;
+        }
+        let timeout = self.config.handshake_timeout;
+        let stream = tls::connect(&self.tls, &target.host, stream, timeout).await?;
+        self.handshake(stream)
             .await
-            .map_err(|_| Error::Timeout("TCP connect"))??;
-        stream.set_nodelay(true)?;
-        self.handshake(ClientStream::new(stream)).await
+            .map_err(|e| tls::after_handshake(e, &target.host))
     }
 
     /// Performs the handshake over an already open transport (TLS, a proxy tunnel, ...).
@@ -177,14 +255,10 @@ impl ClientBuilder {
             return Err(bad(&format!("invalid header {h:?}")));
         }
         let url = Url::parse(&self.url).map_err(|e| bad(&e.to_string()))?;
-        let default_port = match url.scheme() {
-            "ws" => 80,
-            "wss" => {
-                return Err(bad(
-                    "wss:// needs TLS, which this build does not support yet",
-                ))
-            }
-            other => return Err(bad(&format!("scheme {other:?} is not ws://"))),
+        let (default_port, tls) = match url.scheme() {
+            "ws" => (80, false),
+            "wss" => (443, true),
+            other => return Err(bad(&format!("scheme {other:?} is not ws:// or wss://"))),
         };
         let host = url.host_str().ok_or_else(|| bad("no host"))?.to_owned();
         let port = url.port().unwrap_or(default_port);
@@ -210,6 +284,7 @@ impl ClientBuilder {
         Ok(Target {
             host,
             port,
+            tls,
             host_header,
             path,
         })
@@ -219,6 +294,8 @@ impl ClientBuilder {
 struct Target {
     host: String,
     port: u16,
+    /// `wss://`: TLS over the TCP connection.
+    tls: bool,
     host_header: String,
     path: String,
 }

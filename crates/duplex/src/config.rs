@@ -15,6 +15,13 @@ use std::time::Duration;
 /// | `ping_interval` | off | send a ping after this long without receiving anything |
 /// | `idle_timeout` | off | fail the connection after this long without receiving anything |
 /// | `deflate` | on, [`DeflateConfig::default`] | permessage-deflate: clients offer it, servers accept offers; `None` turns it off |
+///
+/// TLS is set apart from this, since it differs by role: for `wss://` clients with
+/// [`ClientTls`](crate::ClientTls) or the `tls_*` methods of
+/// [`ClientBuilder`](crate::ClientBuilder) (defaults: system roots, certificates verified,
+/// no client certificate, ALPN `http/1.1`), for servers with
+/// [`ServerTls`](crate::ServerTls); the [`tls`](crate::tls) module lists every default.
+/// `handshake_timeout` bounds the TLS handshake too, as a step of its own.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Protocol limits.

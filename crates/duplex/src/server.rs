@@ -3,17 +3,18 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::websocket::WebSocket;
-use bytes::BytesMut;
-use duplex_proto::handshake::server::{reject, write_response, UpgradeRequest};
+use bytes::{Bytes, BytesMut};
+use duplex_proto::handshake::server::{reject, write_response, IncomingRequest, UpgradeRequest};
 use duplex_proto::{Connection, Role};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How to accept a request: the subprotocol to choose and headers to add.
 #[derive(Clone, Debug, Default)]
 pub struct Accept {
-    protocol: Option<String>,
-    headers: HeaderMap,
+    pub(crate) protocol: Option<String>,
+    pub(crate) headers: HeaderMap,
 }
 
 impl Accept {
@@ -41,8 +42,8 @@ impl Accept {
 /// How to reject a request: an HTTP status and a body.
 #[derive(Clone, Debug)]
 pub struct Reject {
-    status: StatusCode,
-    body: String,
+    pub(crate) status: StatusCode,
+    pub(crate) body: String,
 }
 
 impl Reject {
@@ -83,20 +84,102 @@ where
 ///
 /// Invalid handshakes are answered with the matching HTTP status (400, 405, 426, 431)
 /// and a body naming the reason, then the transport is closed and the error returned.
-pub async fn accept_with<S, F>(
-    mut stream: S,
-    config: Config,
-    decide: F,
-) -> Result<WebSocket<S>, Error>
+/// A plain HTTP request, one that does not attempt a WebSocket upgrade at all (no
+/// `Upgrade: websocket` nor `Sec-WebSocket-*` header), is answered by [`not_found`] (404)
+/// and returns [`Error::Rejected`] with status 404; [`accept_with_http`] answers such
+/// requests with a handler instead.
+pub async fn accept_with<S, F>(stream: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
+{
+    match handshake(stream, config, decide, not_found).await? {
+        Some(ws) => Ok(ws),
+        None => Err(Error::Rejected {
+            status: StatusCode::NOT_FOUND.as_u16(),
+        }),
+    }
+}
+
+/// Like [`accept_with`], and answers plain HTTP requests with `http`, so WebSocket and
+/// HTTP share one port: returns `Ok(None)` once such a request was answered.
+///
+/// A plain HTTP request is one that does not attempt a WebSocket upgrade at all (no
+/// `Upgrade: websocket` nor `Sec-WebSocket-*` header; any method, HTTP/1.0 or 1.1). `http`
+/// gets its head (method, target, version, headers; the body is not read) and returns
+/// the response to send: status, headers and body. The server adds `Content-Length` and
+/// `Connection: close` (one request per connection), `Content-Type: text/plain` when the
+/// body is not empty and no type is set, sends no body to `HEAD`, then closes. A broken
+/// upgrade (say `Upgrade: websocket` without `Sec-WebSocket-Key`) is still answered
+/// 400/405/426 as by [`accept_with`]. [`not_found`] is the default answer.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), duplex::Error> {
+/// use duplex::{Accept, Config};
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let (tcp, _) = listener.accept().await?;
+/// let accepted = duplex::accept_with_http(
+///     tcp,
+///     Config::default(),
+///     |_| Ok(Accept::default()),
+///     |request| match request.uri().path() {
+///         "/health" => http::Response::new("ok\n"),
+///         _ => duplex::not_found(request),
+///     },
+/// )
+/// .await?;
+/// if let Some(mut ws) = accepted {
+///     ws.send(duplex::Message::text("hello")).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn accept_with_http<S, F, H, B>(
+    stream: S,
+    config: Config,
+    decide: F,
+    http: H,
+) -> Result<Option<WebSocket<S>>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
+    H: FnOnce(&Request<()>) -> Response<B>,
+    B: Into<Bytes>,
+{
+    handshake(stream, config, decide, |request: &Request<()>| {
+        http(request).map(Into::into)
+    })
+    .await
+}
+
+/// The answer to a plain HTTP request on a WebSocket-only server: 404 with a body saying
+/// that this server serves WebSocket upgrades. [`accept_with`] sends it; an
+/// [`accept_with_http`] handler may fall back to it.
+pub fn not_found<T>(_request: &Request<T>) -> Response<&'static str> {
+    let mut response = Response::new(
+        "not found: this server only accepts WebSocket upgrades (Upgrade: websocket)\n",
+    );
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+/// Reads the request; upgrades, rejects it, or answers plain HTTP with `http`.
+async fn handshake<S, F, H, B>(
+    mut stream: S,
+    config: Config,
+    decide: F,
+    http: H,
+) -> Result<Option<WebSocket<S>>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
+    H: FnOnce(&Request<()>) -> Response<B>,
+    B: Into<Bytes>,
 {
     config.validate().map_err(Error::InvalidConfig)?;
     let read_request = async {
         let mut input = BytesMut::with_capacity(1024);
         loop {
-            match UpgradeRequest::parse(&mut input, &config.limits) {
+            match IncomingRequest::parse(&mut input, &config.limits) {
                 Ok(Some(request)) => return Ok((request, input)),
                 Ok(None) => {}
                 Err(failure) => return Err(Some(failure)),
@@ -123,7 +206,19 @@ where
             send_and_close(&mut stream, &out).await;
             return Err(failure.into());
         }
-        Ok(Ok(ok)) => ok,
+        Ok(Ok((IncomingRequest::Http(request), _body))) => {
+            let status = write_http_response(&request, http(&request).map(Into::into), &mut out);
+            tracing::debug!(
+                method = %request.method(),
+                path = request.uri().path(),
+                status = status.as_u16(),
+                "answered a plain HTTP request"
+            );
+            send_and_close(&mut stream, &out).await;
+            linger(&mut stream).await;
+            return Ok(None);
+        }
+        Ok(Ok((IncomingRequest::Upgrade(request), leftover))) => (request, leftover),
     };
     match decide(&request) {
         Ok(accept) => {
@@ -140,7 +235,9 @@ where
             if let (Some(params), Some(deflate)) = (deflate, &config.deflate) {
                 proto = proto.with_deflate(params, deflate);
             }
-            Ok(WebSocket::from_connection(stream, proto, config, leftover))
+            Ok(Some(WebSocket::from_connection(
+                stream, proto, config, leftover,
+            )))
         }
         Err(rejection) => {
             tracing::info!(
@@ -167,4 +264,57 @@ where
 async fn send_and_close<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
     let _ = stream.write_all(bytes).await;
     let _ = stream.shutdown().await;
+}
+
+/// Writes a handler's answer to a plain HTTP request; returns the status sent.
+fn write_http_response(
+    request: &Request<()>,
+    response: Response<Bytes>,
+    out: &mut BytesMut,
+) -> StatusCode {
+    let (mut parts, mut body) = response.into_parts();
+    if parts.status.is_informational() {
+        tracing::error!(
+            status = parts.status.as_u16(),
+            "the HTTP handler answered with a 1xx status; sending 500 instead"
+        );
+        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+        parts.headers.clear();
+        body = Bytes::from_static(b"internal server error: invalid handler status\n");
+    }
+    // The server frames the body and closes: the handler's framing headers would lie.
+    for name in [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+    ] {
+        parts.headers.remove(name);
+    }
+    write_response(parts.status, &parts.headers, &body, out);
+    let bodiless = request.method() == Method::HEAD
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        out.truncate(out.len() - body.len());
+    }
+    parts.status
+}
+
+/// After answering plain HTTP and shutting down our side, reads (and drops) what the
+/// client still sends, for a short while: closing a socket with unread input resets the
+/// connection, and a reset can destroy the response before the client reads it.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const MAX_DRAIN: usize = 256 << 10;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < MAX_DRAIN {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
