@@ -71,8 +71,10 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
                     let config = config.clone();
                     let tls = tls.clone();
                     tokio::spawn(async move {
+                        // Boxed: the TLS path's state is large, and a plain
+                        // connection's task should not reserve room for it.
                         let served = match tls {
-                            Some(acceptor) => serve_tls(&acceptor, tcp, config).await,
+                            Some(acceptor) => Box::pin(serve_tls(&acceptor, tcp, config)).await,
                             None => serve(tcp, config).await,
                         };
                         match served {

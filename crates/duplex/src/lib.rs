@@ -44,10 +44,12 @@ mod split;
 pub mod tls;
 mod transport;
 mod websocket;
+mod write_queue;
 
 pub use client::{connect, ClientBuilder};
 pub use config::Config;
 pub use duplex_proto::deflate::{DeflateConfig, DeflateParams};
+pub use duplex_proto::frame::SharedFrame;
 pub use duplex_proto::handshake::client::ServerResponse;
 pub use duplex_proto::handshake::server::UpgradeRequest;
 pub use duplex_proto::{CloseCode, CloseFrame, Limits, Message, OpCode, Role, Utf8Bytes};

@@ -93,7 +93,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
 {
-    match handshake(stream, config, decide, not_found).await? {
+    // Boxed: the handshake's state (request buffer, parsed headers, timer) is large and
+    // needed only briefly; a connection's task should not reserve room for it for life.
+    match Box::pin(handshake(stream, config, decide, not_found)).await? {
         Some(ws) => Ok(ws),
         None => Err(Error::Rejected {
             status: StatusCode::NOT_FOUND.as_u16(),
@@ -145,9 +147,10 @@ where
     H: FnOnce(&Request<()>) -> Response<B>,
     B: Into<Bytes>,
 {
-    handshake(stream, config, decide, |request: &Request<()>| {
+    // Boxed for the same reason as in `accept_with`.
+    Box::pin(handshake(stream, config, decide, |request: &Request<()>| {
         http(request).map(Into::into)
-    })
+    }))
     .await
 }
 

@@ -2,7 +2,9 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use bytes::{Buf, BytesMut};
+use crate::write_queue::{WriteQueue, ZERO_COPY_MIN};
+use bytes::BytesMut;
+use duplex_proto::frame::SharedFrame;
 use duplex_proto::{CloseCode, CloseFrame, Connection, ConnectionState, Message, OpCode, Role};
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -33,7 +35,7 @@ pub struct WebSocket<S> {
     proto: Connection,
     config: Config,
     read_buf: BytesMut,
-    write_buf: BytesMut,
+    write_buf: WriteQueue,
     /// The transport's read side ended.
     eof: bool,
     /// Our write side was shut down.
@@ -85,7 +87,7 @@ where
             proto,
             config,
             read_buf,
-            write_buf: BytesMut::new(),
+            write_buf: WriteQueue::default(),
             eof: false,
             shut_down: false,
             terminated: false,
@@ -131,7 +133,7 @@ where
             return Err(Error::ConnectionClosed);
         }
         self.proto
-            .send_uncompressed(&message, &mut self.write_buf)?;
+            .send_uncompressed(&message, self.write_buf.tail())?;
         self.flush().await
     }
 
@@ -152,6 +154,28 @@ where
         self.start_send_message(&message)
     }
 
+    /// Sends a frame encoded once for many connections (see [`SharedFrame`]): the same
+    /// bytes are queued without re-encoding or copying. Server connections only.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut clients: Vec<duplex::WebSocket<tokio::net::TcpStream>>) -> Result<(), duplex::Error> {
+    /// use duplex::{Message, SharedFrame};
+    /// let tick = SharedFrame::new(&Message::text(r#"{"price":42}"#))?;
+    /// for ws in &mut clients {
+    ///     ws.send_shared(&tick).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_shared(&mut self, frame: &SharedFrame) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_write_capacity(cx)).await?;
+        if self.terminated {
+            return Err(Error::ConnectionClosed);
+        }
+        self.proto.check_shared(frame)?;
+        self.write_buf.push(frame.bytes().clone());
+        self.flush().await
+    }
+
     /// Sends one frame of a fragmented message: `Text` or `Binary` with `fin = false`
     /// first, then `Continuation` frames, the last with `fin = true`.
     pub async fn send_frame(
@@ -162,7 +186,7 @@ where
     ) -> Result<(), Error> {
         poll_fn(|cx| self.poll_write_capacity(cx)).await?;
         self.proto
-            .send_frame(opcode, payload, fin, &mut self.write_buf)?;
+            .send_frame(opcode, payload, fin, self.write_buf.tail())?;
         self.flush().await
     }
 
@@ -195,7 +219,14 @@ where
         if self.terminated {
             return Err(Error::ConnectionClosed);
         }
-        self.proto.send(message, &mut self.write_buf)?;
+        let payload = self.proto.send_zero_copy(message, self.write_buf.tail())?;
+        match payload {
+            // Large payloads are queued by reference: one vectored write sends header
+            // and payload without copying the payload.
+            Some(p) if p.len() >= ZERO_COPY_MIN => self.write_buf.push(p),
+            Some(p) => self.write_buf.tail().extend_from_slice(&p),
+            None => {}
+        }
         if let Message::Close(_) = message {
             self.start_close_timer();
         }
@@ -218,13 +249,12 @@ where
         Poll::Ready(Ok(()))
     }
 
-    /// Writes some of the write buffer.
+    /// Writes some of the write queue.
     fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.write_buf))?;
+        let n = ready!(self.write_buf.poll_write(&mut self.io, cx))?;
         if n == 0 {
             return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
         }
-        self.write_buf.advance(n);
         Poll::Ready(Ok(()))
     }
 
@@ -346,7 +376,11 @@ where
                 tracing::debug!(?idle_for, "idle timeout, closing");
                 self.keepalive = None;
                 let frame = CloseFrame::new(CloseCode::GOING_AWAY, "idle timeout");
-                if self.proto.close(Some(&frame), &mut self.write_buf).is_ok() {
+                if self
+                    .proto
+                    .close(Some(&frame), self.write_buf.tail())
+                    .is_ok()
+                {
                     self.failure = Some(Error::Timeout(
                         "no traffic from the peer within the idle timeout",
                     ));
@@ -358,7 +392,7 @@ where
                 if self.proto.state() == ConnectionState::Open {
                     let _ = self
                         .proto
-                        .send(&Message::Ping(Default::default()), &mut self.write_buf);
+                        .send(&Message::Ping(Default::default()), self.write_buf.tail());
                 }
             }
             if !self.reset_keepalive_timer() {
@@ -390,7 +424,10 @@ where
             if this.proto.state() == ConnectionState::Closed || this.failure.is_some() {
                 return this.poll_finish(cx);
             }
-            match this.proto.receive(&mut this.read_buf, &mut this.write_buf) {
+            match this
+                .proto
+                .receive(&mut this.read_buf, this.write_buf.tail())
+            {
                 Ok(Some(Message::Close(frame))) => {
                     this.close_message = Some(Message::Close(frame));
                     continue;
@@ -426,6 +463,11 @@ where
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Pending => {
+                    // Nothing to read: an idle connection keeps no buffers.
+                    if this.read_buf.is_empty() {
+                        this.read_buf = BytesMut::new();
+                    }
+                    this.write_buf.release_if_empty();
                     this.poll_keepalive(cx);
                     if !this.write_buf.is_empty() || this.failure.is_some() {
                         // The keepalive queued a ping or a close: go round again.

@@ -412,3 +412,62 @@ async fn urls_are_validated_with_a_clear_error() {
         assert!(err.to_string().contains(needle), "{url}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_shared_frame_reaches_every_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let (client, server) = tokio::join!(duplex::connect(&url), async {
+            duplex::accept(listener.accept().await.unwrap().0).await
+        });
+        clients.push(client.unwrap().0);
+        servers.push(server.unwrap());
+    }
+    let big = Message::binary(vec![9u8; 100_000]);
+    for message in [Message::text("tick"), big] {
+        let frame = duplex::SharedFrame::new(&message).unwrap();
+        for ws in &mut servers {
+            ws.send_shared(&frame).await.unwrap();
+        }
+        for ws in &mut clients {
+            assert_eq!(ws.recv().await.unwrap().unwrap(), message);
+        }
+    }
+    // A client cannot send shared (unmasked) frames, and closed connections refuse them.
+    let frame = duplex::SharedFrame::new(&Message::text("x")).unwrap();
+    assert!(matches!(
+        clients[0].send_shared(&frame).await,
+        Err(Error::InvalidSend(_))
+    ));
+    let client = &mut clients[0];
+    let (closed, _) = tokio::join!(servers[0].close(None), async {
+        while client.recv().await.is_some() {}
+    });
+    closed.unwrap();
+    assert!(matches!(
+        servers[0].send_shared(&frame).await,
+        Err(Error::ConnectionClosed)
+    ));
+}
+
+#[tokio::test]
+async fn large_messages_cross_in_both_directions_intact() {
+    let url = echo_server().await;
+    let (mut ws, _) = duplex::ClientBuilder::new(&url)
+        .deflate(None)
+        .connect()
+        .await
+        .unwrap();
+    // Sizes around the zero-copy threshold and the 16/64-bit length boundaries.
+    for size in [4095usize, 4096, 65535, 65536, 1 << 20] {
+        let m = Message::binary((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        ws.feed(m.clone()).await.unwrap();
+        ws.feed(Message::text("after")).await.unwrap();
+        ws.flush().await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), m);
+        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("after"));
+    }
+}

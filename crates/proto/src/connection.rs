@@ -88,7 +88,7 @@ pub struct Connection {
     /// Whether a fragmented message we send is in progress, and whether it is text.
     sending_fragmented: Option<bool>,
     /// Masking keys for client frames; created only for clients.
-    rng: Option<StdRng>,
+    rng: Option<Box<StdRng>>,
     /// The close frame the peer sent, once received.
     peer_close: Option<Option<CloseFrame>>,
     /// permessage-deflate, when negotiated. Boxed: most of it is zlib state that an
@@ -107,7 +107,7 @@ impl Connection {
             partial: None,
             utf8: Utf8Validator::default(),
             sending_fragmented: None,
-            rng: (role == Role::Client).then(StdRng::from_os_rng),
+            rng: (role == Role::Client).then(|| Box::new(StdRng::from_os_rng())),
             peer_close: None,
             deflate: None,
         }
@@ -457,18 +457,69 @@ impl Connection {
         }
     }
 
-    fn send_compressed(
+    /// Like [`send`](Self::send), but a payload that would be copied into `output`
+    /// unchanged (a server's uncompressed data message) is left out and returned: the
+    /// caller writes it right after `output`'s bytes, so a large payload reaches the
+    /// socket without a copy.
+    pub fn send_zero_copy(
         &mut self,
-        opcode: OpCode,
-        payload: &[u8],
+        message: &Message,
         output: &mut BytesMut,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Bytes>, Error> {
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+            _ => return self.send(message, output).map(|()| None),
+        };
+        let compress = self
+            .deflate
+            .as_ref()
+            .is_some_and(|d| d.wants(payload.len()));
+        if self.role == Role::Client || compress {
+            return self.send(message, output).map(|()| None);
+        }
+        self.check_data_send()?;
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        }
+        .encode(output);
+        Ok(Some(payload.clone()))
+    }
+
+    /// Checks that this connection may send a [`SharedFrame`](crate::frame::SharedFrame)
+    /// now: a server connection, open, with no fragmented message in progress. The caller
+    /// then writes the frame's bytes.
+    pub fn check_shared(&mut self, _frame: &crate::frame::SharedFrame) -> Result<(), Error> {
+        if self.role == Role::Client {
+            return Err(Error::InvalidSend(
+                "client frames are masked and cannot be shared",
+            ));
+        }
+        self.check_data_send()
+    }
+
+    /// A complete data message may be sent now.
+    fn check_data_send(&self) -> Result<(), Error> {
         if self.state != ConnectionState::Open {
             return Err(Error::SendAfterClose);
         }
         if self.sending_fragmented.is_some() {
             return Err(Error::InvalidSend("a fragmented message is in progress"));
         }
+        Ok(())
+    }
+
+    fn send_compressed(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        output: &mut BytesMut,
+    ) -> Result<(), Error> {
+        self.check_data_send()?;
         let codec = self.deflate.as_mut().expect("checked by the caller");
         let mut compressed = Vec::new();
         codec.compress(payload, &mut compressed);

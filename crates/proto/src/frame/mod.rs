@@ -2,9 +2,11 @@
 
 mod header;
 mod mask;
+mod shared;
 
 pub use header::{FrameHeader, OpCode, MAX_HEADER_LEN};
 pub use mask::apply_mask;
+pub use shared::SharedFrame;
 
 use bytes::{BufMut, BytesMut};
 
