@@ -1,6 +1,7 @@
-//! The `duplex` command: `duplex echo` (an echo server) and `duplex connect` (an
-//! interactive or piped client).
+//! The `duplex` command: `duplex echo` (an echo server), `duplex connect` (an
+//! interactive or piped client) and `duplex bench` (a load generator).
 
+mod bench;
 mod connect;
 mod echo;
 mod error;
@@ -21,6 +22,9 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Connect to a WebSocket server: lines typed (or piped) become messages.
     Connect(connect::ConnectArgs),
+    /// Load generator: message throughput and latency, handshakes per second, memory per
+    /// idle connection.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let command = match cli.command {
+        // The benchmark builds a runtime of its own, with --threads workers.
+        Command::Bench(args) => return bench::main(args),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,9 +52,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Echo(args) => echo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Connect(args) => connect::run(args).await,
+            Command::Bench(_) => unreachable!("handled above"),
         }
     });
     // A blocking stdin read may still be parked on a runtime thread; don't wait for it.

@@ -1,0 +1,523 @@
+//! `duplex bench echo`: closed-loop message round trips against an echo server.
+
+use super::report::{self, CpuMeter, Errors, Latencies, Progress};
+use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
+use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
+use futures_util::FutureExt;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+#[derive(clap::Args)]
+pub struct EchoArgs {
+    /// The echo server, e.g. ws://127.0.0.1:9001/
+    url: String,
+    /// Connections, each a task of its own.
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 1)]
+    connections: usize,
+    /// Payload bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 16)]
+    size: usize,
+    /// Messages each connection keeps in flight: it sends this many, then one more for
+    /// every echo.
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    depth: usize,
+    /// Seconds to measure, after the warm-up.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after this many echoes in total instead of after --duration.
+    #[arg(long, value_name = "TOTAL", conflicts_with = "duration")]
+    messages: Option<u64>,
+    /// Send binary messages (text by default).
+    #[arg(long)]
+    binary: bool,
+    /// Seconds of traffic before measuring starts [default: 1, or 0 with --messages].
+    #[arg(long, value_name = "SECS")]
+    warmup: Option<f64>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+const WARMUP: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPING: u8 = 2;
+
+/// Handshakes in progress at once while the connections open.
+const CONNECT_CONCURRENCY: usize = 128;
+/// Echoes a task counts before it adds them to the shared progress counter.
+const PROGRESS_EVERY: u64 = 64;
+
+/// What every connection task shares.
+struct Run {
+    builder: ClientBuilder,
+    /// The payload, built once; each send clones a reference to it.
+    message: Message,
+    size: usize,
+    depth: usize,
+    binary: bool,
+    phase: AtomicU8,
+    /// With `--messages`: sends left to hand out (a send past zero is not made).
+    tickets: Option<AtomicI64>,
+    /// Echoes counted so far, for the progress bar (tasks add in steps).
+    progress: AtomicU64,
+    /// Connections on which permessage-deflate was negotiated.
+    deflated: AtomicU64,
+    latencies: Latencies,
+    errors: Errors,
+}
+
+enum Event {
+    /// A connection finished opening, or failed to.
+    Opened(bool),
+    /// A connection has no more messages in flight (or failed).
+    Drained,
+}
+
+/// What one connection task did.
+#[derive(Default)]
+struct Outcome {
+    counted: u64,
+    opened: bool,
+    failed: bool,
+}
+
+pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
+    check_url(&args.url)?;
+    if args.connections == 0 || args.depth == 0 {
+        return Err(BenchError::Usage(
+            "--connections and --depth must be at least 1".into(),
+        ));
+    }
+    if args.messages == Some(0) {
+        return Err(BenchError::Usage("--messages must be at least 1".into()));
+    }
+    let duration = seconds(args.duration, "--duration", false)?;
+    let default_warmup = if args.messages.is_some() { 0.0 } else { 1.0 };
+    let warmup = seconds(args.warmup.unwrap_or(default_warmup), "--warmup", true)?;
+    ensure_fds(
+        args.connections as u64,
+        &format!("--connections {}", args.connections),
+    )?;
+
+    let payload: Vec<u8> = b"0123456789abcdefghijklmnopqrstuvwxyz"
+        .iter()
+        .copied()
+        .cycle()
+        .take(args.size)
+        .collect();
+    let message = if args.binary {
+        Message::binary(payload)
+    } else {
+        Message::text(String::from_utf8(payload).expect("ASCII"))
+    };
+    let mut config = Config::default();
+    // A closed loop never has more than `depth` messages queued: let them all be queued
+    // without waiting, so a sender never blocks while its echoes are unread.
+    let frame = args.size + 14;
+    config.write_buffer_limit = config
+        .write_buffer_limit
+        .max(frame.saturating_mul(args.depth).saturating_mul(2));
+    config.limits.max_frame_size = config.limits.max_frame_size.max(args.size);
+    config.limits.max_message_size = config.limits.max_message_size.max(args.size);
+
+    let run = Arc::new(Run {
+        builder: args.common.builder(&args.url, config),
+        message,
+        size: args.size,
+        depth: args.depth,
+        binary: args.binary,
+        phase: AtomicU8::new(WARMUP),
+        tickets: args
+            .messages
+            .map(|m| AtomicI64::new(i64::try_from(m).unwrap_or(i64::MAX))),
+        progress: AtomicU64::new(0),
+        deflated: AtomicU64::new(0),
+        latencies: Latencies::new(),
+        errors: Errors::new(),
+    });
+    let n = args.connections;
+    let progress = Progress::new(args.common.progress(), n as u64, "connecting");
+    let (events, mut event_rx) = mpsc::unbounded_channel();
+    let (start, start_rx) = watch::channel(false);
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            tokio::spawn(connection(
+                run.clone(),
+                limit.clone(),
+                events.clone(),
+                start_rx.clone(),
+            ))
+        })
+        .collect();
+    drop(events);
+
+    // Open every connection before any traffic.
+    let mut opened = 0usize;
+    let mut reported = 0usize;
+    let mut tick = tokio::time::interval(report::TICK);
+    while reported < n {
+        tokio::select! {
+            event = event_rx.recv() => match event {
+                Some(Event::Opened(ok)) => {
+                    reported += 1;
+                    opened += usize::from(ok);
+                }
+                Some(Event::Drained) => {}
+                None => break,
+            },
+            _ = tick.tick() => progress.update(reported as u64, format!("{opened}/{n} open")),
+        }
+    }
+    if opened == 0 {
+        progress.clear();
+        drop(start);
+        for t in tasks {
+            let _ = t.await;
+        }
+        return Err(BenchError::NoConnection(format!(
+            "all {n} connections to {} failed: {}",
+            args.url,
+            run.errors.main_message()
+        )));
+    }
+
+    // Warm up, then measure.
+    let mut drained = 0usize;
+    let total_len = args.messages.unwrap_or(duration.as_millis() as u64);
+    let started = Instant::now();
+    if warmup.is_zero() {
+        run.phase.store(MEASURING, Relaxed);
+    } else {
+        progress.set_length(warmup.as_millis() as u64, "warm-up");
+    }
+    let _ = start.send(true);
+    if !warmup.is_zero() {
+        let until = started + warmup;
+        while drained < opened {
+            tokio::select! {
+                event = event_rx.recv() => match event {
+                    Some(Event::Drained) => drained += 1,
+                    Some(Event::Opened(_)) => {}
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(until.into()) => break,
+                _ = tick.tick() => progress.update(
+                    started.elapsed().as_millis() as u64,
+                    format!("{:.1}/{:.1} s", started.elapsed().as_secs_f64(), warmup.as_secs_f64()),
+                ),
+            }
+        }
+        run.phase.store(MEASURING, Relaxed);
+    }
+    let measure_start = Instant::now();
+    let counted_before = run.progress.load(Relaxed);
+    let cpu = CpuMeter::start();
+    progress.set_length(
+        total_len,
+        if args.messages.is_some() {
+            "messages"
+        } else {
+            "measuring"
+        },
+    );
+    let deadline = measure_start + duration;
+    let mut last_count = 0u64;
+    let mut last_tick = measure_start;
+    while drained < opened {
+        tokio::select! {
+            event = event_rx.recv() => match event {
+                Some(Event::Drained) => drained += 1,
+                Some(Event::Opened(_)) => {}
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline.into()), if args.messages.is_none() => break,
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let count = run.progress.load(Relaxed).saturating_sub(counted_before);
+                let rate = count.saturating_sub(last_count) as f64
+                    / (now - last_tick).as_secs_f64().max(1e-9);
+                (last_count, last_tick) = (count, now);
+                let position = if args.messages.is_some() {
+                    count
+                } else {
+                    (now - measure_start).as_millis() as u64
+                };
+                progress.update(position, format!(
+                    "{} msgs, {}/s, {} errors",
+                    report::group(count),
+                    report::group(rate as u64),
+                    run.errors.count()
+                ));
+            }
+        }
+    }
+    // In duration mode this is the deadline (or the moment every connection failed);
+    // with --messages, the last echo.
+    run.phase.store(STOPPING, Relaxed);
+    let elapsed = measure_start.elapsed();
+    let cpu_percent = cpu.percent();
+    progress.set_length(opened as u64, "closing");
+
+    let mut counted = 0u64;
+    let mut failed = 0usize;
+    for task in tasks {
+        match task.await {
+            Ok(outcome) => {
+                counted += outcome.counted;
+                failed += usize::from(outcome.opened && outcome.failed);
+            }
+            Err(e) => run.errors.record(format!("connection task failed: {e}")),
+        }
+    }
+    progress.clear();
+    // Every connection failed: an error, after the report when something was measured.
+    let all_failed = failed == opened;
+    let failure = || {
+        BenchError::AllFailed(format!(
+            "all {opened} connections to {} failed during the run: {}",
+            args.url,
+            run.errors.main_message()
+        ))
+    };
+    if all_failed && counted == 0 {
+        return Err(failure());
+    }
+
+    let secs = elapsed.as_secs_f64();
+    let per_sec = counted as f64 / secs;
+    let bytes = counted * args.size as u64 * 2;
+    let mb_per_sec = bytes as f64 / 1e6 / secs;
+    let latency = run.latencies.summary();
+    let kind = if args.binary { "binary" } else { "text" };
+    let deflated = run.deflated.load(Relaxed);
+    let deflate = match (args.common.deflate, deflated) {
+        (false, _) => "off".to_owned(),
+        (true, d) => format!("offered, negotiated on {d}"),
+    };
+    if args.common.json {
+        report::print_json(&json!({
+            "scenario": "echo",
+            "url": args.url,
+            "connections": n,
+            "connected": opened,
+            "size": args.size,
+            "depth": args.depth,
+            "binary": args.binary,
+            "deflate": args.common.deflate,
+            "deflate_negotiated": deflated,
+            "threads": threads,
+            "warmup_s": warmup.as_secs_f64(),
+            "messages": counted,
+            "elapsed_s": report::round_to(secs, 6),
+            "messages_per_sec": report::round_to(per_sec, 1),
+            "bytes": bytes,
+            "mb_per_sec": report::round_to(mb_per_sec, 3),
+            "latency_us": latency.json(),
+            "errors": run.errors.count(),
+            "error_messages": run.errors.json(),
+            "client_cpu_percent": cpu_percent.map(|p| report::round_to(p, 1)),
+        }));
+    } else {
+        let mut rows = vec![
+            (
+                "connections".into(),
+                format!(
+                    "{} open of {n}, depth {}, {} B {kind} messages, deflate {deflate}",
+                    report::group(opened as u64),
+                    args.depth,
+                    report::group(args.size as u64),
+                ),
+            ),
+            (
+                "measured".into(),
+                format!(
+                    "{} messages in {secs:.3} s (after {} s warm-up)",
+                    report::group(counted),
+                    warmup.as_secs_f64()
+                ),
+            ),
+            ("messages/s".into(), report::round(per_sec)),
+            (
+                "MB/s".into(),
+                format!(
+                    "{} (payload bytes sent + received, 1 MB = 10^6 B)",
+                    report::round(mb_per_sec)
+                ),
+            ),
+            ("latency (µs)".into(), latency.row()),
+        ];
+        run.errors.rows(&mut rows);
+        rows.push(("client CPU".into(), report::cpu_row(cpu_percent, threads)));
+        report::print_table(&format!("duplex bench echo {}", args.url), &rows);
+    }
+    if all_failed {
+        return Err(failure());
+    }
+    Ok(())
+}
+
+/// One connection: open, wait for the start, exchange messages, close.
+async fn connection(
+    run: Arc<Run>,
+    limit: Arc<Semaphore>,
+    events: mpsc::UnboundedSender<Event>,
+    mut start: watch::Receiver<bool>,
+) -> Outcome {
+    let opened = {
+        let _permit = limit.acquire().await;
+        run.builder.clone().connect().await
+    };
+    let mut ws = match opened {
+        Ok((ws, response)) => {
+            if response.deflate.is_some() {
+                run.deflated.fetch_add(1, Relaxed);
+            }
+            let _ = events.send(Event::Opened(true));
+            ws
+        }
+        Err(e) => {
+            run.errors.record(format!("cannot connect: {e}"));
+            let _ = events.send(Event::Opened(false));
+            return Outcome::default();
+        }
+    };
+    let mut outcome = Outcome {
+        opened: true,
+        ..Outcome::default()
+    };
+    if start.wait_for(|go| *go).await.is_err() {
+        return outcome;
+    }
+    let exchanged = exchange(&run, &mut ws, &mut outcome.counted).await;
+    let _ = events.send(Event::Drained);
+    match exchanged {
+        Ok(()) => {
+            if let Err(e) = ws.close(None).await {
+                run.errors.record(format!("closing handshake failed: {e}"));
+            }
+        }
+        Err(e) => {
+            run.errors.record(e);
+            outcome.failed = true;
+        }
+    }
+    outcome
+}
+
+/// Whether another message may be sent, and whether it is one of the `--messages` that
+/// count.
+fn next_send(run: &Run) -> Option<bool> {
+    match run.phase.load(Relaxed) {
+        WARMUP => Some(false),
+        MEASURING => match &run.tickets {
+            None => Some(false),
+            Some(tickets) => (tickets.fetch_sub(1, Relaxed) > 0).then_some(true),
+        },
+        _ => None,
+    }
+}
+
+/// The closed loop: `depth` messages in flight, one new send per echo, until the run
+/// stops and every echo is back. Adds the echoes that count to `counted`.
+///
+/// Echoes that arrived together are all handled before the sends they allow are queued,
+/// so those go out in one write (receiving flushes them): the generator makes about one
+/// system call per batch rather than one per message.
+async fn exchange(
+    run: &Run,
+    ws: &mut WebSocket<ClientStream>,
+    counted: &mut u64,
+) -> Result<(), String> {
+    // Send time of each message in flight, and whether it holds a --messages ticket.
+    let mut in_flight: VecDeque<(Instant, bool)> = VecDeque::with_capacity(run.depth);
+    let mut batch = run.latencies.batch();
+    let mut unreported = 0u64;
+    // Sends due (one per echo) but not queued yet.
+    let mut owed = run.depth;
+    let result = loop {
+        let next = match ws.recv().now_or_never() {
+            Some(next) => next,
+            None => {
+                // Nothing more has arrived: queue what is owed, then wait.
+                if let Err(e) = send_owed(run, ws, &mut in_flight, owed).await {
+                    break Err(format!("send failed: {e}"));
+                }
+                owed = 0;
+                if in_flight.is_empty() {
+                    break Ok(());
+                }
+                ws.recv().await
+            }
+        };
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => break Err(format!("connection failed: {e}")),
+            None => break Err("the server closed the connection during the run".to_owned()),
+        };
+        let len = match &message {
+            Message::Text(t) if !run.binary => t.len(),
+            Message::Binary(b) if run.binary => b.len(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(frame) => {
+                let why = match frame {
+                    Some(f) => format!("code {} {}", f.code, f.reason),
+                    None => "no code".to_owned(),
+                };
+                break Err(format!(
+                    "the server closed the connection during the run ({})",
+                    why.trim_end()
+                ));
+            }
+            Message::Text(_) => break Err("a text reply to a binary message".to_owned()),
+            Message::Binary(_) => break Err("a binary reply to a text message".to_owned()),
+        };
+        if len != run.size {
+            break Err(format!(
+                "an echo of {len} bytes for a message of {}",
+                run.size
+            ));
+        }
+        let now = Instant::now();
+        let Some((sent, ticket)) = in_flight.pop_front() else {
+            break Err("a message from the server with nothing in flight".to_owned());
+        };
+        let counts = if run.tickets.is_some() {
+            ticket
+        } else {
+            run.phase.load(Relaxed) == MEASURING
+        };
+        if counts {
+            batch.record(now - sent);
+            *counted += 1;
+            unreported += 1;
+            if unreported == PROGRESS_EVERY {
+                run.progress.fetch_add(unreported, Relaxed);
+                unreported = 0;
+            }
+        }
+        owed += 1;
+    };
+    run.progress.fetch_add(unreported, Relaxed);
+    result
+}
+
+/// Queues up to `owed` copies of the message (fewer once the run stops or the
+/// `--messages` are all handed out), without flushing.
+async fn send_owed(
+    run: &Run,
+    ws: &mut WebSocket<ClientStream>,
+    in_flight: &mut VecDeque<(Instant, bool)>,
+    owed: usize,
+) -> Result<(), duplex::Error> {
+    let now = Instant::now();
+    for _ in 0..owed {
+        let Some(ticket) = next_send(run) else { break };
+        in_flight.push_back((now, ticket));
+        ws.feed(run.message.clone()).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! `duplex bench` against a `duplex echo` child process. Every run is bounded by a count
+//! of messages or connections, not by time.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_duplex");
+
+/// `duplex echo --port 0`, killed on drop.
+struct Echo {
+    child: Child,
+    url: String,
+}
+
+impl Echo {
+    fn start() -> Self {
+        let mut child = Command::new(BIN)
+            .args(["echo", "--host", "127.0.0.1", "--port", "0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.split_whitespace().last().unwrap().to_owned();
+        assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+        Self { child, url }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs a scenario with `--json`, checks it succeeded and parses its one JSON object.
+fn bench_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = bench(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "one line of JSON: {stdout}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a count: {v}"))
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number: {v}"))
+}
+
+fn assert_sane_latency(v: &Value) {
+    let l = &v["latency_us"];
+    let (p50, p99, p999, max) = (u(l, "p50"), u(l, "p99"), u(l, "p999"), u(l, "max"));
+    assert!(p50 > 0 && p50 <= p99 && p99 <= p999 && p999 <= max, "{l}");
+    assert!(
+        max < 60_000_000,
+        "a minute for a round trip on loopback: {l}"
+    );
+}
+
+#[test]
+fn echo_counts_messages_and_latencies() {
+    let echo = Echo::start();
+    let v = bench_json(&[
+        "echo",
+        &echo.url,
+        "--messages",
+        "2000",
+        "--connections",
+        "4",
+        "--depth",
+        "4",
+    ]);
+    assert_eq!(v["scenario"], "echo");
+    assert_eq!(u(&v, "connections"), 4);
+    assert_eq!(u(&v, "size"), 16);
+    assert_eq!(u(&v, "depth"), 4);
+    assert!(u(&v, "messages") >= 2000, "{v}");
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+    assert_sane_latency(&v);
+    let elapsed = f(&v, "elapsed_s");
+    assert!(elapsed > 0.0);
+    let rate = f(&v, "messages_per_sec");
+    assert!(
+        (rate - u(&v, "messages") as f64 / elapsed).abs() / rate < 0.01,
+        "{v}"
+    );
+    // Payload bytes in both directions.
+    let mb = f(&v, "mb_per_sec");
+    assert!((mb - rate * 16.0 * 2.0 / 1e6).abs() / mb < 0.01, "{v}");
+    assert!(f(&v, "client_cpu_percent") >= 0.0, "{v}");
+}
+
+#[test]
+fn echo_binary_with_large_messages() {
+    let echo = Echo::start();
+    let v = bench_json(&[
+        "echo",
+        &echo.url,
+        "--messages",
+        "200",
+        "--size",
+        "100000",
+        "--depth",
+        "8",
+        "--binary",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(u(&v, "messages"), 200, "{v}");
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+    assert_eq!(v["binary"], true);
+    assert_eq!(u(&v, "threads"), 1);
+    assert_sane_latency(&v);
+}
+
+#[test]
+fn echo_prints_a_table_without_json() {
+    let echo = Echo::start();
+    let out = bench(&["echo", &echo.url, "--messages", "300", "--deflate"]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "messages/s",
+        "MB/s",
+        "payload bytes sent + received",
+        "p50",
+        "p99.9",
+        "errors",
+        "client CPU",
+        "deflate offered, negotiated on 1",
+    ] {
+        assert!(table.contains(row), "no {row:?} in\n{table}");
+    }
+}
+
+#[test]
+fn connect_counts_full_cycles() {
+    let echo = Echo::start();
+    let v = bench_json(&["connect", &echo.url, "--count", "50", "--concurrency", "5"]);
+    assert_eq!(v["scenario"], "connect");
+    assert_eq!(u(&v, "count"), 50);
+    assert_eq!(u(&v, "concurrency"), 5);
+    assert_eq!(u(&v, "completed"), 50);
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+    assert!(f(&v, "handshakes_per_sec") > 0.0);
+    assert!(f(&v, "elapsed_s") > 0.0);
+    assert_sane_latency(&v);
+}
+
+#[test]
+fn idle_measures_server_memory_per_connection() {
+    let echo = Echo::start();
+    let pid = echo.pid();
+    let v = bench_json(&[
+        "idle",
+        &echo.url,
+        "--connections",
+        "200",
+        "--server-pid",
+        &pid,
+    ]);
+    assert_eq!(v["scenario"], "idle");
+    assert_eq!(u(&v, "connections"), 200);
+    assert_eq!(u(&v, "opened"), 200);
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+    assert!(u(&v, "rss_after_kib") > u(&v, "rss_before_kib"), "{v}");
+    assert!(f(&v, "rss_per_connection_kib") > 0.0, "{v}");
+}
+
+#[test]
+fn idle_without_a_pid_reports_no_memory() {
+    let echo = Echo::start();
+    let v = bench_json(&["idle", &echo.url, "--connections", "10"]);
+    assert_eq!(u(&v, "opened"), 10);
+    for key in ["rss_before_kib", "rss_after_kib", "rss_per_connection_kib"] {
+        assert!(v[key].is_null(), "{key}: {v}");
+    }
+}
+
+#[test]
+fn idle_spreads_connections_over_source_addresses() {
+    let echo = Echo::start();
+    // Pretend one address has 40 ports: 100 connections need 127.0.0.1 to 127.0.0.3.
+    let v = bench_json(&[
+        "idle",
+        &echo.url,
+        "--connections",
+        "100",
+        "--ports-per-address",
+        "40",
+    ]);
+    assert_eq!(u(&v, "source_addresses"), 3, "{v}");
+    assert_eq!(u(&v, "opened"), 100, "{v}");
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+}
+
+#[test]
+fn bad_urls_fail_with_a_message() {
+    for url in ["ftp://127.0.0.1/", "not a url"] {
+        for args in [
+            ["echo", url, "--messages", "1"],
+            ["connect", url, "--count", "1"],
+            ["idle", url, "--connections", "1"],
+        ] {
+            let out = bench(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("invalid URL"), "{args:?}: {err}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+}
+
+#[test]
+fn unreachable_server_fails_every_connection_with_the_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    for args in [
+        vec!["echo", &url, "--connections", "3", "--messages", "10"],
+        vec!["connect", &url, "--count", "5"],
+        vec!["idle", &url, "--connections", "3"],
+    ] {
+        let out = bench(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("failed") && err.contains("refused"), "{err}");
+    }
+}
+
+#[test]
+fn usage_errors_are_named() {
+    let out = bench(&["echo", "ws://127.0.0.1:9/", "--depth", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--depth"));
+    let out = bench(&[
+        "echo",
+        "ws://127.0.0.1:9/",
+        "--messages",
+        "5",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = bench(&[
+        "idle",
+        "ws://127.0.0.1:9/",
+        "--connections",
+        "1",
+        "--server-pid",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--server-pid"));
+}
