@@ -2,7 +2,7 @@
 
 use crate::error::CliError;
 use duplex::{Config, Limits, Message};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::io::Write;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -119,11 +119,31 @@ where
     })
     .await?;
     while let Some(message) = ws.next().await {
-        match message? {
-            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
-            Message::Close(frame) => tracing::debug!(?frame, "peer closed"),
-            _ => {}
+        reply(&mut ws, message?).await?;
+        // Echo everything already received before flushing once: one write for a burst
+        // of small messages instead of one per message.
+        while let Some(next) = ws.next().now_or_never() {
+            match next {
+                Some(message) => reply(&mut ws, message?).await?,
+                None => return Ok(()),
+            }
         }
+        ws.flush().await?;
     }
     Ok(())
+}
+
+/// Queues the echo of a data message (flushed by the caller).
+async fn reply<S>(ws: &mut duplex::WebSocket<S>, message: Message) -> Result<(), duplex::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match message {
+        m @ (Message::Text(_) | Message::Binary(_)) => ws.feed(m).await,
+        Message::Close(frame) => {
+            tracing::debug!(?frame, "peer closed");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
