@@ -13,8 +13,14 @@ struct Echo {
 
 impl Echo {
     fn start() -> Self {
+        Self::start_with(&[], "ws")
+    }
+
+    /// `duplex echo --port 0` with `extra` arguments; checks the printed URL's scheme.
+    fn start_with(extra: &[&str], scheme: &str) -> Self {
         let mut child = Command::new(BIN)
             .args(["echo", "--host", "127.0.0.1", "--port", "0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -24,7 +30,7 @@ impl Echo {
             .read_line(&mut line)
             .unwrap();
         let url = line.split_whitespace().last().unwrap().to_owned();
-        assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+        assert!(url.starts_with(&format!("{scheme}://127.0.0.1:")), "{line}");
         Self { child, url }
     }
 }
@@ -174,27 +180,8 @@ impl Drop for Cert {
 }
 
 fn start_tls_echo(cert: &Cert) -> Echo {
-    let mut child = Command::new(BIN)
-        .args([
-            "echo",
-            "--port",
-            "0",
-            "--tls-cert",
-            &cert.path("cert.pem"),
-            "--tls-key",
-            &cert.path("key.pem"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.split_whitespace().last().unwrap().to_owned();
-    assert!(url.starts_with("wss://127.0.0.1:"), "{line}");
-    Echo { child, url }
+    let (cert_path, key_path) = (cert.path("cert.pem"), cert.path("key.pem"));
+    Echo::start_with(&["--tls-cert", &cert_path, "--tls-key", &key_path], "wss")
 }
 
 #[test]
