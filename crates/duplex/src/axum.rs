@@ -39,6 +39,7 @@ use axum_core::response::{IntoResponse, Response};
 use duplex_proto::handshake::server::UpgradeRequest;
 use http::request::Parts;
 use std::future::Future;
+use std::sync::Arc;
 
 pub use crate::hyper::{Rejection, Upgraded};
 
@@ -48,7 +49,7 @@ pub use crate::hyper::{Rejection, Upgraded};
 pub struct WebSocketUpgrade {
     request: UpgradeRequest,
     on_upgrade: ::hyper::upgrade::OnUpgrade,
-    config: Config,
+    config: Arc<Config>,
     accept: Accept,
 }
 
@@ -78,9 +79,10 @@ impl WebSocketUpgrade {
     }
 
     /// Sets the connection's configuration (limits, timeouts, permessage-deflate);
-    /// [`Config::default`] otherwise.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+    /// [`Config::default`] otherwise. An `Arc<Config>` shared by the handlers saves a
+    /// copy per connection.
+    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
+        self.config = config.into();
         self
     }
 
@@ -128,7 +130,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         Ok(Self {
             request,
             on_upgrade,
-            config: Config::default(),
+            config: Arc::default(),
             accept: Accept::default(),
         })
     }

@@ -49,6 +49,7 @@ use duplex_proto::{Connection, HandshakeFailure, Role};
 use http::{HeaderMap, Request, Response, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 /// The transport of a WebSocket upgraded through hyper: hyper's upgraded connection (with
@@ -66,7 +67,7 @@ pub fn is_upgrade_request<B>(request: &Request<B>) -> bool {
 /// and the future of the WebSocket, or the rejection to send instead.
 pub fn upgrade<B, R>(
     request: &mut Request<B>,
-    config: Config,
+    config: impl Into<Arc<Config>>,
 ) -> Result<(Response<R>, PendingUpgrade), Rejection>
 where
     R: From<Bytes>,
@@ -85,13 +86,14 @@ where
 /// 500.
 pub fn upgrade_with<B, R, F>(
     request: &mut Request<B>,
-    config: Config,
+    config: impl Into<Arc<Config>>,
     decide: F,
 ) -> Result<(Response<R>, PendingUpgrade), Rejection>
 where
     R: From<Bytes>,
     F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
 {
+    let config = config.into();
     config.validate().map_err(Rejection::config)?;
     let upgrade = UpgradeRequest::from_request(request).map_err(Rejection::handshake)?;
     let accept = decide(&upgrade).map_err(|reject| {
@@ -119,7 +121,7 @@ where
 pub(crate) fn prepare(
     upgrade: &UpgradeRequest,
     on_upgrade: ::hyper::upgrade::OnUpgrade,
-    config: Config,
+    config: Arc<Config>,
     accept: Accept,
 ) -> (HeaderMap, PendingUpgrade) {
     let (headers, deflate) = upgrade.accept_headers(
@@ -153,7 +155,7 @@ pub(crate) fn switching_protocols<R: From<Bytes>>(headers: HeaderMap) -> Respons
 #[must_use = "the WebSocket is only available by awaiting this future"]
 pub struct PendingUpgrade {
     on_upgrade: ::hyper::upgrade::OnUpgrade,
-    setup: Option<(Connection, Config)>,
+    setup: Option<(Connection, Arc<Config>)>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use duplex_proto::handshake::server::{reject, write_response, IncomingRequest, UpgradeRequest};
 use duplex_proto::{Connection, Role};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -88,14 +89,21 @@ where
 /// `Upgrade: websocket` nor `Sec-WebSocket-*` header), is answered by [`not_found`] (404)
 /// and returns [`Error::Rejected`] with status 404; [`accept_with_http`] answers such
 /// requests with a handler instead.
-pub async fn accept_with<S, F>(stream: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
+///
+/// `config` is a [`Config`] or an `Arc<Config>`: a server that shares one `Arc` among its
+/// connections keeps a pointer per connection instead of a copy.
+pub async fn accept_with<S, F>(
+    stream: S,
+    config: impl Into<Arc<Config>>,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest) -> Result<Accept, Reject>,
 {
     // Boxed: the handshake's state (request buffer, parsed headers, timer) is large and
     // needed only briefly; a connection's task should not reserve room for it for life.
-    match Box::pin(handshake(stream, config, decide, not_found)).await? {
+    match Box::pin(handshake(stream, config.into(), decide, not_found)).await? {
         Some(ws) => Ok(ws),
         None => Err(Error::Rejected {
             status: StatusCode::NOT_FOUND.as_u16(),
@@ -137,7 +145,7 @@ where
 /// ```
 pub async fn accept_with_http<S, F, H, B>(
     stream: S,
-    config: Config,
+    config: impl Into<Arc<Config>>,
     decide: F,
     http: H,
 ) -> Result<Option<WebSocket<S>>, Error>
@@ -147,6 +155,7 @@ where
     H: FnOnce(&Request<()>) -> Response<B>,
     B: Into<Bytes>,
 {
+    let config = config.into();
     // Boxed for the same reason as in `accept_with`.
     Box::pin(handshake(stream, config, decide, |request: &Request<()>| {
         http(request).map(Into::into)
@@ -168,7 +177,7 @@ pub fn not_found<T>(_request: &Request<T>) -> Response<&'static str> {
 /// Reads the request; upgrades, rejects it, or answers plain HTTP with `http`.
 async fn handshake<S, F, H, B>(
     mut stream: S,
-    config: Config,
+    config: Arc<Config>,
     decide: F,
     http: H,
 ) -> Result<Option<WebSocket<S>>, Error>

@@ -11,6 +11,7 @@ use futures_sink::Sink;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant, Sleep};
@@ -29,11 +30,15 @@ const MAX_READ: usize = 64 << 10;
 /// close frame ends it with [`Error::AbnormalClosure`].
 ///
 /// Sending waits (backpressure) while more than [`Config::write_buffer_limit`] bytes
-/// are queued.
+/// are queued. Receiving flushes what is queued before it waits for the transport, so a
+/// loop that [`feed`](Self::feed)s replies and then receives needs no explicit flush,
+/// and the replies to a burst of messages read at once go out in one write.
 pub struct WebSocket<S> {
     io: S,
     proto: Connection,
-    config: Config,
+    /// Shared by every connection made with the same settings. This struct stays small,
+    /// with rarely used state boxed, because an idle server connection is mostly this.
+    config: Arc<Config>,
     read_buf: BytesMut,
     write_buf: WriteQueue,
     /// The transport's read side ended.
@@ -42,14 +47,22 @@ pub struct WebSocket<S> {
     shut_down: bool,
     /// The stream returned `None` or its final error.
     terminated: bool,
-    /// The peer's close, to hand to the caller once our reply is flushed.
-    close_message: Option<Message>,
+    /// The peer's close (kept by `proto`) is still to be handed to the caller, once our
+    /// reply is flushed.
+    close_pending: bool,
+    /// Set once the connection starts to end: boxed, as an open connection has none.
+    ending: Option<Box<Ending>>,
+    keepalive: Option<Box<Keepalive>>,
+}
+
+/// The state of a connection that is ending.
+#[derive(Default)]
+struct Ending {
     /// A protocol failure, returned once our close frame is out and the peer had its
     /// chance to close.
     failure: Option<Error>,
     /// Bounds the closing handshake once it starts.
-    close_deadline: Option<Pin<Box<Sleep>>>,
-    keepalive: Option<Keepalive>,
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 /// Ping and idle-timeout timers.
@@ -64,23 +77,36 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     /// Wraps a transport whose handshake is complete. `read_buf` holds any bytes read
-    /// past the handshake (the first frames may arrive with it).
-    pub fn from_parts(io: S, role: Role, config: Config, read_buf: BytesMut) -> Self {
+    /// past the handshake (the first frames may arrive with it). `config` is a [`Config`]
+    /// or an `Arc<Config>` shared with other connections.
+    pub fn from_parts(
+        io: S,
+        role: Role,
+        config: impl Into<Arc<Config>>,
+        read_buf: BytesMut,
+    ) -> Self {
+        let config = config.into();
         let proto = Connection::new(role, config.limits.clone());
         Self::from_connection(io, proto, config, read_buf)
     }
 
     /// Wraps a transport and a protocol state machine set up by a handshake (for example
     /// with permessage-deflate enabled).
-    pub fn from_connection(io: S, proto: Connection, config: Config, read_buf: BytesMut) -> Self {
+    pub fn from_connection(
+        io: S,
+        proto: Connection,
+        config: impl Into<Arc<Config>>,
+        read_buf: BytesMut,
+    ) -> Self {
+        let config = config.into();
         let keepalive =
             (config.ping_interval.is_some() || config.idle_timeout.is_some()).then(|| {
                 let now = Instant::now();
-                Keepalive {
+                Box::new(Keepalive {
                     timer: Box::pin(sleep_until(now)),
                     last_received: now,
                     pinged: false,
-                }
+                })
             });
         let mut ws = Self {
             io,
@@ -91,9 +117,8 @@ where
             eof: false,
             shut_down: false,
             terminated: false,
-            close_message: None,
-            failure: None,
-            close_deadline: None,
+            close_pending: false,
+            ending: None,
             keepalive,
         };
         ws.reset_keepalive_timer();
@@ -234,11 +259,31 @@ where
     }
 
     fn start_close_timer(&mut self) {
-        if self.close_deadline.is_none() {
-            self.close_deadline = Some(Box::pin(sleep_until(
-                Instant::now() + self.config.close_timeout,
-            )));
+        let timeout = self.config.close_timeout;
+        let ending = self.ending.get_or_insert_with(Box::default);
+        if ending.deadline.is_none() {
+            ending.deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
         }
+    }
+
+    fn has_failed(&self) -> bool {
+        self.ending.as_ref().is_some_and(|e| e.failure.is_some())
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.ending.get_or_insert_with(Box::default).failure = Some(error);
+    }
+
+    fn take_failure(&mut self) -> Option<Error> {
+        self.ending.as_mut().and_then(|e| e.failure.take())
+    }
+
+    /// Whether the closing handshake's deadline has passed (registers for its wake-up).
+    fn close_deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
+        self.ending
+            .as_mut()
+            .and_then(|e| e.deadline.as_mut())
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
     }
 
     /// Ready once the write buffer is below its limit.
@@ -303,14 +348,11 @@ where
     /// RFC 6455 asks (the server first), and wait for the peer's end, bounded in time.
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         self.start_close_timer();
-        let timed_out = self
-            .close_deadline
-            .as_mut()
-            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        let timed_out = self.close_deadline_passed(cx);
         if !timed_out {
             if let Poll::Ready(Err(e)) = self.poll_flush_all(cx) {
                 self.terminated = true;
-                return Poll::Ready(self.failure.take().or(Some(e)).map(Err));
+                return Poll::Ready(Some(Err(self.take_failure().unwrap_or(e))));
             }
             if !self.write_buf.is_empty() {
                 return Poll::Pending;
@@ -319,8 +361,9 @@ where
         if self.role() == Role::Server || timed_out {
             ready!(self.poll_shutdown_once(cx));
         }
-        if let Some(close) = self.close_message.take() {
-            return Poll::Ready(Some(Ok(close)));
+        if std::mem::take(&mut self.close_pending) {
+            let frame = self.proto.peer_close().cloned().flatten();
+            return Poll::Ready(Some(Ok(Message::Close(frame))));
         }
         // Drain until the peer closes its side, so unread bytes never turn our close into
         // a reset that could destroy the close frame in flight.
@@ -334,7 +377,7 @@ where
         }
         ready!(self.poll_shutdown_once(cx));
         self.terminated = true;
-        Poll::Ready(self.failure.take().map(Err))
+        Poll::Ready(self.take_failure().map(Err))
     }
 
     /// Arms the keepalive timer for the next ping or idle deadline; `false` when there is
@@ -381,7 +424,7 @@ where
                     .close(Some(&frame), self.write_buf.tail())
                     .is_ok()
                 {
-                    self.failure = Some(Error::Timeout(
+                    self.fail(Error::Timeout(
                         "no traffic from the peer within the idle timeout",
                     ));
                 }
@@ -414,29 +457,22 @@ where
             return Poll::Ready(None);
         }
         loop {
-            // Replies queued by earlier reads (pongs) go out without waiting for a send.
-            if !this.write_buf.is_empty() {
-                if let Poll::Ready(Err(e)) = this.poll_flush_all(cx) {
-                    this.terminated = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
-            if this.proto.state() == ConnectionState::Closed || this.failure.is_some() {
+            if this.proto.state() == ConnectionState::Closed || this.has_failed() {
                 return this.poll_finish(cx);
             }
             match this
                 .proto
                 .receive(&mut this.read_buf, this.write_buf.tail())
             {
-                Ok(Some(Message::Close(frame))) => {
-                    this.close_message = Some(Message::Close(frame));
+                Ok(Some(Message::Close(_))) => {
+                    this.close_pending = true;
                     continue;
                 }
                 Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "failing the connection");
-                    this.failure = Some(e.into());
+                    this.fail(e.into());
                     continue;
                 }
             }
@@ -444,13 +480,17 @@ where
                 this.terminated = true;
                 return Poll::Ready(Some(Err(Error::AbnormalClosure)));
             }
-            if this.proto.state() == ConnectionState::CloseSent {
-                if let Some(d) = &mut this.close_deadline {
-                    if d.as_mut().poll(cx).is_ready() {
-                        this.failure =
-                            Some(Error::Timeout("the peer did not answer our close frame"));
-                        continue;
-                    }
+            if this.proto.state() == ConnectionState::CloseSent && this.close_deadline_passed(cx) {
+                this.fail(Error::Timeout("the peer did not answer our close frame"));
+                continue;
+            }
+            // Before waiting for the transport, send what is queued: pongs and close
+            // replies, and messages fed without a flush. A burst of messages decoded from
+            // one read is returned first, so replies fed meanwhile leave in one write.
+            if !this.write_buf.is_empty() {
+                if let Poll::Ready(Err(e)) = this.poll_flush_all(cx) {
+                    this.terminated = true;
+                    return Poll::Ready(Some(Err(e)));
                 }
             }
             match this.poll_fill(cx) {
@@ -469,9 +509,9 @@ where
                     }
                     this.write_buf.release_if_empty();
                     this.poll_keepalive(cx);
-                    if !this.write_buf.is_empty() || this.failure.is_some() {
+                    if !this.write_buf.is_empty() || this.has_failed() {
                         // The keepalive queued a ping or a close: go round again.
-                        if this.failure.is_some() {
+                        if this.has_failed() {
                             continue;
                         }
                         let _ = this.poll_flush_all(cx);

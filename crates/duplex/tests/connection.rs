@@ -471,3 +471,106 @@ async fn large_messages_cross_in_both_directions_intact() {
         assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("after"));
     }
 }
+
+/// A transport that counts the write calls that reach it.
+struct CountingWrites<T> {
+    inner: T,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CountingWrites<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for CountingWrites<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn replies_fed_to_a_burst_leave_in_one_write_when_receiving_resumes() {
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server_io = CountingWrites {
+        inner: server_io,
+        writes: writes.clone(),
+    };
+    let mut server = duplex::WebSocket::from_parts(
+        server_io,
+        duplex::Role::Server,
+        Config::default(),
+        BytesMut::new(),
+    );
+    let mut client = duplex::WebSocket::from_parts(
+        client_io,
+        duplex::Role::Client,
+        Config::default(),
+        BytesMut::new(),
+    );
+    // Eight messages in one write: the server reads them in one go.
+    for i in 0..8 {
+        client.feed(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    let echo = tokio::spawn(async move {
+        // Feed each echo without flushing; the receive that finds nothing more to read
+        // sends them.
+        while let Some(Ok(m)) = server.next().await {
+            if m.is_data() {
+                server.feed(m).await.unwrap();
+            }
+        }
+    });
+    for i in 0..8 {
+        let m = tokio::time::timeout(Duration::from_secs(5), client.next())
+            .await
+            .expect("the fed echoes were flushed by the server's receive")
+            .unwrap()
+            .unwrap();
+        assert_eq!(m, Message::text(format!("m{i}")));
+    }
+    assert_eq!(
+        writes.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "eight echoes in one write"
+    );
+    client.close(None).await.unwrap();
+    echo.await.unwrap();
+}

@@ -83,14 +83,16 @@ pub struct Connection {
     limits: Limits,
     state: ConnectionState,
     phase: Phase,
-    partial: Option<Partial>,
+    /// Boxed, like the fields below that are rarely set: an idle connection's state stays
+    /// small.
+    partial: Option<Box<Partial>>,
     utf8: Utf8Validator,
     /// Whether a fragmented message we send is in progress, and whether it is text.
     sending_fragmented: Option<bool>,
     /// Masking keys for client frames; created only for clients.
     rng: Option<Box<StdRng>>,
     /// The close frame the peer sent, once received.
-    peer_close: Option<Option<CloseFrame>>,
+    peer_close: Option<Box<Option<CloseFrame>>>,
     /// permessage-deflate, when negotiated. Boxed: most of it is zlib state that an
     /// uncompressed connection should not carry.
     deflate: Option<Box<Codec>>,
@@ -150,7 +152,7 @@ impl Connection {
 
     /// The close frame the peer sent, if one arrived (`Some(None)` for one without a code).
     pub fn peer_close(&self) -> Option<&Option<CloseFrame>> {
-        self.peer_close.as_ref()
+        self.peer_close.as_deref()
     }
 
     /// Decodes from `input` until one message or control frame is complete, consuming the
@@ -328,7 +330,7 @@ impl Connection {
                     self.write_frame(OpCode::Close, true, &reply, output);
                 }
                 self.state = ConnectionState::Closed;
-                self.peer_close = Some(frame.clone());
+                self.peer_close = Some(Box::new(frame.clone()));
                 Ok(Step::Message(Message::Close(frame)))
             }
             OpCode::Text | OpCode::Binary if header.fin && header.rsv == 0 => {
@@ -348,7 +350,7 @@ impl Connection {
                         self.finish_message(partial.text, partial.data.into())?,
                     ));
                 }
-                self.partial = Some(partial);
+                self.partial = Some(Box::new(partial));
                 Ok(Step::Continue)
             }
             OpCode::Continuation => {

@@ -17,7 +17,8 @@
 #[derive(Clone, Debug, Default)]
 pub struct Utf8Validator {
     partial: [u8; 4],
-    partial_len: usize,
+    /// 0..=3 bytes of an unfinished code point (a byte: this sits in every connection).
+    partial_len: u8,
 }
 
 /// Invalid UTF-8 was seen.
@@ -28,19 +29,20 @@ impl Utf8Validator {
     /// Validates the next chunk. After an error the validator must be reset.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
+            let len = usize::from(self.partial_len);
             let width = char_width(self.partial[0]);
-            let need = width - self.partial_len;
+            let need = width - len;
             let take = need.min(bytes.len());
             let mut buf = [0u8; 4];
-            buf[..self.partial_len].copy_from_slice(&self.partial[..self.partial_len]);
-            buf[self.partial_len..self.partial_len + take].copy_from_slice(&bytes[..take]);
-            let have = self.partial_len + take;
+            buf[..len].copy_from_slice(&self.partial[..len]);
+            buf[len..len + take].copy_from_slice(&bytes[..take]);
+            let have = len + take;
             match std::str::from_utf8(&buf[..have]) {
                 Ok(_) => self.partial_len = 0,
                 Err(e) if e.error_len().is_none() => {
                     // Still a valid prefix of a code point; wait for more.
                     self.partial = buf;
-                    self.partial_len = have;
+                    self.partial_len = have as u8;
                     return Ok(());
                 }
                 Err(_) => return Err(InvalidUtf8),
@@ -52,7 +54,8 @@ impl Utf8Validator {
             Err(e) if e.error_len().is_none() => {
                 let tail = &bytes[e.valid_up_to()..];
                 self.partial[..tail.len()].copy_from_slice(tail);
-                self.partial_len = tail.len();
+                // An incomplete code point: at most 3 bytes.
+                self.partial_len = tail.len() as u8;
                 Ok(())
             }
             Err(_) => Err(InvalidUtf8),
