@@ -180,7 +180,8 @@ where
     }
 
     /// Sends a frame encoded once for many connections (see [`SharedFrame`]): the same
-    /// bytes are queued without re-encoding or copying. Server connections only.
+    /// bytes are queued without re-encoding or copying; with permessage-deflate, the
+    /// frame compressed once per compressor setting. Server connections only.
     ///
     /// ```no_run
     /// # async fn demo(mut clients: Vec<duplex::WebSocket<tokio::net::TcpStream>>) -> Result<(), duplex::Error> {
@@ -196,8 +197,8 @@ where
         if self.terminated {
             return Err(Error::ConnectionClosed);
         }
-        self.proto.check_shared(frame)?;
-        self.write_buf.push(frame.bytes().clone());
+        let bytes = self.proto.send_shared(frame)?;
+        self.write_buf.push(bytes);
         self.flush().await
     }
 

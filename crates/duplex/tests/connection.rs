@@ -419,21 +419,34 @@ async fn a_shared_frame_reaches_every_connection() {
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let mut clients = Vec::new();
     let mut servers = Vec::new();
-    for _ in 0..3 {
-        let (client, server) = tokio::join!(duplex::connect(&url), async {
+    // Two clients with permessage-deflate (the default), one without.
+    for deflate in [true, true, false] {
+        let builder = duplex::ClientBuilder::new(&url);
+        let builder = if deflate {
+            builder
+        } else {
+            builder.deflate(None)
+        };
+        let (client, server) = tokio::join!(builder.connect(), async {
             duplex::accept(listener.accept().await.unwrap().0).await
         });
         clients.push(client.unwrap().0);
-        servers.push(server.unwrap());
+        let server = server.unwrap();
+        assert_eq!(server.is_compressing(), deflate);
+        servers.push(server);
     }
     let big = Message::binary(vec![9u8; 100_000]);
+    let after = Message::binary(vec![9u8; 50_000]);
     for message in [Message::text("tick"), big] {
         let frame = duplex::SharedFrame::new(&message).unwrap();
         for ws in &mut servers {
             ws.send_shared(&frame).await.unwrap();
+            // A message of the connection's own after the shared one.
+            ws.send(after.clone()).await.unwrap();
         }
         for ws in &mut clients {
             assert_eq!(ws.recv().await.unwrap().unwrap(), message);
+            assert_eq!(ws.recv().await.unwrap().unwrap(), after);
         }
     }
     // A client cannot send shared (unmasked) frames, and closed connections refuse them.

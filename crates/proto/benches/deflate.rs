@@ -205,5 +205,56 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Broadcast of one 2 KiB JSON message to 100 server connections with permessage-deflate
+/// (context takeover, level 1): compressed per connection with `send`, against a
+/// `SharedFrame` compressed once and handed to each connection with `send_shared`.
+fn broadcast(c: &mut Criterion) {
+    const SUBSCRIBERS: usize = 100;
+    // Distinct messages in turn, as a feed publishes them: a connection with context
+    // takeover would compress a repeated message to a few bytes of back-reference.
+    let mut rng = Lcg(7);
+    let messages: Vec<Message> = (0..64)
+        .map(|i| {
+            let mut json = String::from("[");
+            while json.len() < 2048 {
+                json.push_str(&chat(&mut rng, i * 1000 + json.len()));
+                json.push(',');
+            }
+            json.pop();
+            json.push(']');
+            Message::text(json)
+        })
+        .collect();
+    let size = messages[0].len();
+    let mode = MODES[2];
+    let mut group = c.benchmark_group(format!("broadcast-{SUBSCRIBERS}-deflate"));
+    group.throughput(Throughput::Bytes((size * SUBSCRIBERS) as u64));
+    let mut servers: Vec<Connection> = (0..SUBSCRIBERS)
+        .map(|_| connection(Role::Server, mode))
+        .collect();
+    let mut wire = BytesMut::new();
+    let mut next = messages.iter().cycle();
+    group.bench_function("send-per-connection", |b| {
+        b.iter(|| {
+            let message = next.next().unwrap();
+            for server in &mut servers {
+                wire.clear();
+                server.send(message, &mut wire).unwrap();
+            }
+        })
+    });
+    group.bench_function("send-shared", |b| {
+        b.iter(|| {
+            let frame = duplex_proto::frame::SharedFrame::new(next.next().unwrap()).unwrap();
+            let mut total = 0;
+            for server in &mut servers {
+                total += server.send_shared(&frame).unwrap().len();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, broadcast);
 criterion_main!(benches);

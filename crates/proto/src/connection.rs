@@ -492,16 +492,27 @@ impl Connection {
         Ok(Some(payload.clone()))
     }
 
-    /// Checks that this connection may send a [`SharedFrame`](crate::frame::SharedFrame)
-    /// now: a server connection, open, with no fragmented message in progress. The caller
-    /// then writes the frame's bytes.
-    pub fn check_shared(&mut self, _frame: &crate::frame::SharedFrame) -> Result<(), Error> {
+    /// The bytes to write to send a [`SharedFrame`](crate::frame::SharedFrame) on this
+    /// connection: its compressed encoding for this connection's compressor setting when
+    /// permessage-deflate is on and the message is at least the threshold and shrinks,
+    /// its plain encoding otherwise. Fails unless this is a server connection, open, with
+    /// no fragmented message in progress.
+    pub fn send_shared(&mut self, frame: &crate::frame::SharedFrame) -> Result<Bytes, Error> {
         if self.role == Role::Client {
             return Err(Error::InvalidSend(
                 "client frames are masked and cannot be shared",
             ));
         }
-        self.check_data_send()
+        self.check_data_send()?;
+        if let Some(codec) = self.deflate.as_mut() {
+            if frame.is_data() && codec.wants(frame.payload_len()) {
+                if let Some(compressed) = frame.compressed(codec.send_setting()) {
+                    codec.forget_sent_history();
+                    return Ok(compressed);
+                }
+            }
+        }
+        Ok(frame.bytes().clone())
     }
 
     /// A complete data message may be sent now.

@@ -2809,3 +2809,138 @@ fn without_context_takeover_a_message_that_does_not_shrink_goes_plain() {
         assert!(frames[1].payload.len() < msgs[1].len());
     }
 }
+
+// ================================================================ shared frames
+
+/// Sends `msgs` from `server`, each either normally or, where `shared` has a frame, as that
+/// shared frame; returns what `client` decodes.
+fn send_mixed(
+    server: &mut Connection,
+    client: &mut Connection,
+    steps: &[(Message, Option<&duplex_proto::frame::SharedFrame>)],
+) -> (Vec<WireFrame>, Vec<Message>) {
+    let mut wire = BytesMut::new();
+    for (m, shared) in steps {
+        match shared {
+            Some(f) => wire.extend_from_slice(&server.send_shared(f).unwrap()),
+            None => server.send(m, &mut wire).unwrap(),
+        }
+    }
+    let frames = frames_from(Role::Server, &wire);
+    let mut out = BytesMut::new();
+    let got = receive_all(client, &mut wire, &mut out).unwrap();
+    assert!(wire.is_empty(), "every frame consumed");
+    (frames, got)
+}
+
+#[test]
+fn a_shared_frame_is_compressed_once_per_setting_and_decodes_amid_context_takeover() {
+    use duplex_proto::frame::SharedFrame;
+    let text = String::from_utf8(words(4000, 7)).unwrap();
+    let shared = SharedFrame::new(&Message::text(text.clone())).unwrap();
+    // Three connections: two with the default setting (context takeover, 15 bits), one
+    // with a 10-bit window and no context takeover.
+    let mut a = pair(
+        p(false, false, 15, 15),
+        &DeflateConfig::default(),
+        Limits::default(),
+    );
+    let mut b = pair(
+        p(false, false, 15, 15),
+        &DeflateConfig::default(),
+        Limits::default(),
+    );
+    let mut c = pair(
+        p(true, true, 10, 15),
+        &cfg(true, true, 10, 15),
+        Limits::default(),
+    );
+    let before = Message::text(format!("{text} before"));
+    let after = Message::text(format!("{text} after"));
+    let mut encodings = Vec::new();
+    for (client, server) in [
+        (&mut a.0, &mut a.1),
+        (&mut b.0, &mut b.1),
+        (&mut c.0, &mut c.1),
+    ] {
+        // A message before builds up the compressor's history; the one after must not
+        // refer back into history the peer's window no longer lines up with.
+        let steps = [
+            (before.clone(), None),
+            (Message::text(text.clone()), Some(&shared)),
+            (after.clone(), None),
+            (after.clone(), None),
+        ];
+        let (frames, got) = send_mixed(server, client, &steps);
+        assert_eq!(
+            got,
+            steps.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+            "the client decodes every message, shared or not"
+        );
+        assert!(
+            frames.iter().all(|f| f.rsv == RSV1),
+            "all four are compressed"
+        );
+        assert!(
+            frames[1].payload.len() < text.len() / 2,
+            "the shared frame is compressed ({} bytes)",
+            frames[1].payload.len()
+        );
+        encodings.push(server.send_shared(&shared).unwrap());
+    }
+    assert_eq!(
+        encodings[0].as_ptr(),
+        encodings[1].as_ptr(),
+        "connections with one setting queue the same bytes"
+    );
+    assert_ne!(
+        encodings[0], encodings[2],
+        "another window, another encoding"
+    );
+    assert_eq!(
+        inflate(&frames_from(Role::Server, &encodings[2])[0].payload),
+        text.as_bytes()
+    );
+}
+
+#[test]
+fn a_shared_frame_goes_plain_below_the_threshold_without_deflate_and_when_it_does_not_shrink() {
+    use duplex_proto::frame::SharedFrame;
+    let (mut client, mut server) = pair(
+        p(false, false, 15, 15),
+        &with_threshold(64),
+        Limits::default(),
+    );
+    let small = SharedFrame::new(&Message::text("tick")).unwrap();
+    assert_eq!(server.send_shared(&small).unwrap(), small.bytes());
+    let random = SharedFrame::new(&Message::binary(noise(4096, 3))).unwrap();
+    assert_eq!(
+        server.send_shared(&random).unwrap(),
+        random.bytes(),
+        "noise does not shrink"
+    );
+    let ping = SharedFrame::new(&Message::Ping(vec![7u8; 100].into())).unwrap();
+    assert_eq!(
+        server.send_shared(&ping).unwrap(),
+        ping.bytes(),
+        "control frames stay plain"
+    );
+    let mut wire = BytesMut::new();
+    for f in [&small, &random, &ping] {
+        wire.extend_from_slice(f.bytes());
+    }
+    let mut out = BytesMut::new();
+    let got = receive_all(&mut client, &mut wire, &mut out).unwrap();
+    assert_eq!(got.len(), 3);
+    let mut plain = Connection::new(Role::Server, Limits::default());
+    let big = SharedFrame::new(&Message::text("x".repeat(1000))).unwrap();
+    assert_eq!(
+        plain.send_shared(&big).unwrap(),
+        big.bytes(),
+        "no deflate, no compression"
+    );
+    assert!(matches!(
+        Connection::new(Role::Client, Limits::default()).send_shared(&big),
+        Err(Error::InvalidSend(_))
+    ));
+}

@@ -138,34 +138,12 @@ impl Codec {
     }
 
     /// Compresses one whole message into `out`, without the sync-flush tail.
-    pub(crate) fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let mut c = match self.compressor.take() {
             Some(c) => c,
             None => take_compressor(self.level, self.send_bits),
         };
-        let start = out.len();
-        out.reserve(input.len() + input.len() / 8 + 64);
-        loop {
-            let before = c.total_in();
-            // Compressing into memory only fails on misuse of the stream, which this
-            // loop does not do.
-            let _ = c.compress_vec(input, out, FlushCompress::Sync);
-            input = &input[(c.total_in() - before) as usize..];
-            // The flush is complete once zlib stops with room left in the output.
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(MIN_GROWTH));
-        }
-        if out.ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
-        }
-        if out.len() == start {
-            // zlib flushes nothing for an empty message right after another flush; send
-            // the empty block's header byte (RFC 7692 section 7.2.3.6), which the
-            // receiver's tail completes.
-            out.push(0x00);
-        }
+        deflate_message(&mut c, input, out);
         if self.send_reset {
             give_back_compressor(self.level, self.send_bits, c);
         } else {
@@ -173,6 +151,59 @@ impl Codec {
         }
     }
 
+    /// The compressor setting a message compressed once for many connections must match
+    /// to be sent on this one: (level, window bits).
+    pub(crate) fn send_setting(&self) -> (u32, u8) {
+        (self.level, self.send_bits)
+    }
+
+    /// Drops our compressor's history after a message compressed elsewhere was sent: the
+    /// peer's window now holds that message, ours does not, so ours must not refer back
+    /// past it. A fresh compressor never refers back before its first message.
+    pub(crate) fn forget_sent_history(&mut self) {
+        if let Some(c) = self.compressor.take() {
+            give_back_compressor(self.level, self.send_bits, c);
+        }
+    }
+}
+
+/// Compresses a whole message with a fresh compressor of this setting: the payload of a
+/// frame any connection with a window of at least `bits` can inflate, whatever its
+/// context-takeover state.
+pub(crate) fn compress_fresh(level: u32, bits: u8, input: &[u8], out: &mut Vec<u8>) {
+    let mut c = take_compressor(level, bits);
+    deflate_message(&mut c, input, out);
+    give_back_compressor(level, bits, c);
+}
+
+/// Compresses one whole message into `out` with a sync flush, without the tail.
+fn deflate_message(c: &mut Compress, mut input: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.reserve(input.len() + input.len() / 8 + 64);
+    loop {
+        let before = c.total_in();
+        // Compressing into memory only fails on misuse of the stream, which this loop
+        // does not do.
+        let _ = c.compress_vec(input, out, FlushCompress::Sync);
+        input = &input[(c.total_in() - before) as usize..];
+        // The flush is complete once zlib stops with room left in the output.
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity().max(MIN_GROWTH));
+    }
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    }
+    if out.len() == start {
+        // zlib flushes nothing for an empty message right after another flush; send the
+        // empty block's header byte (RFC 7692 section 7.2.3.6), which the receiver's
+        // tail completes.
+        out.push(0x00);
+    }
+}
+
+impl Codec {
     /// Decompresses the next piece of a compressed message into `out`, which may grow to
     /// at most `limit` bytes. With `fin`, the message ends: the tail is fed and, for a
     /// peer without context takeover, the state goes back to the pool.

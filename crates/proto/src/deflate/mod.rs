@@ -8,7 +8,7 @@
 mod codec;
 pub mod negotiate;
 
-pub(crate) use codec::Codec;
+pub(crate) use codec::{compress_fresh, Codec};
 
 /// How this end uses permessage-deflate. The defaults keep full compression with context
 /// takeover in both directions (the best ratio for chat and feed traffic) and skip
