@@ -32,6 +32,10 @@ pub struct EchoArgs {
     /// memory per idle connection, a lower compression ratio.
     #[arg(long, conflicts_with = "no_deflate")]
     no_context_takeover: bool,
+    /// Worker threads (default: one per core); 1 serves every connection on the main
+    /// thread.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Serve wss:// with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,

@@ -48,10 +48,24 @@ fn main() -> ExitCode {
         Command::Bench(args) => return bench::main(args),
         other => other,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `echo --threads 1` runs on the current thread: one core without cross-thread
+    // wake-ups, as the single-core servers it is compared with.
+    let threads = match &command {
+        Command::Echo(args) => args.threads,
+        _ => None,
+    };
+    let runtime = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(n));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("duplex: cannot start the async runtime: {e}");

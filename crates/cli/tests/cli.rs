@@ -81,6 +81,25 @@ fn binary_mode_sends_stdin_raw() {
 }
 
 #[test]
+fn echo_serves_on_one_thread_or_several() {
+    for threads in ["1", "3"] {
+        let echo = Echo::start_with(&["--threads", threads], "ws");
+        let out = connect(&[&echo.url], b"one\ntwo\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "one\ntwo\n",
+            "--threads {threads}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_duplex"))
+        .args(["echo", "--port", "0", "--threads", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+}
+
+#[test]
 fn unreachable_server_exits_2_with_the_reason() {
     // Bind then drop to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
