@@ -20,7 +20,10 @@ use tokio::time::{sleep_until, Instant, Sleep};
 const MIN_READ: usize = 4096;
 /// Largest read reservation, so a huge announced frame does not reserve its size up
 /// front: the buffer grows as the bytes actually arrive.
-const MAX_READ: usize = 64 << 10;
+const MAX_READ: usize = 256 << 10;
+/// A read at least this large means the peer streams: the read buffer is kept while the
+/// socket is momentarily empty, and the next read is as large as this one was.
+const STREAMING_READ: usize = 16 << 10;
 
 /// A WebSocket connection over any `AsyncRead + AsyncWrite` transport.
 ///
@@ -45,6 +48,9 @@ pub struct WebSocket<S> {
     eof: bool,
     /// Our write side was shut down.
     shut_down: bool,
+    /// Bytes the last read returned (sizes the next one; small: the buffer is released
+    /// when the socket has nothing more).
+    last_read: u32,
     /// The stream returned `None` or its final error.
     terminated: bool,
     /// The peer's close (kept by `proto`) is still to be handed to the caller, once our
@@ -116,6 +122,7 @@ where
             write_buf: WriteQueue::default(),
             eof: false,
             shut_down: false,
+            last_read: 0,
             terminated: false,
             close_pending: false,
             ending: None,
@@ -323,17 +330,21 @@ where
 
     /// Reads more bytes into the read buffer; `Ok(false)` at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
-        let want = self
-            .proto
-            .payload_remaining(&self.read_buf)
-            .unwrap_or(0)
-            .clamp(MIN_READ, MAX_READ);
+        let want = match self.proto.payload_remaining(&self.read_buf) {
+            // The rest of the frame and room for the next header: a read that stops short
+            // of filling the buffer tells tokio the socket is drained, where an exactly
+            // full one costs another read that finds nothing.
+            Some(rest) => rest.saturating_add(MIN_READ),
+            None => self.last_read as usize,
+        }
+        .clamp(MIN_READ, MAX_READ);
         self.read_buf.reserve(want);
         let n = ready!(tokio_util::io::poll_read_buf(
             Pin::new(&mut self.io),
             cx,
             &mut self.read_buf
         ))?;
+        self.last_read = u32::try_from(n).unwrap_or(u32::MAX);
         if n == 0 {
             self.eof = true;
             return Poll::Ready(Ok(false));
@@ -504,8 +515,12 @@ where
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Pending => {
-                    // Nothing to read: an idle connection keeps no buffers.
-                    if this.read_buf.is_empty() {
+                    // Nothing to read: an idle connection keeps no buffers. A streaming
+                    // one keeps its read buffer for the next large read, unless a huge
+                    // frame grew it.
+                    let streaming = this.last_read as usize >= STREAMING_READ
+                        && this.read_buf.capacity() <= MAX_READ + MIN_READ;
+                    if this.read_buf.is_empty() && !streaming {
                         this.read_buf = BytesMut::new();
                     }
                     this.write_buf.release_if_empty();
@@ -559,5 +574,89 @@ impl<S> std::fmt::Debug for WebSocket<S> {
             .field("role", &self.proto.role())
             .field("state", &self.proto.state())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{FutureExt, StreamExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A transport that counts the reads that returned data.
+    struct CountingReads<T> {
+        inner: T,
+        reads: Arc<AtomicUsize>,
+    }
+
+    impl<T: AsyncRead + Unpin> AsyncRead for CountingReads<T> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let before = buf.filled().len();
+            let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        }
+    }
+
+    impl<T: AsyncWrite + Unpin> AsyncWrite for CountingReads<T> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streaming_peer_costs_one_read_per_message_and_an_idle_one_no_buffer() {
+        let (client_io, server_io) = tokio::io::duplex(4 << 20);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let server_io = CountingReads {
+            inner: server_io,
+            reads: reads.clone(),
+        };
+        let mut server =
+            WebSocket::from_parts(server_io, Role::Server, Config::default(), BytesMut::new());
+        let mut client =
+            WebSocket::from_parts(client_io, Role::Client, Config::default(), BytesMut::new());
+        let big = Message::binary(vec![7u8; 64 << 10]);
+        let mut per_message = Vec::new();
+        for _ in 0..5 {
+            let before = reads.load(Ordering::Relaxed);
+            client.send(big.clone()).await.unwrap();
+            assert_eq!(server.next().await.unwrap().unwrap(), big);
+            // The socket is empty now: the server waits.
+            assert!(server.next().now_or_never().is_none());
+            per_message.push(reads.load(Ordering::Relaxed) - before);
+            assert!(
+                server.read_buf.capacity() > 0,
+                "a streaming peer's buffer is kept"
+            );
+        }
+        // The first message is read in two steps (its size is not known yet); the next
+        // ones in one read each.
+        assert_eq!(per_message[1..], [1, 1, 1, 1], "{per_message:?}");
+        // Small messages again: the buffer goes once the socket is empty.
+        client.send(Message::text("tick")).await.unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap(), Message::text("tick"));
+        assert!(server.next().now_or_never().is_none());
+        assert_eq!(
+            server.read_buf.capacity(),
+            0,
+            "an idle connection holds no read buffer"
+        );
     }
 }
