@@ -1,5 +1,7 @@
 //! `duplex echo`: an echo server for tests, demos and conformance runs.
 
+mod relay;
+
 use crate::error::CliError;
 use duplex::tls::tokio_rustls::{server::TlsStream, TlsAcceptor};
 use duplex::WebSocket;
@@ -32,6 +34,11 @@ pub struct EchoArgs {
     /// memory per idle connection, a lower compression ratio.
     #[arg(long, conflicts_with = "no_deflate")]
     no_context_takeover: bool,
+    /// Relay instead of echo: every message goes to every other connection (one room,
+    /// each message encoded once for all; a connection that falls 4,096 messages behind
+    /// is closed with 1008).
+    #[arg(long)]
+    broadcast: bool,
     /// Worker threads (default: one per core); 1 serves every connection on the main
     /// thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -78,11 +85,16 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
     }
     // One copy for all connections: each holds a pointer to it.
     let config = Arc::new(config);
+    let room = args.broadcast.then(relay::Room::new);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let config = config.clone();
+                    if let Some(room) = &room {
+                        tokio::spawn(relay_connection(tcp, peer, config, tls.clone(), room.join()));
+                        continue;
+                    }
                     match &tls {
                         Some(acceptor) => {
                             let opening = open_tls(acceptor.clone(), tcp, peer, config);
@@ -100,6 +112,28 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!("interrupted, stopping");
                 return Ok(());
+            }
+        }
+    }
+}
+
+/// A connection of the broadcast room: handshakes, then the relay.
+async fn relay_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    tls: Option<TlsAcceptor>,
+    member: relay::Member,
+) {
+    match tls {
+        Some(acceptor) => {
+            if let Some(ws) = open_tls(acceptor, tcp, peer, config).await {
+                member.serve(ws).await;
+            }
+        }
+        None => {
+            if let Some(ws) = open(tcp, peer, config).await {
+                member.serve(ws).await;
             }
         }
     }
@@ -203,7 +237,7 @@ where
 }
 
 /// The peer's address as the socket reports it (`None` once the socket has lost it).
-trait PeerAddr {
+pub trait PeerAddr {
     fn peer_addr(&self) -> Option<SocketAddr>;
 }
 

@@ -15,8 +15,13 @@ struct Echo {
 
 impl Echo {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["echo", "--host", "127.0.0.1", "--port", "0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -284,4 +289,58 @@ fn usage_errors_are_named() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--server-pid"));
+}
+
+#[test]
+fn broadcast_delivers_every_message_to_every_subscriber() {
+    let relay = Echo::start_with(&["--broadcast"]);
+    let v = bench_json(&[
+        "broadcast",
+        &relay.url,
+        "--subscribers",
+        "20",
+        "--rate",
+        "500",
+        "--messages",
+        "300",
+        "--warmup",
+        "0.2",
+        "--size",
+        "100",
+    ]);
+    assert_eq!(v["scenario"], "broadcast");
+    assert_eq!(u(&v, "subscribed"), 20, "{v}");
+    assert_eq!(u(&v, "published"), 300, "{v}");
+    assert_eq!(u(&v, "deliveries_expected"), 20 * 300, "{v}");
+    assert_eq!(u(&v, "deliveries"), 20 * 300, "{v}");
+    assert_eq!(u(&v, "missed"), 0, "{v}");
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+    assert_sane_latency(&v);
+}
+
+#[test]
+fn broadcast_without_a_relay_reports_the_losses_and_fails() {
+    // An echo server sends each message back to its publisher only: no subscriber gets
+    // anything, which the run reports as a failure.
+    let echo = Echo::start();
+    let out = bench(&[
+        "broadcast",
+        &echo.url,
+        "--subscribers",
+        "3",
+        "--messages",
+        "20",
+        "--warmup",
+        "0",
+        "--drain",
+        "0.5",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no message reached a subscriber"),
+        "{out:?}"
+    );
+    let out = bench(&["broadcast", &echo.url, "--size", "8"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--size 8 is too small"));
 }

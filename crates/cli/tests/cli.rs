@@ -300,3 +300,75 @@ fn dns_failures_name_the_host() {
         "{err}"
     );
 }
+
+/// `duplex echo --broadcast`: messages reach the other connections, not the sender, and
+/// a subscriber that stops reading is closed with 1008 once it is 4,096 messages behind.
+#[test]
+fn broadcast_relays_to_others_and_closes_a_stalled_subscriber_with_1008() {
+    let relay = Echo::start_with(&["--broadcast"], "ws");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let test = async {
+        use duplex::Message;
+        let connect = || async {
+            duplex::ClientBuilder::new(&relay.url)
+                .deflate(None)
+                .no_proxy()
+                .connect()
+                .await
+                .unwrap()
+                .0
+        };
+        let mut publisher = connect().await;
+        let mut listener = connect().await;
+        let mut stalled = connect().await;
+        publisher.send(Message::text("hello")).await.unwrap();
+        assert_eq!(
+            listener.recv().await.unwrap().unwrap(),
+            Message::text("hello")
+        );
+        assert_eq!(
+            stalled.recv().await.unwrap().unwrap(),
+            Message::text("hello")
+        );
+        // `stalled` stops reading; the publisher floods; `listener` keeps up.
+        let payload = Message::binary(vec![0u8; 4096]);
+        let flood = async {
+            for _ in 0..20_000 {
+                publisher.feed(payload.clone()).await.unwrap();
+            }
+            publisher.flush().await.unwrap();
+        };
+        let keep_up = async {
+            for _ in 0..20_000 {
+                assert_eq!(listener.recv().await.unwrap().unwrap(), payload);
+            }
+        };
+        tokio::join!(flood, keep_up);
+        // Now read what the stalled one got: some messages, then the close.
+        let mut got = 0;
+        let close = loop {
+            match stalled.recv().await {
+                Some(Ok(Message::Binary(_))) => got += 1,
+                Some(Ok(Message::Close(frame))) => break frame,
+                other => panic!("expected messages then a close, got {other:?}"),
+            }
+        };
+        let frame = close.expect("a close code");
+        assert_eq!(frame.code, duplex::CloseCode::POLICY_VIOLATION);
+        assert!(frame.reason.contains("too slow"), "{}", frame.reason);
+        assert!(
+            got < 20_000,
+            "the stalled subscriber was cut off ({got} messages)"
+        );
+        // The publisher never got its own messages back.
+        assert!(futures_util::FutureExt::now_or_never(publisher.recv()).is_none());
+    };
+    runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(60), test)
+            .await
+            .expect("the relay test finished within a minute")
+    });
+}

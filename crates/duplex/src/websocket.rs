@@ -200,13 +200,20 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn send_shared(&mut self, frame: &SharedFrame) -> Result<(), Error> {
+        self.feed_shared(frame).await?;
+        self.flush().await
+    }
+
+    /// Queues a [`SharedFrame`] without flushing, waiting only while the write buffer is
+    /// full, as [`feed`](Self::feed) does for a message.
+    pub async fn feed_shared(&mut self, frame: &SharedFrame) -> Result<(), Error> {
         poll_fn(|cx| self.poll_write_capacity(cx)).await?;
         if self.terminated {
             return Err(Error::ConnectionClosed);
         }
         let bytes = self.proto.send_shared(frame)?;
         self.write_buf.push(bytes);
-        self.flush().await
+        Ok(())
     }
 
     /// Sends one frame of a fragmented message: `Text` or `Binary` with `fin = false`

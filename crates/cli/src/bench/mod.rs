@@ -1,16 +1,19 @@
 //! `duplex bench`: a load generator for WebSocket servers.
 //!
-//! Three scenarios, each a closed loop driven from a multi-threaded tokio runtime with
-//! one task per connection:
+//! Four scenarios, driven from a multi-threaded tokio runtime with one task per
+//! connection:
 //! - `echo`: connections that keep a number of messages in flight against an echo server
 //!   and measure the round trip of each;
 //! - `connect`: full connection cycles (TCP, opening handshake, closing handshake);
-//! - `idle`: many open connections at once, and the server's memory for each.
+//! - `idle`: many open connections at once, and the server's memory for each;
+//! - `broadcast`: one publisher at a fixed rate and many subscribers of a relay server,
+//!   with the delivery latency and the losses.
 //!
 //! Every scenario shows a progress bar on stderr (only on a terminal) and prints a table,
 //! or with `--json` one JSON object, on stdout. Failures of single connections are counted
 //! and reported; a run in which every connection fails exits non-zero.
 
+mod broadcast;
 mod connect;
 mod echo;
 mod idle;
@@ -39,6 +42,10 @@ enum Scenario {
     /// Past the ephemeral port range of one source address the connections are spread
     /// over 127.0.0.1, 127.0.0.2, ... (loopback servers only).
     Idle(idle::IdleArgs),
+    /// One publisher, many subscribers: delivery rate, latency and losses through a
+    /// server that relays each message to its other connections (such as
+    /// `duplex echo --broadcast`).
+    Broadcast(broadcast::BroadcastArgs),
 }
 
 /// Options every scenario takes.
@@ -118,6 +125,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
         Scenario::Echo(a) => &a.common,
         Scenario::Connect(a) => &a.common,
         Scenario::Idle(a) => &a.common,
+        Scenario::Broadcast(a) => &a.common,
     };
     let threads = common.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -147,6 +155,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             Scenario::Echo(a) => echo::run(a, threads).await,
             Scenario::Connect(a) => connect::run(a, threads).await,
             Scenario::Idle(a) => idle::run(a, threads).await,
+            Scenario::Broadcast(a) => broadcast::run(a, threads).await,
         }
     });
     runtime.shutdown_background();

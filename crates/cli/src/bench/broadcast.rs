@@ -1,0 +1,441 @@
+//! `duplex bench broadcast`: one publisher, many subscribers, against a server that
+//! relays every message to its other connections (`duplex echo --broadcast`).
+//!
+//! The publisher sends `--rate` messages per second, each stamped with a sequence number
+//! and its send time; every subscriber measures the delay of each delivery and counts the
+//! messages it never got. The run reports publish and delivery rates, delivery latency
+//! and losses.
+
+use super::report::{self, CpuMeter, Errors, Latencies, Progress};
+use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
+use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
+use futures_util::StreamExt;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+#[derive(clap::Args)]
+pub struct BroadcastArgs {
+    /// The relay server, e.g. ws://127.0.0.1:9001/ (`duplex echo --broadcast`).
+    url: String,
+    /// Subscriber connections (the publisher is one more).
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 100)]
+    subscribers: usize,
+    /// Messages the publisher sends per second.
+    #[arg(long, value_name = "MSGS", default_value_t = 1000)]
+    rate: u32,
+    /// Payload bytes per message (at least 32: the stamp).
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    size: usize,
+    /// Seconds to measure, after the warm-up.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after publishing this many measured messages instead of after --duration.
+    #[arg(long, value_name = "TOTAL", conflicts_with = "duration")]
+    messages: Option<u64>,
+    /// Seconds of traffic before measuring starts.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds subscribers wait for the last messages once publishing stopped.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    drain: f64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The stamp at the start of each payload: sequence number and send time (µs since the
+/// run's origin), each as 16 hex digits, so text messages stay ASCII.
+const STAMP: usize = 32;
+const CONNECT_CONCURRENCY: usize = 128;
+
+const WARMUP: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPED: u8 = 2;
+
+struct Run {
+    builder: ClientBuilder,
+    origin: Instant,
+    size: usize,
+    phase: AtomicU8,
+    /// Sequence numbers below this were sent during the warm-up; from it on they count.
+    first_counted: AtomicU64,
+    /// One past the last sequence number sent.
+    end: AtomicU64,
+    /// Deliveries counted (measured messages), for the progress bar.
+    delivered: AtomicU64,
+    latencies: Latencies,
+    errors: Errors,
+}
+
+/// What one subscriber saw.
+#[derive(Default)]
+struct Seen {
+    delivered: u64,
+    missed: u64,
+    opened: bool,
+}
+
+pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> {
+    check_url(&args.url)?;
+    if args.subscribers == 0 || args.rate == 0 {
+        return Err(BenchError::Usage(
+            "--subscribers and --rate must be at least 1".into(),
+        ));
+    }
+    if args.size < STAMP {
+        return Err(BenchError::Usage(format!(
+            "--size {} is too small: each message carries a {STAMP}-byte stamp",
+            args.size
+        )));
+    }
+    if args.messages == Some(0) {
+        return Err(BenchError::Usage("--messages must be at least 1".into()));
+    }
+    let duration = seconds(args.duration, "--duration", false)?;
+    let warmup = seconds(args.warmup, "--warmup", true)?;
+    let drain = seconds(args.drain, "--drain", true)?;
+    let n = args.subscribers;
+    ensure_fds(n as u64 + 1, &format!("--subscribers {n}"))?;
+
+    let mut config = Config::default();
+    config.limits.max_frame_size = config.limits.max_frame_size.max(args.size);
+    config.limits.max_message_size = config.limits.max_message_size.max(args.size);
+    let run = Arc::new(Run {
+        builder: args.common.builder(&args.url, config),
+        origin: Instant::now(),
+        size: args.size,
+        phase: AtomicU8::new(WARMUP),
+        first_counted: AtomicU64::new(u64::MAX),
+        end: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        latencies: Latencies::new(),
+        errors: Errors::new(),
+    });
+
+    // Subscribers first, so none misses the start.
+    let progress = Progress::new(args.common.progress(), n as u64, "connecting");
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
+    let (stop, stop_rx) = watch::channel(false);
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            tokio::spawn(subscriber(
+                run.clone(),
+                limit.clone(),
+                opened_tx.clone(),
+                stop_rx.clone(),
+                drain,
+            ))
+        })
+        .collect();
+    drop(opened_tx);
+    let mut opened = 0usize;
+    let mut reported = 0usize;
+    while let Some(ok) = opened_rx.recv().await {
+        reported += 1;
+        opened += usize::from(ok);
+        progress.update(reported as u64, format!("{opened}/{n} subscribed"));
+    }
+    let publisher = match run.builder.clone().connect().await {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            let _ = stop.send(true);
+            progress.clear();
+            return Err(BenchError::NoConnection(format!(
+                "the publisher cannot connect to {}: {e}",
+                args.url
+            )));
+        }
+    };
+    if opened == 0 {
+        let _ = stop.send(true);
+        progress.clear();
+        return Err(BenchError::NoConnection(format!(
+            "all {n} subscribers failed to connect to {}: {}",
+            args.url,
+            run.errors.main_message()
+        )));
+    }
+
+    // Publish: warm-up, then the measured part.
+    let payload_tail: String = "0123456789abcdefghijklmnopqrstuvwxyz"
+        .chars()
+        .cycle()
+        .take(args.size - STAMP)
+        .collect();
+    let published = publish(
+        &run,
+        publisher,
+        &payload_tail,
+        args.rate,
+        warmup,
+        (duration, args.messages),
+        &progress,
+    )
+    .await;
+    let (sent_measured, elapsed, cpu_percent) = match published {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = stop.send(true);
+            progress.clear();
+            return Err(BenchError::AllFailed(format!("the publisher failed: {e}")));
+        }
+    };
+    let _ = stop.send(true);
+    progress.set_length(opened as u64, "draining");
+
+    let mut delivered = 0u64;
+    let mut missed = 0u64;
+    for task in tasks {
+        match task.await {
+            Ok(seen) if seen.opened => {
+                delivered += seen.delivered;
+                missed += seen.missed;
+            }
+            Ok(_) => {}
+            Err(e) => run.errors.record(format!("subscriber task failed: {e}")),
+        }
+    }
+    progress.clear();
+
+    let secs = elapsed.as_secs_f64();
+    let expected = sent_measured * opened as u64;
+    let latency = run.latencies.summary();
+    if args.common.json {
+        report::print_json(&json!({
+            "scenario": "broadcast",
+            "url": args.url,
+            "subscribers": n,
+            "subscribed": opened,
+            "size": args.size,
+            "rate": args.rate,
+            "deflate": args.common.deflate,
+            "threads": threads,
+            "warmup_s": warmup.as_secs_f64(),
+            "elapsed_s": report::round_to(secs, 6),
+            "published": sent_measured,
+            "published_per_sec": report::round_to(sent_measured as f64 / secs, 1),
+            "deliveries": delivered,
+            "deliveries_expected": expected,
+            "deliveries_per_sec": report::round_to(delivered as f64 / secs, 1),
+            "missed": missed,
+            "latency_us": latency.json(),
+            "errors": run.errors.count(),
+            "error_messages": run.errors.json(),
+            "client_cpu_percent": cpu_percent.map(|p| report::round_to(p, 1)),
+        }));
+    } else {
+        let mut rows = vec![
+            (
+                "subscribers".into(),
+                format!(
+                    "{} of {n}, {} B messages, {} published/s asked",
+                    report::group(opened as u64),
+                    report::group(args.size as u64),
+                    report::group(u64::from(args.rate)),
+                ),
+            ),
+            (
+                "published".into(),
+                format!(
+                    "{} in {secs:.3} s ({}/s)",
+                    report::group(sent_measured),
+                    report::round(sent_measured as f64 / secs)
+                ),
+            ),
+            (
+                "delivered".into(),
+                format!(
+                    "{} of {} ({}/s), {} missed",
+                    report::group(delivered),
+                    report::group(expected),
+                    report::round(delivered as f64 / secs),
+                    report::group(missed)
+                ),
+            ),
+            ("latency (µs)".into(), latency.row()),
+        ];
+        run.errors.rows(&mut rows);
+        rows.push(("client CPU".into(), report::cpu_row(cpu_percent, threads)));
+        report::print_table(&format!("duplex bench broadcast {}", args.url), &rows);
+    }
+    if delivered == 0 {
+        return Err(BenchError::AllFailed(format!(
+            "no message reached a subscriber: {}",
+            run.errors.main_message()
+        )));
+    }
+    Ok(())
+}
+
+/// Sends at `rate` until the warm-up and the measured time are over; returns the
+/// messages sent while measuring, the measured time and the generator's CPU use.
+async fn publish(
+    run: &Run,
+    mut ws: WebSocket<ClientStream>,
+    tail: &str,
+    rate: u32,
+    warmup: Duration,
+    (duration, messages): (Duration, Option<u64>),
+    progress: &Progress,
+) -> Result<(u64, Duration, Option<f64>), duplex::Error> {
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let mut ticks = tokio::time::interval(period);
+    // Behind schedule (a slow server pushing back), send what is due without bursting.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let until = measure_from + duration;
+    let mut seq = 0u64;
+    let mut measuring: Option<(Instant, u64, CpuMeter)> = None;
+    progress.set_length(duration.as_millis() as u64, "publishing");
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let now = Instant::now();
+                let enough = match (&measuring, messages) {
+                    (Some((_, first, _)), Some(total)) => seq - first >= total,
+                    (_, Some(_)) => false,
+                    (_, None) => now >= until,
+                };
+                if enough {
+                    break;
+                }
+                if measuring.is_none() && now >= measure_from {
+                    run.first_counted.store(seq, Relaxed);
+                    run.phase.store(MEASURING, Relaxed);
+                    measuring = Some((now, seq, CpuMeter::start()));
+                }
+                let at = (now - run.origin).as_micros() as u64;
+                let text = format!("{seq:016x}{at:016x}{tail}");
+                seq += 1;
+                run.end.store(seq, Relaxed);
+                ws.send(Message::text(text)).await?;
+                if let Some((since, _, _)) = &measuring {
+                    progress.update(
+                        since.elapsed().as_millis() as u64,
+                        format!("{} delivered", report::group(run.delivered.load(Relaxed))),
+                    );
+                }
+            }
+            // The relay does not send a publisher its own messages; read whatever comes
+            // (pings) so the connection stays healthy.
+            received = ws.next() => match received {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err(duplex::Error::ConnectionClosed),
+            },
+        }
+    }
+    run.phase.store(STOPPED, Relaxed);
+    let (since, first, cpu) = measuring.unwrap_or_else(|| (Instant::now(), seq, CpuMeter::start()));
+    let elapsed = since.elapsed();
+    let cpu_percent = cpu.percent();
+    let _ = ws.close(None).await;
+    Ok((seq - first, elapsed, cpu_percent))
+}
+
+/// One subscriber: connects, then records every delivery until publishing stopped and
+/// the last message arrived (or `drain` passed).
+async fn subscriber(
+    run: Arc<Run>,
+    limit: Arc<Semaphore>,
+    opened: mpsc::UnboundedSender<bool>,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) -> Seen {
+    let connected = {
+        let _permit = limit.acquire().await;
+        run.builder.clone().connect().await
+    };
+    let mut ws = match connected {
+        Ok((ws, _)) => {
+            let _ = opened.send(true);
+            ws
+        }
+        Err(e) => {
+            run.errors.record(format!("cannot connect: {e}"));
+            let _ = opened.send(false);
+            return Seen::default();
+        }
+    };
+    drop(opened);
+    let mut seen = Seen {
+        opened: true,
+        ..Seen::default()
+    };
+    let mut batch = run.latencies.batch();
+    // The next sequence number expected, once the first counted one arrived.
+    let mut next: Option<u64> = None;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let received = tokio::select! {
+            received = ws.next() => received,
+            _ = stop.changed(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + drain);
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
+        };
+        let message = match received {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Binary(_))) => {
+                run.errors.record("a binary message from the relay".into());
+                continue;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                run.errors
+                    .record(format!("subscriber connection failed: {e}"));
+                break;
+            }
+            None => {
+                run.errors
+                    .record("the server closed a subscriber during the run".into());
+                break;
+            }
+        };
+        let now = (run.origin.elapsed()).as_micros() as u64;
+        let Some((seq, at)) = parse_stamp(&message, run.size) else {
+            run.errors.record(format!(
+                "a message without a valid stamp ({} bytes)",
+                message.len()
+            ));
+            continue;
+        };
+        if seq >= run.first_counted.load(Relaxed) && run.phase.load(Relaxed) != WARMUP {
+            let expected = next.unwrap_or(run.first_counted.load(Relaxed));
+            if seq < expected {
+                run.errors
+                    .record(format!("message {seq} arrived after {expected}"));
+                continue;
+            }
+            seen.missed += seq - expected;
+            next = Some(seq + 1);
+            seen.delivered += 1;
+            batch.record(Duration::from_micros(now.saturating_sub(at)));
+            run.delivered.fetch_add(1, Relaxed);
+        }
+        if deadline.is_some() && next.is_some_and(|n| n >= run.end.load(Relaxed)) {
+            break;
+        }
+    }
+    // Messages published while measuring that never came.
+    let end = run.end.load(Relaxed);
+    let from = next.unwrap_or(run.first_counted.load(Relaxed).min(end));
+    seen.missed += end.saturating_sub(from);
+    let _ = ws.close(None).await;
+    seen
+}
+
+/// (sequence, send time) from a payload, checking its length.
+fn parse_stamp(text: &str, size: usize) -> Option<(u64, u64)> {
+    if text.len() != size {
+        return None;
+    }
+    let seq = u64::from_str_radix(text.get(..16)?, 16).ok()?;
+    let at = u64::from_str_radix(text.get(16..STAMP)?, 16).ok()?;
+    Some((seq, at))
+}
