@@ -1,52 +1,11 @@
 //! `duplex bench` against a `duplex echo` child process. Every run is bounded by a count
 //! of messages or connections, not by time.
 
+mod common;
+
+use common::{Echo, BIN};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_duplex");
-
-/// `duplex echo --port 0`, killed on drop.
-struct Echo {
-    child: Child,
-    url: String,
-}
-
-impl Echo {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["echo", "--host", "127.0.0.1", "--port", "0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.split_whitespace().last().unwrap().to_owned();
-        assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
-        Self { child, url }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Output, Stdio};
 
 fn bench(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -293,7 +252,7 @@ fn usage_errors_are_named() {
 
 #[test]
 fn broadcast_delivers_every_message_to_every_subscriber() {
-    let relay = Echo::start_with(&["--broadcast"]);
+    let relay = Echo::start_with(&["--broadcast"], "ws");
     let v = bench_json(&[
         "broadcast",
         &relay.url,
