@@ -282,7 +282,7 @@ mod tests {
 
     /// An idle plain connection's task is its WebSocket and nothing more. Tokio allocates
     /// a task in 128-byte steps; with its own ~300 bytes, a future of up to 280 bytes
-    /// (measured with tokio 1.48) stays in the step that keeps `duplex echo` at 1 KiB per
+    /// (measured with tokio 1.54) stays in the step that keeps `duplex echo` near 1 KiB per
     /// idle connection (see BENCHMARKS.md), so this guards both sizes.
     #[test]
     fn an_idle_connection_task_is_its_websocket() {

@@ -9,13 +9,6 @@ mod error;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// mimalloc instead of the system allocator: tokio allocates each task and each socket
-/// registration 128-byte aligned, which glibc's malloc pads by up to another 128 bytes;
-/// mimalloc serves aligned sizes from its size classes without that padding, which is
-/// most of what separates an idle connection from 1 KiB (BENCHMARKS.md, idle memory).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "duplex", version, about = "WebSocket server, client and tools")]
 struct Cli {
