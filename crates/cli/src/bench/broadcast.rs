@@ -8,6 +8,7 @@
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress};
 use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
+use super::{CONNECT_CONCURRENCY, MEASURING, STOPPING, WARMUP};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -48,11 +49,6 @@ pub struct BroadcastArgs {
 /// The stamp at the start of each payload: sequence number and send time (µs since the
 /// run's origin), each as 16 hex digits, so text messages stay ASCII.
 const STAMP: usize = 32;
-const CONNECT_CONCURRENCY: usize = 128;
-
-const WARMUP: u8 = 0;
-const MEASURING: u8 = 1;
-const STOPPED: u8 = 2;
 
 struct Run {
     builder: ClientBuilder,
@@ -329,7 +325,7 @@ async fn publish(
             },
         }
     }
-    run.phase.store(STOPPED, Relaxed);
+    run.phase.store(STOPPING, Relaxed);
     let (since, first, cpu) = measuring.unwrap_or_else(|| (Instant::now(), seq, CpuMeter::start()));
     let elapsed = since.elapsed();
     let cpu_percent = cpu.percent();

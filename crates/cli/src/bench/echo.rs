@@ -2,6 +2,7 @@
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress};
 use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
+use super::{CONNECT_CONCURRENCY, MEASURING, STOPPING, WARMUP};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use futures_util::FutureExt;
 use serde_json::json;
@@ -41,12 +42,6 @@ pub struct EchoArgs {
     pub common: CommonArgs,
 }
 
-const WARMUP: u8 = 0;
-const MEASURING: u8 = 1;
-const STOPPING: u8 = 2;
-
-/// Handshakes in progress at once while the connections open.
-const CONNECT_CONCURRENCY: usize = 128;
 /// Echoes a task counts before it adds them to the shared progress counter.
 const PROGRESS_EVERY: u64 = 64;
 

@@ -185,6 +185,15 @@ fn check_url(url: &str) -> Result<url::Url, BenchError> {
     Ok(parsed)
 }
 
+/// Phases of a timed run, shared by its tasks through an `AtomicU8`: traffic that does
+/// not count yet, the measured part, and the end.
+const WARMUP: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPING: u8 = 2;
+
+/// Handshakes in progress at once while a scenario opens its connections.
+const CONNECT_CONCURRENCY: usize = 128;
+
 /// File descriptors kept free for the runtime, stdio and the like.
 const SPARE_FDS: u64 = 64;
 

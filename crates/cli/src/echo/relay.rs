@@ -80,7 +80,11 @@ impl Member {
                     None => return Ok(()),
                 },
                 relayed = frames.recv() => {
-                    let mut next = relayed.map_err(RelayError::from);
+                    // As a `try_recv` result, so one match handles the first and the rest.
+                    let mut next = relayed.map_err(|e| match e {
+                        RecvError::Lagged(n) => TryRecvError::Lagged(n),
+                        RecvError::Closed => TryRecvError::Closed,
+                    });
                     // Queue everything already waiting, then write it at once.
                     loop {
                         match next {
@@ -89,46 +93,20 @@ impl Member {
                                     ws.feed_shared(&frame).await?;
                                 }
                             }
-                            Err(RelayError::Lagged(missed)) => {
+                            Err(TryRecvError::Lagged(missed)) => {
                                 tracing::info!(missed, "closing a connection that fell behind the room");
                                 let reason = format!("too slow: {missed} messages dropped");
                                 ws.close(Some(CloseFrame::new(CloseCode::POLICY_VIOLATION, reason))).await?;
                                 return Ok(());
                             }
-                            Err(RelayError::Closed) => return Ok(()),
-                            Err(RelayError::Empty) => break,
+                            Err(TryRecvError::Closed) => return Ok(()),
+                            Err(TryRecvError::Empty) => break,
                         }
-                        next = frames.try_recv().map_err(RelayError::from);
+                        next = frames.try_recv();
                     }
                     ws.flush().await?;
                 }
             }
-        }
-    }
-}
-
-/// The ways reading the room's channel can stop.
-enum RelayError {
-    Lagged(u64),
-    Closed,
-    Empty,
-}
-
-impl From<RecvError> for RelayError {
-    fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Lagged(n) => RelayError::Lagged(n),
-            RecvError::Closed => RelayError::Closed,
-        }
-    }
-}
-
-impl From<TryRecvError> for RelayError {
-    fn from(e: TryRecvError) -> Self {
-        match e {
-            TryRecvError::Lagged(n) => RelayError::Lagged(n),
-            TryRecvError::Closed => RelayError::Closed,
-            TryRecvError::Empty => RelayError::Empty,
         }
     }
 }
