@@ -127,6 +127,10 @@ pub enum HandshakeFailure {
     /// A header has a value that is not acceptable.
     #[error("invalid {0} header")]
     InvalidHeader(&'static str),
+    /// A header that may appear only once appears more than once (RFC 6455 section
+    /// 11.3, RFC 9112 section 3.2 for `Host`).
+    #[error("header {0} appears more than once")]
+    DuplicateHeader(&'static str),
     /// `Sec-WebSocket-Version` is not 13.
     #[error("unsupported Sec-WebSocket-Version (only 13 is supported)")]
     UnsupportedVersion,

@@ -411,6 +411,26 @@ fn client_rejects_a_wrong_or_missing_accept() {
 }
 
 #[test]
+fn client_rejects_a_repeated_accept_or_subprotocol() {
+    let (hs, accept) = offering(&["chat"]);
+    let mut lines = good_lines(&accept);
+    lines.push(format!("Sec-WebSocket-Accept: {accept}"));
+    assert_eq!(
+        receive_with(&hs, &lines).unwrap_err(),
+        HandshakeFailure::DuplicateHeader("Sec-WebSocket-Accept")
+    );
+    let mut lines = good_lines(&accept);
+    lines.extend([
+        "Sec-WebSocket-Protocol: chat".into(),
+        "Sec-WebSocket-Protocol: chat".into(),
+    ]);
+    assert_eq!(
+        receive_with(&hs, &lines).unwrap_err(),
+        HandshakeFailure::DuplicateHeader("Sec-WebSocket-Protocol")
+    );
+}
+
+#[test]
 fn client_rejects_a_subprotocol_it_did_not_offer() {
     // Offered some, got another.
     let (hs, accept) = offering(&["chat"]);
@@ -779,6 +799,69 @@ fn server_rejects_a_missing_host_with_400() {
         HandshakeFailure::MissingHeader("Host"),
         400,
     );
+}
+
+#[test]
+fn server_rejects_a_repeated_single_valued_header_with_400() {
+    // RFC 6455 section 11.3: the key and the version must not appear more than once;
+    // RFC 9112 section 3.2: a request with two Hosts gets 400. Equal or different
+    // values, adjacent or apart, in any case: never pick one silently.
+    let cases = [
+        ("Host", "Host: other.example.com"),
+        ("Host", "host: server.example.com"),
+        (
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==",
+        ),
+        (
+            "Sec-WebSocket-Key",
+            "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+        ),
+        ("Sec-WebSocket-Version", "Sec-WebSocket-Version: 13"),
+        ("Sec-WebSocket-Version", "SEC-WEBSOCKET-VERSION: 8"),
+    ];
+    for (name, extra) in cases {
+        for at in [1, GOOD.len()] {
+            let mut lines = GOOD.to_vec();
+            lines.insert(at, extra);
+            assert_fails(
+                BytesMut::from(request_text(&lines).as_bytes()),
+                HandshakeFailure::DuplicateHeader(name),
+                400,
+            );
+        }
+    }
+    // Headers that may repeat still do.
+    let mut lines = GOOD.to_vec();
+    lines.extend(["Sec-WebSocket-Protocol: a", "Sec-WebSocket-Protocol: b"]);
+    lines.extend(["Connection: keep-alive", "Upgrade: h2c"]);
+    let req = parse(&mut BytesMut::from(request_text(&lines).as_bytes()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(req.protocols().collect::<Vec<_>>(), ["a", "b"]);
+    // The same rule holds for a head parsed elsewhere (hyper, axum).
+    let mut request = http::Request::get("/")
+        .header("host", "a")
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("sec-websocket-key", RFC_KEY)
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    request
+        .headers_mut()
+        .append("sec-websocket-key", RFC_KEY.parse().unwrap());
+    assert_eq!(
+        UpgradeRequest::from_request(&request).unwrap_err(),
+        HandshakeFailure::DuplicateHeader("Sec-WebSocket-Key")
+    );
+}
+
+#[test]
+fn incoming_plain_request_with_two_hosts_gets_400() {
+    let err = incoming("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").unwrap_err();
+    assert_eq!(err, HandshakeFailure::DuplicateHeader("Host"));
+    assert_eq!(err.status(), 400);
 }
 
 #[test]

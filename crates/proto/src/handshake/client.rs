@@ -1,6 +1,6 @@
 //! The client side of the opening handshake.
 
-use super::{accept_key, has_token, head_len, header_list, to_header_map};
+use super::{accept_key, check_single, has_token, head_len, header_list, to_header_map};
 use crate::config::Limits;
 use crate::deflate::negotiate::{client_accept, client_offer};
 use crate::deflate::{DeflateConfig, DeflateParams};
@@ -151,6 +151,9 @@ impl ClientHandshake {
 
     /// Checks the response headers; returns the agreed permessage-deflate parameters.
     fn validate(&self, headers: &HeaderMap) -> Result<Option<DeflateParams>, HandshakeFailure> {
+        // RFC 6455 section 11.3: these must not appear more than once in a response
+        // (`Sec-WebSocket-Extensions` may, per erratum 3433).
+        check_single(headers, &["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"])?;
         let upgrade = headers
             .get("upgrade")
             .ok_or(HandshakeFailure::MissingHeader("Upgrade"))?;

@@ -50,6 +50,21 @@ pub(crate) fn header_list<'a>(
         .filter(|s| !s.is_empty())
 }
 
+/// Fails on the first of `names` that appears more than once in `headers`: one value
+/// must not be picked silently when two disagree (RFC 6455 section 11.3).
+pub(crate) fn check_single(
+    headers: &http::HeaderMap,
+    names: &[&'static str],
+) -> Result<(), crate::HandshakeFailure> {
+    match names
+        .iter()
+        .find(|name| headers.get_all(**name).iter().nth(1).is_some())
+    {
+        Some(name) => Err(crate::HandshakeFailure::DuplicateHeader(name)),
+        None => Ok(()),
+    }
+}
+
 /// Copies parsed httparse headers into a `HeaderMap`, rejecting invalid names or values.
 pub(crate) fn to_header_map(
     headers: &[httparse::Header<'_>],

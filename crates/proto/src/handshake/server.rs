@@ -1,6 +1,6 @@
 //! The server side of the opening handshake.
 
-use super::{accept_key, has_token, head_len, header_list, to_header_map};
+use super::{accept_key, check_single, has_token, head_len, header_list, to_header_map};
 use crate::config::Limits;
 use crate::deflate::negotiate::server_accept;
 use crate::deflate::{DeflateConfig, DeflateParams};
@@ -300,6 +300,8 @@ impl IncomingRequest {
             let _ = input.split_to(len);
             return UpgradeRequest::validated(target, header_map).map(|r| Some(Self::Upgrade(r)));
         }
+        // A plain request with two Hosts is as ambiguous as an upgrade with two.
+        check_single(&header_map, &["Host"])?;
         let method = request.method.unwrap_or_default();
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| HandshakeFailure::MalformedHttp(format!("method {method:?}")))?;
@@ -347,8 +349,13 @@ fn check_request_line(method: Option<&str>, version: Option<u8>) -> Result<(), H
     Ok(())
 }
 
+/// Request headers that may appear only once: RFC 6455 section 11.3 for the key and
+/// the version, RFC 9112 section 3.2 for `Host` (a server must answer 400).
+const SINGLE_REQUEST_HEADERS: [&str; 3] = ["Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version"];
+
 /// Checks the WebSocket-specific headers and returns the key.
 fn validate(headers: &HeaderMap) -> Result<String, HandshakeFailure> {
+    check_single(headers, &SINGLE_REQUEST_HEADERS)?;
     if headers.get("host").is_none() {
         return Err(HandshakeFailure::MissingHeader("Host"));
     }
