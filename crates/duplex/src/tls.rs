@@ -36,10 +36,11 @@
 use crate::error::Error;
 use crate::transport::{ClientStream, Io};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
     ServerConfig, SignatureScheme,
@@ -162,8 +163,16 @@ impl ClientTls {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
-        } else {
+        } else if self.ca_files.is_empty() {
             builder.with_root_certificates(self.roots()?)
+        } else {
+            let (roots, pinned) = self.roots_and_pinned()?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
+                .build()
+                .map_err(|e| Error::InvalidConfig(format!("TLS: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki { webpki, pinned }))
         };
         let mut config = match &self.identity {
             None => builder.with_no_client_auth(),
@@ -180,10 +189,19 @@ impl ClientTls {
     }
 
     fn roots(&self) -> Result<Arc<RootCertStore>, Error> {
+        self.roots_and_pinned().map(|(roots, _)| roots)
+    }
+
+    /// The trusted roots, and the certificates of the CA files as they were given (the
+    /// ones a server may present as its own, see [`PinnedOrWebPki`]).
+    fn roots_and_pinned(
+        &self,
+    ) -> Result<(Arc<RootCertStore>, Vec<CertificateDer<'static>>), Error> {
         let use_system = self.system_roots.unwrap_or(self.ca_files.is_empty());
         if use_system && self.ca_files.is_empty() {
-            return Ok(system_roots());
+            return Ok((system_roots(), Vec::new()));
         }
+        let mut pinned = Vec::new();
         let mut store = if use_system {
             (*system_roots()).clone()
         } else {
@@ -191,6 +209,7 @@ impl ClientTls {
         };
         for path in &self.ca_files {
             for cert in read_ca_certificates(path)? {
+                pinned.push(cert.clone());
                 store.add(cert).map_err(|e| Error::TlsFile {
                     path: path.clone(),
                     reason: format!(
@@ -207,8 +226,84 @@ impl ClientTls {
                     .into(),
             ));
         }
-        Ok(Arc::new(store))
+        Ok((Arc::new(store), pinned))
     }
+}
+
+/// The verifier for CA files: webpki's, except that a server presenting exactly a
+/// certificate from the CA files is trusted even when that certificate says `CA:TRUE`.
+///
+/// The common self-signed recipe (`openssl req -x509 ...`) marks the certificate as a CA,
+/// and webpki refuses a CA certificate as a server's own (`CaUsedAsEndEntity`). A user who
+/// gives that very certificate as the CA file has pinned it: curl, Python and browsers
+/// with an imported certificate accept it, so do we. Only that one error is forgiven, and
+/// only for a byte-for-byte pinned certificate: webpki checks validity dates before basic
+/// constraints, and the name is checked here; the handshake signatures are checked as usual.
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(ref other)))
+                if matches!(webpki_error(other), Some(webpki::Error::CaUsedAsEndEntity))
+                    && self
+                        .pinned
+                        .iter()
+                        .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                let parsed = ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The webpki error behind a rustls `CertificateError::Other`, if it is one.
+fn webpki_error(other: &rustls::OtherError) -> Option<&webpki::Error> {
+    let inner: &(dyn std::error::Error + 'static) = &*other.0;
+    inner.downcast_ref::<webpki::Error>()
 }
 
 /// The system's root certificates, loaded once per process; the bundled Mozilla roots
@@ -359,31 +454,106 @@ fn from_rustls(error: rustls::Error, host: &str) -> Error {
     }
 }
 
-/// The reason a certificate was rejected, in words with the usual fix.
+/// The reason a certificate was rejected, in words with the usual fix: a sentence for
+/// every reason, never a debug dump.
 pub(crate) fn describe_certificate(reason: &CertificateError) -> String {
+    const GIVE_CA: &str = "for a private or self-signed CA, give its certificate as a CA file";
     match reason {
-        CertificateError::UnknownIssuer => "unknown issuer: it is not signed by a trusted \
-            certificate authority (for a private or self-signed CA, give its certificate as a \
-            CA file)"
-            .into(),
+        CertificateError::UnknownIssuer => format!(
+            "unknown issuer: it is not signed by a trusted certificate authority ({GIVE_CA})"
+        ),
         CertificateError::ExpiredContext { time, not_after } => format!(
-            "expired: not valid after {}, now is {}",
+            "expired: not valid after {}, now is {} (renew the server's certificate)",
             utc(not_after.as_secs()),
             utc(time.as_secs())
         ),
-        CertificateError::Expired => "expired".into(),
+        CertificateError::Expired => "expired (renew the server's certificate)".into(),
         CertificateError::NotValidYetContext { time, not_before } => format!(
             "not valid yet: not valid before {}, now is {} (check the clocks)",
             utc(not_before.as_secs()),
             utc(time.as_secs())
         ),
         CertificateError::NotValidYet => "not valid yet (check the clocks)".into(),
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            format!("name mismatch: {reason}")
-        }
+        CertificateError::NotValidForNameContext { .. } => format!(
+            "name mismatch: {reason} (connect with a name the certificate lists, or issue \
+             one for this name)"
+        ),
+        CertificateError::NotValidForName => "name mismatch: the certificate is not valid \
+            for this host (connect with a name the certificate lists, or issue one for it)"
+            .into(),
         CertificateError::Revoked => "revoked by its issuer".into(),
-        CertificateError::BadSignature => "bad signature".into(),
-        other => format!("{other}"),
+        CertificateError::BadSignature => "bad signature: the certificate was not signed by \
+            the key of the issuer it names (is the CA file the right one?)"
+            .into(),
+        CertificateError::BadEncoding => "malformed: it is not a valid DER X.509 \
+            certificate"
+            .into(),
+        CertificateError::UnhandledCriticalExtension => "it has a critical extension this \
+            client does not understand, so it must be refused (RFC 5280)"
+            .into(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "it is not meant for TLS servers: its extended key usage lacks serverAuth \
+             (issue it with extendedKeyUsage=serverAuth)"
+                .into()
+        }
+        CertificateError::UnknownRevocationStatus
+        | CertificateError::ExpiredRevocationList
+        | CertificateError::ExpiredRevocationListContext { .. } => "its revocation status \
+            could not be checked (the revocation list is missing or out of date)"
+            .into(),
+        #[allow(deprecated)]
+        CertificateError::UnsupportedSignatureAlgorithm
+        | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "it is signed with an algorithm this client does not support (use RSA with \
+             SHA-256 or better, ECDSA P-256/P-384 or Ed25519)"
+                .into()
+        }
+        CertificateError::InvalidOcspResponse => "the server's OCSP response is invalid".into(),
+        CertificateError::ApplicationVerificationFailure => {
+            "refused by the application's own check".into()
+        }
+        CertificateError::Other(other) => match webpki_error(other) {
+            Some(e) => describe_webpki(e),
+            None => format!("refused by the verifier: {}", other.0),
+        },
+        _ => "refused for a reason this version of duplex cannot name; please report it".into(),
+    }
+}
+
+/// The webpki errors rustls passes on as `CertificateError::Other`, in words.
+fn describe_webpki(error: &webpki::Error) -> String {
+    use webpki::Error as W;
+    match error {
+        W::CaUsedAsEndEntity => "it is a CA certificate (basicConstraints CA:TRUE) used as \
+            the server's own certificate; give exactly this certificate as the CA file to \
+            pin it, or issue the server a certificate without CA:TRUE"
+            .into(),
+        W::EndEntityUsedAsCa => "the chain uses a server certificate (CA:FALSE) as an issuer \
+            of another certificate; send the CA's certificate as the intermediate instead"
+            .into(),
+        W::PathLenConstraintViolated | W::MaximumPathDepthExceeded => "the chain is longer \
+            than its CA allows (pathLenConstraint) or than 6 certificates"
+            .into(),
+        W::NameConstraintViolation => "a name in it is outside the names its CA may certify \
+            (name constraints)"
+            .into(),
+        #[allow(deprecated)]
+        W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) | W::EmptyEkuExtension => {
+            "it is not meant for TLS servers: its extended key usage lacks serverAuth".into()
+        }
+        W::UnsupportedCertVersion => "it is not an X.509 version 3 certificate".into(),
+        W::InvalidCertValidity | W::BadDerTime => "its validity dates are malformed".into(),
+        W::MaximumSignatureChecksExceeded
+        | W::MaximumPathBuildCallsExceeded
+        | W::MaximumNameConstraintComparisonsExceeded => "verifying its chain took more \
+            work than allowed (too many candidate issuers or names)"
+            .into(),
+        W::CertDistrusted => "its issuer is distrusted".into(),
+        other => format!(
+            "malformed or unsupported certificate (webpki reports {other:?}); check it with \
+             `openssl x509 -noout -text -in CERT.pem`"
+        ),
     }
 }
 
