@@ -50,7 +50,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 /// The transport of a WebSocket upgraded through hyper: hyper's upgraded connection (with
 /// any bytes the client sent early) as a tokio `AsyncRead + AsyncWrite`.
@@ -136,6 +136,7 @@ pub(crate) fn prepare(
     }
     let pending = PendingUpgrade {
         on_upgrade,
+        deadline: Deadline::At(tokio::time::Instant::now() + config.handshake_timeout),
         setup: Some((proto, config)),
     };
     (headers, pending)
@@ -151,11 +152,35 @@ pub(crate) fn switching_protocols<R: From<Bytes>>(headers: HeaderMap) -> Respons
 
 /// Resolves to the [`WebSocket`] once hyper has sent the 101 response and handed over
 /// the connection; fails with [`Error::Io`] when the connection was not upgraded (the
-/// client left, or the response was not the one [`upgrade`] returned).
+/// client left, or the response was not the one [`upgrade`] returned), and with
+/// [`Error::Timeout`] when that has not happened within [`Config::handshake_timeout`] of
+/// the upgrade call (a service slow to return the response, a connection hyper never
+/// hands over). Reading the request head before that is hyper's part: bound it with
+/// hyper's `http1::Builder::header_read_timeout`.
 #[must_use = "the WebSocket is only available by awaiting this future"]
 pub struct PendingUpgrade {
     on_upgrade: ::hyper::upgrade::OnUpgrade,
+    deadline: Deadline,
     setup: Option<(Connection, Arc<Config>)>,
+}
+
+/// The handshake deadline: an instant until first polled (the upgrade call may run
+/// outside a runtime's timer context), then the timer.
+enum Deadline {
+    At(tokio::time::Instant),
+    Timer(Pin<Box<tokio::time::Sleep>>),
+}
+
+impl Deadline {
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Deadline::At(at) = *self {
+            *self = Deadline::Timer(Box::pin(tokio::time::sleep_until(at)));
+        }
+        match self {
+            Deadline::Timer(timer) => timer.as_mut().poll(cx).is_ready(),
+            Deadline::At(_) => unreachable!("replaced above"),
+        }
+    }
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -168,7 +193,14 @@ impl Future for PendingUpgrade {
     type Output = Result<WebSocket<Upgraded>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx));
+        let upgraded = match Pin::new(&mut self.on_upgrade).poll(cx) {
+            Poll::Ready(upgraded) => upgraded,
+            Poll::Pending if self.deadline.poll_elapsed(cx) => {
+                self.setup = None;
+                return Poll::Ready(Err(Error::Timeout("WebSocket handshake")));
+            }
+            Poll::Pending => return Poll::Pending,
+        };
         let Some((proto, config)) = self.setup.take() else {
             return Poll::Ready(Err(Error::ConnectionClosed));
         };

@@ -312,21 +312,7 @@ async fn keepalive_pings_and_idle_timeout() {
         close_timeout: Duration::from_millis(100),
         ..Config::default()
     };
-    let silent = server(|tcp| async move {
-        let mut tcp = tcp;
-        let mut buf = vec![0u8; 4096];
-        // Complete the handshake by hand, then read without answering anything.
-        let n = tcp.read(&mut buf).await.unwrap();
-        let mut input = BytesMut::from(&buf[..n]);
-        let req = duplex::UpgradeRequest::parse(&mut input, &Default::default())
-            .unwrap()
-            .unwrap();
-        let mut out = BytesMut::new();
-        req.accept(None, &Default::default(), &mut out);
-        tcp.write_all(&out).await.unwrap();
-        while tcp.read(&mut buf).await.unwrap_or(0) > 0 {}
-    })
-    .await;
+    let (silent, mut received) = silent_server().await;
     let (mut client, _) = duplex::ClientBuilder::new(&silent)
         .config(config)
         .connect()
@@ -336,6 +322,125 @@ async fn keepalive_pings_and_idle_timeout() {
         Some(Err(Error::Timeout(_))) => {}
         other => panic!("expected an idle timeout, got {other:?}"),
     }
+    // What reached the peer: exactly one close frame, code 1001 (going away).
+    let bytes = received.recv().await.unwrap();
+    assert_eq!(close_code_of_masked_frame(&bytes), Some(1001), "{bytes:?}");
+}
+
+/// A server that completes the handshake by hand, then reads without ever answering
+/// (not even a close) until the client hangs up; sends what it read to the channel.
+async fn silent_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let url = server(move |mut tcp| {
+        let tx = tx.clone();
+        async move {
+            let mut buf = vec![0u8; 4096];
+            let mut input = BytesMut::new();
+            let req = loop {
+                let n = tcp.read(&mut buf).await.unwrap();
+                input.extend_from_slice(&buf[..n]);
+                if let Some(req) =
+                    duplex::UpgradeRequest::parse(&mut input, &Default::default()).unwrap()
+                {
+                    break req;
+                }
+            };
+            let mut out = BytesMut::new();
+            req.accept(None, &Default::default(), &mut out);
+            tcp.write_all(&out).await.unwrap();
+            let mut got = input.to_vec();
+            while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+                got.extend_from_slice(&buf[..n]);
+            }
+            let _ = tx.send(got);
+        }
+    })
+    .await;
+    (url, rx)
+}
+
+/// The close code of `bytes` if they are exactly one masked close frame (a client's).
+fn close_code_of_masked_frame(bytes: &[u8]) -> Option<u16> {
+    let [0x88, len, m0, m1, m2, m3, payload @ ..] = bytes else {
+        return None;
+    };
+    let len = usize::from(len & 0x7f);
+    if bytes[1] & 0x80 == 0 || payload.len() != len || len < 2 {
+        return None;
+    }
+    let mask = [*m0, *m1, *m2, *m3];
+    let code = [payload[0] ^ mask[0], payload[1] ^ mask[1]];
+    Some(u16::from_be_bytes(code))
+}
+
+#[tokio::test]
+async fn close_gives_up_waiting_for_a_silent_peer_after_close_timeout() {
+    let (silent, mut received) = silent_server().await;
+    let close_timeout = Duration::from_millis(200);
+    let config = Config {
+        close_timeout,
+        ..Config::default()
+    };
+    let (mut client, _) = duplex::ClientBuilder::new(&silent)
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // The peer never answers the close frame nor closes TCP: close() must not wait
+    // forever (the server's read loop would hold the test for ever).
+    let outcome = tokio::time::timeout(Duration::from_secs(30), client.close(None))
+        .await
+        .expect("close() returned after close_timeout, not never");
+    let waited = started.elapsed();
+    assert!(
+        waited >= close_timeout,
+        "close() waited {waited:?}, less than the close timeout"
+    );
+    assert!(
+        matches!(outcome, Ok(()) | Err(Error::Timeout(_))),
+        "{outcome:?}"
+    );
+    // The transport was closed: the peer saw our close frame (1000), then the end.
+    let bytes = received.recv().await.unwrap();
+    assert_eq!(close_code_of_masked_frame(&bytes), Some(1000), "{bytes:?}");
+}
+
+#[tokio::test]
+async fn accept_gives_up_on_a_client_that_never_finishes_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handshake_timeout = Duration::from_millis(200);
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let config = Config {
+            handshake_timeout,
+            ..Config::default()
+        };
+        let started = std::time::Instant::now();
+        let result = duplex::accept_with(tcp, config, |_| Ok(Accept::default())).await;
+        (result.map(drop), started.elapsed())
+    });
+    // Half a request head, then silence with the connection held open.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    let (result, waited) = tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("accept gave up")
+        .unwrap();
+    assert!(
+        matches!(result, Err(Error::Timeout("WebSocket handshake"))),
+        "{result:?}"
+    );
+    assert!(waited >= handshake_timeout, "gave up after {waited:?}");
+    // And the server let go of the connection: the client reads the end.
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the connection");
+    assert!(matches!(n, Ok(0)) || n.is_err(), "{n:?} {rest:?}");
 }
 
 #[tokio::test]
@@ -372,10 +477,17 @@ async fn send_waits_while_the_write_buffer_is_full() {
     let mut ws =
         duplex::WebSocket::from_parts(client_io, duplex::Role::Client, config, BytesMut::new());
     let chunk = Message::binary(vec![1u8; 1000]);
+    // A client frame of 1000 bytes: 2 header + 2 length + 4 mask bytes.
+    const FRAME: usize = 1008;
     let mut queued = 0;
     while ws.feed(chunk.clone()).now_or_never().is_some() {
         queued += 1;
-        assert!(queued < 100, "feed never applied backpressure");
+        // What may be accepted before waiting: the limit, what the pipe itself holds,
+        // and the one frame that crossed the limit.
+        assert!(
+            queued * FRAME <= 4096 + 1024 + FRAME,
+            "{queued} frames accepted: backpressure came too late"
+        );
     }
     // Once the peer reads, the pending send completes.
     let pending = tokio::spawn(async move { ws.feed(chunk).await.map(|_| ws) });

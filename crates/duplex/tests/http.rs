@@ -448,3 +448,71 @@ async fn raw_server_answers_plain_http_with_the_hook_and_upgrades_on_the_same_po
 
     check_websocket(&format!("ws://{addr}/")).await;
 }
+
+// ===================================================================== handshake timeout
+
+/// A hyper server whose service takes `delay` to return the 101 after calling
+/// `upgrade` with `handshake_timeout`; what the pending upgrade resolved to goes to
+/// the channel.
+async fn slow_hyper_server(
+    handshake_timeout: Duration,
+    delay: Duration,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+                let tx = tx.clone();
+                async move {
+                    let config = Config {
+                        handshake_timeout,
+                        ..Config::default()
+                    };
+                    let (response, pending) =
+                        duplex::hyper::upgrade::<_, Full<Bytes>>(&mut request, config).unwrap();
+                    tokio::spawn(async move {
+                        let outcome = pending.await.map(drop).map_err(|e| e.to_string());
+                        let _ = tx.send(outcome);
+                    });
+                    // The application is slow to answer (a database call, say).
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn hyper_upgrade_not_completed_within_the_handshake_timeout_fails() {
+    let (addr, mut outcomes) =
+        slow_hyper_server(Duration::from_millis(100), Duration::from_secs(3)).await;
+    let url = format!("ws://{addr}/");
+    let client = tokio::spawn(async move { duplex::connect(&url).await.map(drop) });
+    let outcome = outcomes.recv().await.unwrap();
+    assert_eq!(
+        outcome,
+        Err("timed out: WebSocket handshake".to_string()),
+        "the pending upgrade gives up after handshake_timeout"
+    );
+    client.abort();
+    // Within the timeout the same slow service upgrades normally.
+    let (addr, mut outcomes) =
+        slow_hyper_server(Duration::from_secs(10), Duration::from_millis(100)).await;
+    let (mut ws, _) = duplex::connect(&format!("ws://{addr}/")).await.unwrap();
+    assert_eq!(outcomes.recv().await.unwrap(), Ok(()));
+    drop(ws.close(None).await);
+}
