@@ -27,6 +27,13 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Colour log lines only on a terminal, and never when `NO_COLOR` is set to anything
+/// but the empty string (no-color.org): escape codes in a log file are noise.
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -35,6 +42,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours())
         .init();
     let command = match cli.command {
         // The benchmark builds a runtime of its own, with --threads workers.

@@ -334,3 +334,56 @@ fn broadcast_relays_to_others_and_closes_a_stalled_subscriber_with_1008() {
             .expect("the relay test finished within a minute")
     });
 }
+
+/// `duplex connect --insecure` to a plain server: it logs a `tracing` warning (TLS
+/// verification off), then fails the TLS step. Returns what it wrote to stderr, with the
+/// command run under `script` (a pseudo-terminal) when `tty` is set.
+fn insecure_connect_log(tty: bool, no_color: Option<&str>) -> String {
+    let echo = Echo::start();
+    let url = echo.url.replace("ws://", "wss://");
+    let mut cmd = if tty {
+        let mut cmd = Command::new("script");
+        let line = format!("{BIN} connect {url} --insecure");
+        cmd.args(["-q", "-e", "-c", &line, "/dev/null"]);
+        cmd
+    } else {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["connect", &url, "--insecure"]);
+        cmd
+    };
+    cmd.env_remove("NO_COLOR").env("RUST_LOG", "warn");
+    if let Some(v) = no_color {
+        cmd.env("NO_COLOR", v);
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    // Under `script` stderr arrives on the terminal, so on our stdout.
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verification is OFF"), "no log line: {text}");
+    text
+}
+
+#[test]
+fn log_lines_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    const ESC: char = '\u{1b}';
+    // Redirected (a pipe, as `2>log` is a file): plain text.
+    let piped = insecure_connect_log(false, None);
+    assert!(
+        !piped.contains(ESC),
+        "escape codes in redirected logs: {piped:?}"
+    );
+    // On a terminal: coloured, so the check above can see colour when there is some.
+    let tty = insecure_connect_log(true, None);
+    assert!(tty.contains(ESC), "no colour on a terminal: {tty:?}");
+    // NO_COLOR set (to anything non-empty) turns it off even there; empty does not.
+    let no_color = insecure_connect_log(true, Some("1"));
+    assert!(
+        !no_color.contains(ESC),
+        "colour despite NO_COLOR: {no_color:?}"
+    );
+    let empty = insecure_connect_log(true, Some(""));
+    assert!(
+        empty.contains(ESC),
+        "an empty NO_COLOR counts as unset: {empty:?}"
+    );
+}
