@@ -40,7 +40,8 @@ pub struct ConnectArgs {
     no_deflate: bool,
     /// Proxy to connect through: http://[user:pass@]host:port (CONNECT), https://...
     /// (TLS to the proxy), socks5://... or socks5h://... (remote DNS). Without it the
-    /// HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY variables apply, as in curl.
+    /// HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY variables apply (upper-case
+    /// HTTP_PROXY too, which curl alone ignores).
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
     /// Ignore the proxy environment variables.

@@ -119,7 +119,7 @@ impl ClientBuilder {
     /// [`Proxy::parse`](crate::Proxy::parse) to check it earlier. See [`Proxy`](crate::Proxy).
     ///
     /// Without this or [`no_proxy`](Self::no_proxy), the proxy comes from the environment
-    /// as in curl: `http_proxy`/`HTTP_PROXY` for `ws://`, `https_proxy`/`HTTPS_PROXY` for
+    /// as in most tools (curl alone ignores upper-case `HTTP_PROXY`): `http_proxy`/`HTTP_PROXY` for `ws://`, `https_proxy`/`HTTPS_PROXY` for
     /// `wss://`, then `all_proxy`/`ALL_PROXY`, unless `no_proxy`/`NO_PROXY` lists the host
     /// (see [`Proxy::from_env`](crate::Proxy::from_env)).
     pub fn proxy(mut self, url: &str) -> Self {

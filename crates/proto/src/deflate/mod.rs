@@ -20,7 +20,7 @@ pub(crate) use codec::{compress_fresh, Codec};
 /// | `client_no_context_takeover` | false | ask that the client resets its compressor after each message |
 /// | `server_max_window_bits` | 15 | largest LZ77 window (2^n bytes) the server may use, 8..=15 |
 /// | `client_max_window_bits` | 15 | largest LZ77 window the client may use, 8..=15 |
-/// | `level` | 1 | zlib compression level, 0..=9 (1 is about 13x faster than 6 on small JSON messages for about a quarter more bytes; see BENCHMARKS.md) |
+/// | `level` | 1 | zlib compression level, 0..=9 (1 costs several times less CPU than 6 on small JSON messages for somewhat more bytes; figures in BENCHMARKS.md) |
 /// | `threshold` | 32 | messages shorter than this many bytes are sent uncompressed |
 ///
 /// The `no_context_takeover` flags trade ratio for memory: a side that resets between
