@@ -25,6 +25,36 @@ async fn echo_through(builder: ClientBuilder) -> Result<(), Error> {
     ws.close(None).await
 }
 
+/// How many tunnels to `target` (`host:port`) the proxy opened, by its own log: the proof
+/// that a connection went through the proxy, not around it. Counted after the proxy has
+/// accepted the credentials, so refused attempts do not count.
+fn tunnels(proxy: &Daemon, target: &str) -> usize {
+    let line_end = match proxy.name.as_str() {
+        // "opensock: opening connection to 127.0.0.1:PORT", after authentication.
+        "tinyproxy" => format!("opening connection to {target}"),
+        // "client[N] 127.0.0.1: connected to HOST:PORT", once the target answered.
+        "microsocks" => format!("connected to {target}"),
+        other => panic!("no tunnel log line known for {other}"),
+    };
+    proxy
+        .log()
+        .lines()
+        .filter(|line| line.trim_end().ends_with(&line_end))
+        .count()
+}
+
+/// Asserts the proxy opened exactly `expected` tunnels to `target`.
+fn assert_tunnels(proxy: &Daemon, target: &str, expected: usize) {
+    let seen = tunnels(proxy, target);
+    assert_eq!(
+        seen,
+        expected,
+        "{} opened {seen} tunnels to {target}, expected {expected}; its log:\n{}",
+        proxy.name,
+        proxy.log()
+    );
+}
+
 fn ws(port: u16) -> ClientBuilder {
     ClientBuilder::new(format!("ws://127.0.0.1:{port}/"))
 }
@@ -41,11 +71,7 @@ async fn tinyproxy_connect_tunnels_to_the_echo_server() {
     echo_through(ws(echo).proxy(&format!("127.0.0.1:{}", proxy.port)))
         .await
         .unwrap();
-    let log = proxy.log();
-    assert!(
-        log.contains(&format!("CONNECT 127.0.0.1:{echo} HTTP/1.1")),
-        "tinyproxy saw no CONNECT to the echo port; its log:\n{log}"
-    );
+    assert_tunnels(&proxy, &format!("127.0.0.1:{echo}"), 2);
 }
 
 #[tokio::test]
@@ -93,6 +119,7 @@ async fn tinyproxy_basic_auth() {
     echo_through(ws(echo).proxy(&format!("http://alice:s3cr3t@127.0.0.1:{port}")))
         .await
         .unwrap();
+    assert_tunnels(&proxy, &format!("127.0.0.1:{echo}"), 1);
 
     let e = ws(echo)
         .proxy(&format!("http://127.0.0.1:{port}"))
@@ -128,6 +155,8 @@ async fn tinyproxy_basic_auth() {
     let msg = e.to_string();
     assert!(msg.contains("credentials were not accepted"), "{msg}");
     assert!(!msg.contains("wrong-pw") && !format!("{e:?}").contains("wrong-pw"));
+    // The refused attempts opened no tunnel.
+    assert_tunnels(&proxy, &format!("127.0.0.1:{echo}"), 1);
 }
 
 #[tokio::test]
@@ -140,7 +169,7 @@ async fn wss_through_tinyproxy() {
         .tls_ca_file(&certs.ca)
         .proxy(&format!("http://127.0.0.1:{}", proxy.port));
     echo_through(builder).await.unwrap();
-    assert!(proxy.log().contains(&format!("CONNECT localhost:{echo}")));
+    assert_tunnels(&proxy, &format!("localhost:{echo}"), 1);
 }
 
 // ---- the proxy itself unreachable, bad URLs ------------------------------------------
@@ -232,6 +261,10 @@ async fn microsocks_socks5_and_socks5h() {
         let builder = ClientBuilder::new(format!("ws://localhost:{echo}/")).proxy(&url);
         echo_through(builder).await.unwrap();
     }
+    // socks5 resolved "localhost" here, so the proxy saw 127.0.0.1 three times (two
+    // IP URLs and that one); socks5h let it resolve the name itself once.
+    assert_tunnels(&proxy, &format!("127.0.0.1:{echo}"), 3);
+    assert_tunnels(&proxy, &format!("localhost:{echo}"), 1);
 }
 
 #[tokio::test]
@@ -260,6 +293,7 @@ async fn microsocks_username_password() {
             .await
             .unwrap();
     }
+    assert_tunnels(&proxy, &format!("127.0.0.1:{echo}"), 2);
 
     let e = ws(echo)
         .proxy(&format!("socks5://bob:nope@127.0.0.1:{port}"))
@@ -304,6 +338,7 @@ async fn wss_through_microsocks() {
         .tls_ca_file(&certs.ca)
         .proxy(&format!("socks5h://127.0.0.1:{}", proxy.port));
     echo_through(builder).await.unwrap();
+    assert_tunnels(&proxy, &format!("localhost:{echo}"), 1);
 }
 
 // ---- HTTPS proxy: nginx stream TLS in front of tinyproxy -----------------------------
@@ -335,7 +370,7 @@ async fn https_proxy() {
     )
     .await
     .unwrap();
-    assert!(proxy.log().contains(&format!("CONNECT 127.0.0.1:{echo}")));
+    assert_tunnels(&proxy, &format!("127.0.0.1:{echo}"), 1);
 
     // Refusals come through the TLS layer as from a plain proxy.
     let e = ws(echo)
@@ -391,6 +426,7 @@ async fn wss_through_https_proxy() {
         .tls_ca_file(&certs.ca)
         .proxy(&format!("https://127.0.0.1:{}", front.port));
     echo_through(builder).await.unwrap();
+    assert_tunnels(&proxy, &format!("localhost:{echo}"), 1);
 }
 
 // ---- the environment, as a lookup (the process environment is left alone) ------------
@@ -415,6 +451,7 @@ async fn proxy_chosen_from_an_environment_lookup() {
     echo_through(ws(echo).proxy(&chosen.to_string()))
         .await
         .unwrap();
+    assert_tunnels(&proxy, &format!("127.0.0.1:{echo}"), 1);
     assert!(
         duplex::Proxy::from_env(false, "www.example.com", 80, lookup)
             .unwrap()
