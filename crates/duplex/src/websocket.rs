@@ -56,19 +56,24 @@ pub struct WebSocket<S> {
     /// The peer's close (kept by `proto`) is still to be handed to the caller, once our
     /// reply is flushed.
     close_pending: bool,
-    /// Set once the connection starts to end: boxed, as an open connection has none.
-    ending: Option<Box<Ending>>,
+    /// Set once the connection starts to end or a pong is held back: boxed, as an open
+    /// connection with a peer that reads has none.
+    rare: Option<Box<Rare>>,
     keepalive: Option<Box<Keepalive>>,
 }
 
-/// The state of a connection that is ending.
+/// State a connection needs only while it ends or while its peer does not read.
 #[derive(Default)]
-struct Ending {
+struct Rare {
     /// A protocol failure, returned once our close frame is out and the peer had its
     /// chance to close.
     failure: Option<Error>,
     /// Bounds the closing handshake once it starts.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The pong for the latest ping received while the write queue was full. Only the
+    /// most recent ping needs an answer (RFC 6455 section 5.5.3), so a peer that floods
+    /// pings and never reads costs one pong, not a queue of them.
+    held_pong: Option<BytesMut>,
 }
 
 /// Ping and idle-timeout timers.
@@ -125,7 +130,7 @@ where
             last_read: 0,
             terminated: false,
             close_pending: false,
-            ending: None,
+            rare: None,
             keepalive,
         };
         ws.reset_keepalive_timer();
@@ -236,14 +241,16 @@ where
     }
 
     /// Closes the connection: sends a close frame (`None`: code 1000), then waits for the
-    /// peer's close and the end of the transport, at most [`Config::close_timeout`].
-    /// Messages that arrive meanwhile are discarded.
+    /// peer's close and the end of the transport, at most [`Config::close_timeout`] in
+    /// all, writing what is queued included: a peer that stops reading cannot hold the
+    /// connection open ([`Error::Timeout`] then). Messages that arrive meanwhile are
+    /// discarded.
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         if self.proto.state() == ConnectionState::Open {
             let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::NORMAL, ""));
             self.start_send_message(&Message::Close(Some(frame)))?;
         }
-        self.flush().await?;
+        // No separate flush: receiving writes the queue under the close deadline.
         while let Some(next) = self.recv().await {
             next?;
         }
@@ -275,27 +282,27 @@ where
 
     fn start_close_timer(&mut self) {
         let timeout = self.config.close_timeout;
-        let ending = self.ending.get_or_insert_with(Box::default);
-        if ending.deadline.is_none() {
-            ending.deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
+        let rare = self.rare.get_or_insert_with(Box::default);
+        if rare.deadline.is_none() {
+            rare.deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
         }
     }
 
     fn has_failed(&self) -> bool {
-        self.ending.as_ref().is_some_and(|e| e.failure.is_some())
+        self.rare.as_ref().is_some_and(|e| e.failure.is_some())
     }
 
     fn fail(&mut self, error: Error) {
-        self.ending.get_or_insert_with(Box::default).failure = Some(error);
+        self.rare.get_or_insert_with(Box::default).failure = Some(error);
     }
 
     fn take_failure(&mut self) -> Option<Error> {
-        self.ending.as_mut().and_then(|e| e.failure.take())
+        self.rare.as_mut().and_then(|e| e.failure.take())
     }
 
     /// Whether the closing handshake's deadline has passed (registers for its wake-up).
     fn close_deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
-        self.ending
+        self.rare
             .as_mut()
             .and_then(|e| e.deadline.as_mut())
             .is_some_and(|d| d.as_mut().poll(cx).is_ready())
@@ -333,6 +340,56 @@ where
             self.shut_down = true;
         }
         Poll::Ready(())
+    }
+
+    /// Decodes the next message from the read buffer. While the write queue is full (the
+    /// peer does not read), the pong a ping requires replaces the one held back before
+    /// instead of joining the queue; it is queued once there is room again.
+    fn receive(&mut self) -> Result<Option<Message>, duplex_proto::Error> {
+        if self.write_buf.len() < self.config.write_buffer_limit {
+            self.release_held_pong();
+            return self
+                .proto
+                .receive(&mut self.read_buf, self.write_buf.tail());
+        }
+        let mut replies = BytesMut::new();
+        let received = self.proto.receive(&mut self.read_buf, &mut replies);
+        if replies.is_empty() {
+            return received;
+        }
+        if let Ok(Some(Message::Ping(_))) = received {
+            self.rare.get_or_insert_with(Box::default).held_pong = Some(replies);
+        } else {
+            // A close echo or a failure's close frame: after the pong it follows.
+            if let Some(pong) = self.rare.as_mut().and_then(|r| r.held_pong.take()) {
+                self.write_buf.tail().extend_from_slice(&pong);
+            }
+            self.write_buf.tail().extend_from_slice(&replies);
+        }
+        received
+    }
+
+    /// Queues the pong held back once the write queue has room; `true` if it did.
+    fn release_held_pong(&mut self) -> bool {
+        if self.write_buf.len() >= self.config.write_buffer_limit {
+            return false;
+        }
+        let Some(rare) = self.rare.as_mut() else {
+            return false;
+        };
+        let Some(pong) = rare.held_pong.take() else {
+            return false;
+        };
+        if rare.failure.is_none() && rare.deadline.is_none() {
+            // Back to an open connection's state: nothing boxed.
+            self.rare = None;
+        }
+        // After our close frame nothing more is sent: the pong is dropped.
+        if self.proto.state() != ConnectionState::Open {
+            return false;
+        }
+        self.write_buf.tail().extend_from_slice(&pong);
+        true
     }
 
     /// Reads more bytes into the read buffer; `Ok(false)` at end of stream.
@@ -479,10 +536,7 @@ where
             if this.proto.state() == ConnectionState::Closed || this.has_failed() {
                 return this.poll_finish(cx);
             }
-            match this
-                .proto
-                .receive(&mut this.read_buf, this.write_buf.tail())
-            {
+            match this.receive() {
                 Ok(Some(Message::Close(_))) => {
                     this.close_pending = true;
                     continue;
@@ -511,6 +565,10 @@ where
                     this.terminated = true;
                     return Poll::Ready(Some(Err(e)));
                 }
+            }
+            // The flush made room: a pong held back goes out now, not with the next read.
+            if this.release_held_pong() {
+                continue;
             }
             match this.poll_fill(cx) {
                 Poll::Ready(Ok(_)) => {
@@ -587,6 +645,7 @@ impl<S> std::fmt::Debug for WebSocket<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use futures_util::{FutureExt, StreamExt};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -625,6 +684,81 @@ mod tests {
         fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             Pin::new(&mut self.inner).poll_shutdown(cx)
         }
+    }
+
+    /// A masked client ping (zero mask) with a 2-byte sequence number as its payload.
+    fn ping(seq: u16) -> [u8; 8] {
+        let [hi, lo] = seq.to_be_bytes();
+        [0x89, 0x82, 0, 0, 0, 0, hi, lo]
+    }
+
+    #[tokio::test]
+    async fn a_ping_flood_from_a_peer_that_never_reads_holds_one_pong() {
+        let (mut client, server_io) = tokio::io::duplex(16 << 10);
+        let config = Config {
+            write_buffer_limit: 4096,
+            ..Config::default()
+        };
+        let limit = config.write_buffer_limit;
+        let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
+        const PINGS: u16 = 20_000;
+        let flood = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for seq in 0..PINGS {
+                client.write_all(&ping(seq)).await.unwrap();
+            }
+            client
+        });
+        // The server only reads, as a receive-only application does: before holding pongs
+        // back, each ping queued its pong and the queue grew with the flood.
+        for seq in 0..PINGS {
+            let got = server.next().await.unwrap().unwrap();
+            assert_eq!(
+                got,
+                Message::Ping(Bytes::copy_from_slice(&seq.to_be_bytes()))
+            );
+            assert!(
+                server.write_buf.len() < limit + 8,
+                "{} bytes queued after ping {seq}",
+                server.write_buf.len()
+            );
+        }
+        let mut client = flood.await.unwrap();
+        // Now the peer reads: the pongs come, the last one answering the last ping.
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut last = None;
+            let mut head = [0u8; 4];
+            while last != Some(PINGS - 1) {
+                client.read_exact(&mut head).await.unwrap();
+                assert_eq!(head[..2], [0x8A, 2], "a pong with the ping's payload");
+                last = Some(u16::from_be_bytes([head[2], head[3]]));
+            }
+            // Kept open until the select below is decided.
+            client
+        });
+        tokio::select! {
+            next = server.next() => panic!("the client sent nothing more: {next:?}"),
+            read = reader => drop(read.unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn close_returns_within_the_close_timeout_when_the_peer_never_reads() {
+        let (_client, server_io) = tokio::io::duplex(16 << 10);
+        let config = Config {
+            close_timeout: std::time::Duration::from_millis(200),
+            ..Config::default()
+        };
+        let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
+        // More than the pipe holds, so the queue cannot drain.
+        server
+            .feed(Message::binary(vec![0u8; 256 << 10]))
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(5), server.close(None));
+        let result = closed.await.expect("close() gave up at its deadline");
+        assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
     }
 
     #[tokio::test]
