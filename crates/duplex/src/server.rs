@@ -84,7 +84,9 @@ where
 /// headers, origin, offered subprotocols) and accepts or rejects it.
 ///
 /// Invalid handshakes are answered with the matching HTTP status (400, 405, 426, 431)
-/// and a body naming the reason, then the transport is closed and the error returned.
+/// and a body naming the reason, then the transport is closed and the error returned; a
+/// request not complete within [`Config::handshake_timeout`] is answered 408 and returns
+/// [`Error::Timeout`].
 /// A plain HTTP request, one that does not attempt a WebSocket upgrade at all (no
 /// `Upgrade: websocket` nor `Sec-WebSocket-*` header), is answered by [`not_found`] (404)
 /// and returns [`Error::Rejected`] with status 404; [`accept_with_http`] answers such
@@ -205,7 +207,22 @@ where
     let outcome = tokio::time::timeout(config.handshake_timeout, read_request).await;
     let mut out = BytesMut::new();
     let (request, leftover) = match outcome {
-        Err(_) => return Err(Error::Timeout("WebSocket handshake")),
+        Err(_) => {
+            // 408 (RFC 9110 section 15.5.9) tells a slow but honest client what happened;
+            // a slowloris gets a few bytes and the end of the connection, as it would
+            // have anyway.
+            let timeout = config.handshake_timeout;
+            tracing::info!(?timeout, "handshake timed out; answering 408");
+            let body = format!("request timeout: no complete handshake within {timeout:?}\n");
+            write_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &HeaderMap::new(),
+                body.as_bytes(),
+                &mut out,
+            );
+            send_and_close(&mut stream, &out).await;
+            return Err(Error::Timeout("WebSocket handshake"));
+        }
         Ok(Err(None)) => {
             return Err(Error::Io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -227,7 +244,6 @@ where
                 "answered a plain HTTP request"
             );
             send_and_close(&mut stream, &out).await;
-            linger(&mut stream).await;
             return Ok(None);
         }
         Ok(Ok((IncomingRequest::Upgrade(request), leftover))) => (request, leftover),
@@ -272,11 +288,20 @@ where
     }
 }
 
-/// Best-effort answer to a rejected request: the peer may already be gone.
-async fn send_and_close<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
-    let _ = stream.write_all(bytes).await;
-    let _ = stream.shutdown().await;
+/// Best-effort answer to a request that does not open a connection (the peer may
+/// already be gone), then the end of the connection: bounded in time, since the peer
+/// may not read.
+async fn send_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
+    let answer = async {
+        let _ = stream.write_all(bytes).await;
+        let _ = stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(LINGER, answer).await;
+    linger(stream).await;
 }
+
+/// How long an answered connection waits for the client to read the answer and close.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Writes a handler's answer to a plain HTTP request; returns the status sent.
 fn write_http_response(
@@ -312,11 +337,11 @@ fn write_http_response(
     parts.status
 }
 
-/// After answering plain HTTP and shutting down our side, reads (and drops) what the
-/// client still sends, for a short while: closing a socket with unread input resets the
-/// connection, and a reset can destroy the response before the client reads it.
+/// After answering and shutting down our side, reads (and drops) what the client still
+/// sends, for a short while: closing a socket with unread input resets the connection,
+/// and a reset can destroy the response (a 400 to a header flood, a 408 to a slowloris)
+/// before the client reads it.
 async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
-    const LINGER: Duration = Duration::from_secs(1);
     const MAX_DRAIN: usize = 256 << 10;
     let drain = async {
         let mut buf = [0u8; 4096];
