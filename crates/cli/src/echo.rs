@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -27,6 +28,10 @@ pub struct EchoArgs {
     /// Largest message accepted, in bytes (bigger ones are closed with 1009).
     #[arg(long, default_value_t = Limits::default().max_message_size)]
     max_message: usize,
+    /// Seconds a client has to complete its opening handshake (and the TLS handshake
+    /// before it); a slower one is answered 408 and disconnected.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    handshake_timeout: f64,
     /// Decline permessage-deflate offers.
     #[arg(long)]
     no_deflate: bool,
@@ -74,7 +79,10 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
     println!("duplex echo listening on {scheme}://{local}");
     std::io::stdout().flush()?;
     tracing::info!(%local, "listening");
-    let mut config = Config::default();
+    let mut config = Config {
+        handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
+        ..Config::default()
+    };
     config.limits.max_message_size = args.max_message;
     config.limits.max_frame_size = config.limits.max_frame_size.min(args.max_message);
     if args.no_deflate {
@@ -86,10 +94,12 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
     // One copy for all connections: each holds a pointer to it.
     let config = Arc::new(config);
     let room = args.broadcast.then(relay::Room::new);
+    let mut accept_errors = AcceptErrors::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    accept_errors.recovered();
                     let config = config.clone();
                     if let Some(room) = &room {
                         tokio::spawn(relay_connection(tcp, peer, config, tls.clone(), room.join()));
@@ -107,13 +117,74 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
                     }
                 }
                 // Out of file descriptors and the like: log, keep serving the others.
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
+                Err(e) => {
+                    if accept_errors.failed(&e) {
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                }
             },
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!("interrupted, stopping");
                 return Ok(());
             }
         }
+    }
+}
+
+/// Pause after an accept error that is not about one connection (EMFILE, ENFILE,
+/// ENOBUFS, ENOMEM): the connection waits in the backlog and an immediate retry would fail
+/// the same way, spinning a core. Connections already open are served meanwhile.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Accept errors are logged at most this often, with the count of those in between.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Accept errors, logged rate-limited: a server out of file descriptors fails every
+/// accept until a connection ends, and each would otherwise be a log line.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    /// Records (and maybe logs) an accept error; `true` when the loop should back off.
+    fn failed(&mut self, error: &std::io::Error) -> bool {
+        use std::io::ErrorKind::*;
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_LOG_INTERVAL)
+        {
+            self.unlogged += 1;
+        } else {
+            let unlogged = std::mem::take(&mut self.unlogged);
+            tracing::warn!(%error, unlogged, "accept failed; retrying every {ACCEPT_BACKOFF:?}, logging at most every {ACCEPT_LOG_INTERVAL:?}");
+            self.last_logged = Some(now);
+        }
+        // A client that reset before it was accepted concerns that client only; the
+        // others (EMFILE and the like) last until something is freed.
+        !matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+        )
+    }
+}
+
+impl AcceptErrors {
+    /// A connection was accepted: says so once after failures.
+    fn recovered(&mut self) {
+        if self.last_logged.take().is_some() {
+            let unlogged = std::mem::take(&mut self.unlogged);
+            tracing::warn!(unlogged, "accepting connections again");
+        }
+    }
+}
+
+/// Parses a positive number of seconds.
+fn parse_secs(arg: &str) -> Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => Ok(secs),
+        _ => Err(format!("{arg:?} is not a positive number of seconds")),
     }
 }
 
