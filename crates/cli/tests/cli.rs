@@ -266,7 +266,9 @@ fn dns_failures_name_the_host() {
 }
 
 /// `duplex echo --broadcast`: messages reach the other connections, not the sender, and
-/// a subscriber that stops reading is closed with 1008 once it is 4,096 messages behind.
+/// a subscriber that stops reading is closed with 1008 once it is 4,096 messages behind:
+/// reading again within the close timeout (5 s), it gets what was queued, then the close.
+/// (One that never reads again: tests/hostile.rs.)
 #[test]
 fn broadcast_relays_to_others_and_closes_a_stalled_subscriber_with_1008() {
     let relay = Echo::start_with(&["--broadcast"], "ws");
@@ -298,9 +300,11 @@ fn broadcast_relays_to_others_and_closes_a_stalled_subscriber_with_1008() {
             Message::text("hello")
         );
         // `stalled` stops reading; the publisher sends in rounds of 500 that `listener`
-        // reads before the next round, so it never falls far behind.
+        // reads before the next round, so it never falls far behind. 7,000 messages: the
+        // socket buffers and the write queue take about a thousand, then 4,096 wait,
+        // and few enough follow the cut that `stalled` reads within the close timeout.
         let payload = Message::binary(vec![0u8; 4096]);
-        for _ in 0..40 {
+        for _ in 0..14 {
             for _ in 0..500 {
                 publisher.feed(payload.clone()).await.unwrap();
             }
@@ -322,7 +326,7 @@ fn broadcast_relays_to_others_and_closes_a_stalled_subscriber_with_1008() {
         assert_eq!(frame.code, duplex::CloseCode::POLICY_VIOLATION);
         assert!(frame.reason.contains("too slow"), "{}", frame.reason);
         assert!(
-            got < 20_000,
+            got < 7_000,
             "the stalled subscriber was cut off ({got} messages)"
         );
         // The publisher never got its own messages back.

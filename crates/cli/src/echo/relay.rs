@@ -5,10 +5,15 @@
 //! buffering without bound.
 
 use super::PeerAddr;
+use bytes::Bytes;
 use duplex::{CloseCode, CloseFrame, Message, SharedFrame, WebSocket};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, Sink, StreamExt};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
@@ -48,13 +53,29 @@ pub struct Member {
     room: Room,
 }
 
+/// What woke a member up.
+enum Event {
+    /// A message from its peer (or the end of the connection).
+    Received(Option<Result<Message, duplex::Error>>),
+    /// Its write queue has room again for the frames waiting.
+    Room(Result<(), duplex::Error>),
+    /// Frames from the room.
+    Relayed(Result<(u64, SharedFrame), RecvError>),
+}
+
 impl Member {
     /// Serves the member's open connection until it or the peer closes; logs the end.
-    pub async fn serve<S>(mut self, mut ws: WebSocket<S>)
+    pub async fn serve<S>(self, mut ws: WebSocket<S>)
     where
         S: AsyncRead + AsyncWrite + Unpin + PeerAddr,
     {
-        let result = self.relay(&mut ws).await;
+        let result = match self.relay(&mut ws).await {
+            // The member is gone by now: the frames it held are freed, and the room
+            // keeps none for it while the close takes its time.
+            Ok(Some(behind)) => close_lagging(&mut ws, behind).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
         let peer = ws.get_ref().peer_addr();
         let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
         match result {
@@ -63,50 +84,111 @@ impl Member {
         }
     }
 
-    async fn relay<S>(&mut self, ws: &mut WebSocket<S>) -> Result<(), duplex::Error>
+    /// Relays the room's frames to the connection and its messages to the room, until
+    /// the connection ends (`None`) or falls behind (`Some(why)`: to be closed).
+    ///
+    /// Frames are queued without waiting for room in the write queue: those that do not
+    /// fit wait in `waiting`, counted, so a peer that stops reading is cut off once it is
+    /// [`BACKLOG`] messages behind, even if it never reads again, and its messages keep
+    /// being relayed meanwhile.
+    async fn relay<S>(mut self, ws: &mut WebSocket<S>) -> Result<Option<String>, duplex::Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let (id, frames) = (self.id, &mut self.frames);
+        let mut waiting: VecDeque<SharedFrame> = VecDeque::new();
         loop {
-            tokio::select! {
-                received = ws.next() => match received {
+            let blocked = !waiting.is_empty();
+            let event = tokio::select! {
+                event = poll_fn(|cx| poll_connection(ws, blocked, cx)) => event,
+                relayed = frames.recv() => Event::Relayed(relayed),
+            };
+            match event {
+                Event::Received(received) => match received {
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                        let frame = SharedFrame::new(&unpinned(m))?;
                         // No receivers is not an error: the room may be empty.
-                        let _ = self.room.frames.send((id, SharedFrame::new(&m)?));
+                        let _ = self.room.frames.send((id, frame));
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e),
-                    None => return Ok(()),
+                    None => return Ok(None),
                 },
-                relayed = frames.recv() => {
+                Event::Room(ready) => ready?,
+                Event::Relayed(relayed) => {
                     // As a `try_recv` result, so one match handles the first and the rest.
                     let mut next = relayed.map_err(|e| match e {
                         RecvError::Lagged(n) => TryRecvError::Lagged(n),
                         RecvError::Closed => TryRecvError::Closed,
                     });
-                    // Queue everything already waiting, then write it at once.
+                    // Take everything already sent, then queue it at once.
                     loop {
                         match next {
                             Ok((from, frame)) => {
                                 if from != id {
-                                    ws.feed_shared(&frame).await?;
+                                    waiting.push_back(frame);
                                 }
                             }
+                            // Only when this task was starved for the whole backlog.
                             Err(TryRecvError::Lagged(missed)) => {
-                                tracing::info!(missed, "closing a connection that fell behind the room");
-                                let reason = format!("too slow: {missed} messages dropped");
-                                ws.close(Some(CloseFrame::new(CloseCode::POLICY_VIOLATION, reason))).await?;
-                                return Ok(());
+                                return Ok(Some(format!("too slow: {missed} messages dropped")));
                             }
-                            Err(TryRecvError::Closed) => return Ok(()),
+                            Err(TryRecvError::Closed) => return Ok(None),
                             Err(TryRecvError::Empty) => break,
+                        }
+                        if waiting.len() > BACKLOG {
+                            return Ok(Some(format!("too slow: over {BACKLOG} messages behind")));
                         }
                         next = frames.try_recv();
                     }
-                    ws.flush().await?;
+                }
+            }
+            // Whatever fits in the write queue now; receiving writes it out.
+            while let Some(frame) = waiting.front() {
+                match ws.feed_shared(frame).now_or_never() {
+                    Some(fed) => {
+                        fed?;
+                        waiting.pop_front();
+                    }
+                    None => break,
                 }
             }
         }
     }
+}
+
+/// The next message from the peer or, when frames wait (`blocked`), room in the write
+/// queue: one future, as both need the connection.
+fn poll_connection<S>(ws: &mut WebSocket<S>, blocked: bool, cx: &mut Context<'_>) -> Poll<Event>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if blocked {
+        if let Poll::Ready(ready) = Pin::new(&mut *ws).poll_ready(cx) {
+            return Poll::Ready(Event::Room(ready));
+        }
+    }
+    ws.poll_next_unpin(cx).map(Event::Received)
+}
+
+/// The message with a payload of its own. A received payload is a slice of the
+/// connection's read buffer, and a frame kept for a lagging member would keep that whole
+/// buffer (up to 256 KiB) alive with it.
+fn unpinned(message: Message) -> Message {
+    match message {
+        Message::Binary(b) => Message::Binary(Bytes::copy_from_slice(&b)),
+        Message::Text(t) => Message::Text(t.as_str().into()),
+        other => other,
+    }
+}
+
+/// Closes a member that fell behind with 1008. The close frame follows what is queued;
+/// a peer that does not read it within the close timeout loses its connection anyway.
+async fn close_lagging<S>(ws: &mut WebSocket<S>, reason: String) -> Result<(), duplex::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::info!(%reason, "closing a connection that fell behind the room");
+    ws.close(Some(CloseFrame::new(CloseCode::POLICY_VIOLATION, reason)))
+        .await
 }
