@@ -28,8 +28,9 @@ pub struct EchoArgs {
     /// Largest message accepted, in bytes (bigger ones are closed with 1009).
     #[arg(long, default_value_t = Limits::default().max_message_size)]
     max_message: usize,
-    /// Seconds a client has to complete its opening handshake (and the TLS handshake
-    /// before it); a slower one is answered 408 and disconnected.
+    /// Seconds a client has for its TLS handshake, and again for its WebSocket
+    /// handshake; an upgrade request not complete in time is answered 408 and
+    /// disconnected.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
     handshake_timeout: f64,
     /// Decline permessage-deflate offers.
