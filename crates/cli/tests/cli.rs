@@ -278,15 +278,7 @@ fn broadcast_relays_to_others_and_closes_a_stalled_subscriber_with_1008() {
         .unwrap();
     let test = async {
         use duplex::Message;
-        let connect = || async {
-            duplex::ClientBuilder::new(&relay.url)
-                .deflate(None)
-                .no_proxy()
-                .connect()
-                .await
-                .unwrap()
-                .0
-        };
+        let connect = || relay.plain_client();
         let mut publisher = connect().await;
         let mut listener = connect().await;
         let mut stalled = connect().await;

@@ -922,15 +922,7 @@ fn a_relay_subscriber_that_never_reads_is_closed_with_1008_and_the_others_get_ev
         .unwrap();
     runtime.block_on(async {
         use duplex::Message;
-        let connect = || async {
-            duplex::ClientBuilder::new(&relay.url)
-                .deflate(None)
-                .no_proxy()
-                .connect()
-                .await
-                .unwrap()
-                .0
-        };
+        let connect = || relay.plain_client();
         let mut publisher = connect().await;
         let mut readers = [connect().await, connect().await];
         // Rounds the readers read before the next, so only the stalled one falls behind.

@@ -160,9 +160,13 @@ impl ClientTls {
             .map_err(|e| Error::InvalidConfig(format!("TLS: {e}")))?;
         let builder = if self.danger_accept_invalid_certs {
             tracing::warn!("TLS certificate verification is OFF (danger_accept_invalid_certs)");
+            let verifier = ServerVerifier {
+                provider: provider(),
+                certificates: CertificateCheck::AcceptAny,
+            };
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+                .with_custom_certificate_verifier(Arc::new(verifier))
         } else if self.ca_files.is_empty() {
             builder.with_root_certificates(self.roots()?)
         } else {
@@ -170,9 +174,13 @@ impl ClientTls {
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
                 .build()
                 .map_err(|e| Error::InvalidConfig(format!("TLS: {e}")))?;
+            let verifier = ServerVerifier {
+                provider: provider(),
+                certificates: CertificateCheck::WebPkiOrPinned { webpki, pinned },
+            };
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki { webpki, pinned }))
+                .with_custom_certificate_verifier(Arc::new(verifier))
         };
         let mut config = match &self.identity {
             None => builder.with_no_client_auth(),
@@ -193,7 +201,7 @@ impl ClientTls {
     }
 
     /// The trusted roots, and the certificates of the CA files as they were given (the
-    /// ones a server may present as its own, see [`PinnedOrWebPki`]).
+    /// ones a server may present as its own, see [`CertificateCheck`]).
     fn roots_and_pinned(
         &self,
     ) -> Result<(Arc<RootCertStore>, Vec<CertificateDer<'static>>), Error> {
@@ -227,76 +235,6 @@ impl ClientTls {
             ));
         }
         Ok((Arc::new(store), pinned))
-    }
-}
-
-/// The verifier for CA files: webpki's, except that a server presenting exactly a
-/// certificate from the CA files is trusted even when that certificate says `CA:TRUE`.
-///
-/// The common self-signed recipe (`openssl req -x509 ...`) marks the certificate as a CA,
-/// and webpki refuses a CA certificate as a server's own (`CaUsedAsEndEntity`). A user who
-/// gives that very certificate as the CA file has pinned it: curl, Python and browsers
-/// with an imported certificate accept it, so do we. Only that one error is forgiven, and
-/// only for a byte-for-byte pinned certificate: webpki checks validity dates before basic
-/// constraints, and the name is checked here; the handshake signatures are checked as usual.
-#[derive(Debug)]
-struct PinnedOrWebPki {
-    webpki: Arc<WebPkiServerVerifier>,
-    pinned: Vec<CertificateDer<'static>>,
-}
-
-impl ServerCertVerifier for PinnedOrWebPki {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        match verdict {
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(ref other)))
-                if matches!(webpki_error(other), Some(webpki::Error::CaUsedAsEndEntity))
-                    && self
-                        .pinned
-                        .iter()
-                        .any(|p| p.as_ref() == end_entity.as_ref()) =>
-            {
-                let parsed = ParsedCertificate::try_from(end_entity)?;
-                rustls::client::verify_server_name(&parsed, server_name)?;
-                Ok(ServerCertVerified::assertion())
-            }
-            verdict => verdict,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
     }
 }
 
@@ -335,20 +273,58 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
-/// Verifies nothing but the handshake signatures: `danger_accept_invalid_certs`.
+/// The server certificate verifier for CA files and for `danger_accept_invalid_certs`;
+/// the handshake signatures are checked in both cases, so the server must hold the
+/// certificate's key.
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
+struct ServerVerifier {
+    provider: Arc<CryptoProvider>,
+    certificates: CertificateCheck,
+}
 
-impl ServerCertVerifier for AcceptAnyCertificate {
+#[derive(Debug)]
+enum CertificateCheck {
+    /// `danger_accept_invalid_certs`: any certificate.
+    AcceptAny,
+    /// webpki's verdict, except that a server presenting exactly a certificate from the
+    /// CA files (`pinned`) is trusted even when that certificate says `CA:TRUE`.
+    ///
+    /// The common self-signed recipe (`openssl req -x509 ...`) marks the certificate as
+    /// a CA, and webpki refuses a CA certificate as a server's own (`CaUsedAsEndEntity`).
+    /// A user who gives that very certificate as the CA file has pinned it: curl, Python
+    /// and browsers with an imported certificate accept it, so do we. Only that one error
+    /// is forgiven, only for a byte-for-byte pinned certificate: webpki checks validity
+    /// dates before basic constraints, and the name is checked here.
+    WebPkiOrPinned {
+        webpki: Arc<WebPkiServerVerifier>,
+        pinned: Vec<CertificateDer<'static>>,
+    },
+}
+
+impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let CertificateCheck::WebPkiOrPinned { webpki, pinned } = &self.certificates else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(ref other)))
+                if matches!(webpki_error(other), Some(webpki::Error::CaUsedAsEndEntity))
+                    && pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                let parsed = ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            verdict => verdict,
+        }
     }
 
     fn verify_tls12_signature(
@@ -357,12 +333,8 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -371,16 +343,14 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -90,3 +90,17 @@ impl Drop for Echo {
         let _ = self.child.wait();
     }
 }
+
+impl Echo {
+    /// A client of this server without compression or proxies, as the relay tests use.
+    #[allow(dead_code)] // used by some of the test crates only
+    pub async fn plain_client(&self) -> duplex::WebSocket<duplex::ClientStream> {
+        duplex::ClientBuilder::new(&self.url)
+            .deflate(None)
+            .no_proxy()
+            .connect()
+            .await
+            .unwrap()
+            .0
+    }
+}
