@@ -12,7 +12,8 @@
 # Stop:   test-client.sh stop OUTDIR
 #   Asks the server for /updateReports (so a report exists even if the client
 #   never asked), stops the server by its PID and runs summarize.py OUTDIR.
-#   Exit status: that of summarize.py (0, or 2 when no report exists).
+#   Exit status: 1 when the server was no longer running (crash or AB_TIMEOUT), else
+#   that of summarize.py (0, or 2 when no report exists).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,11 +45,17 @@ EOF
     for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$PID" 2>/dev/null || true
     echo "autobahn: fuzzingserver (pid $PID) stopped"
+    RC=0
   else
-    echo "autobahn: no running fuzzingserver recorded in $OUTDIR"
+    # It should run until stopped here: gone means it crashed or hit AB_TIMEOUT.
+    echo "autobahn: no running fuzzingserver recorded in $OUTDIR" >&2
+    RC=1
   fi
   rm -f "$OUTDIR/fuzzingserver.pid"
-  exec "$PY" "$HERE/summarize.py" "$OUTDIR"
+  SUM_RC=0
+  "$PY" "$HERE/summarize.py" "$OUTDIR" || SUM_RC=$?
+  [ "$RC" = 0 ] || exit "$RC"
+  exit "$SUM_RC"
 fi
 
 PORT="$1"

@@ -9,7 +9,9 @@
 # Env:
 #   AGENT=name          agent name in the report (default: the server's Server header)
 #   AB_TIMEOUT=seconds  bound on the whole wstest run (default 3600)
-# Exit status: that of summarize.py (0, or 2 when no report was produced).
+# Exit status: 1 when wstest failed or timed out, else that of summarize.py (0, or 2
+#   when no report was produced). wstest exits 0 when the server stops accepting
+#   connections mid-run and reports only the cases before: count them (cases.py).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,4 +59,8 @@ echo "autobahn: wstest exited with $RC after $((END - START)) s (log: $OUTDIR/ws
 if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
   echo "autobahn: TIMEOUT after ${TIMEOUT}s - the report is only written when all cases finished" >&2
 fi
-exec "$PY" "$HERE/summarize.py" "$OUTDIR"
+SUM_RC=0
+"$PY" "$HERE/summarize.py" "$OUTDIR" || SUM_RC=$?
+# A wstest that failed is a failed run even if an (older or partial) report is readable.
+[ "$RC" = 0 ] || exit 1
+exit "$SUM_RC"
