@@ -1,12 +1,16 @@
 //! The client under test for Autobahn|Testsuite's fuzzing server: asks for the case count,
 //! runs every case echoing each message, then asks the server to write its reports.
+//! A case it cannot connect to is reported and makes the exit status non-zero once every
+//! other case has run: the fuzzer's report simply lacks such a case.
 //!
 //! Usage: `autobahn_client [BASE_URL] [AGENT]` (default `ws://127.0.0.1:9011 duplex`).
+
+use std::process::ExitCode;
 
 use duplex::Message;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), duplex::Error> {
+async fn main() -> Result<ExitCode, duplex::Error> {
     let mut args = std::env::args().skip(1);
     let base = args
         .next()
@@ -21,12 +25,14 @@ async fn main() -> Result<(), duplex::Error> {
     ws.close(None).await?;
     println!("{count} cases");
 
+    let mut unreached = Vec::new();
     for case in 1..=count {
         let url = format!("{base}/runCase?case={case}&agent={agent}");
         let (mut ws, _) = match duplex::connect(&url).await {
             Ok(ok) => ok,
             Err(e) => {
-                eprintln!("case {case}: {e}");
+                eprintln!("case {case}: could not connect: {e}");
+                unreached.push(case);
                 continue;
             }
         };
@@ -47,5 +53,12 @@ async fn main() -> Result<(), duplex::Error> {
     let (mut ws, _) = duplex::connect(&format!("{base}/updateReports?agent={agent}")).await?;
     while let Some(Ok(_)) = ws.recv().await {}
     println!("reports updated");
-    Ok(())
+    if unreached.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "{} of {count} cases could not connect: {unreached:?}",
+        unreached.len()
+    );
+    Ok(ExitCode::FAILURE)
 }
