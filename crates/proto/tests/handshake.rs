@@ -1247,6 +1247,53 @@ fn client_request_fields_cannot_inject_headers() {
     }
 }
 
+/// Found by the handshake_server fuzz target: a subprotocol that is not a token went out
+/// as is, so CR/LF injected headers and a comma or a non-ASCII name reached the server
+/// as other subprotocols than the client offered.
+#[test]
+fn client_offers_only_unique_token_subprotocols() {
+    let base = ClientRequest {
+        host: "example.com".into(),
+        path: "/".into(),
+        ..Default::default()
+    };
+    for protocols in [
+        vec!["chat\r\nX-Evil: 1"],
+        vec!["a,b"],
+        vec!["a b"],
+        vec![""],
+        vec!["chät"],
+        vec!["chat", "v2/json"],
+        vec!["chat", "chat"],
+    ] {
+        let request = ClientRequest {
+            protocols: protocols.iter().map(|p| p.to_string()).collect(),
+            ..base.clone()
+        };
+        let mut out = BytesMut::new();
+        let err = ClientHandshake::start(&request, &mut out).unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeFailure::InvalidHeader("Sec-WebSocket-Protocol"),
+            "{protocols:?}"
+        );
+        assert!(out.is_empty(), "nothing is written on failure");
+    }
+    let request = ClientRequest {
+        protocols: vec!["chat".into(), "v2.json".into(), "x-Custom_1~".into()],
+        ..base
+    };
+    let mut out = BytesMut::new();
+    ClientHandshake::start(&request, &mut out).unwrap();
+    let req = UpgradeRequest::parse(&mut out, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        req.protocols().collect::<Vec<_>>(),
+        ["chat", "v2.json", "x-Custom_1~"]
+    );
+}
+
 // ================================================ server: requests parsed elsewhere, plain HTTP
 
 fn incoming(text: &str) -> Result<Option<IncomingRequest>, HandshakeFailure> {

@@ -66,10 +66,18 @@ pub struct ClientHandshake {
     deflate: Option<DeflateConfig>,
 }
 
+/// A token as RFC 2616 section 2.2 defines it: visible ASCII without separators.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
 impl ClientHandshake {
     /// Writes the request for `request` to `out`, with a fresh random key. Fails, writing
     /// nothing, when the host, path or origin holds control characters (CR/LF would
-    /// inject headers) or the path is not `/`-rooted without spaces.
+    /// inject headers), the path is not `/`-rooted without spaces, or a subprotocol is
+    /// not a token (RFC 2616: visible ASCII without separators) or is offered twice.
     pub fn start(request: &ClientRequest, out: &mut BytesMut) -> Result<Self, HandshakeFailure> {
         let clean = |s: &str| !s.bytes().any(|b| b.is_ascii_control());
         if request.host.is_empty() || !clean(&request.host) || request.host.contains(' ') {
@@ -80,6 +88,16 @@ impl ClientHandshake {
         }
         if request.origin.as_deref().is_some_and(|o| !clean(o)) {
             return Err(HandshakeFailure::InvalidHeader("Origin"));
+        }
+        // RFC 6455 section 4.1: unique non-empty tokens. Anything else would inject
+        // headers (CR/LF), or reach the server as other names (a comma splits one).
+        let protocols = &request.protocols;
+        if protocols
+            .iter()
+            .enumerate()
+            .any(|(i, p)| !is_token(p) || protocols[..i].contains(p))
+        {
+            return Err(HandshakeFailure::InvalidHeader("Sec-WebSocket-Protocol"));
         }
         let key = STANDARD.encode(rand::random::<[u8; 16]>());
         out.put_slice(format!("GET {} HTTP/1.1\r\n", request.path).as_bytes());
