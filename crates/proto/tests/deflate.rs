@@ -34,6 +34,7 @@ thread_local! {
     static LIVE: Cell<usize> = const { Cell::new(0) };
     static PEAK: Cell<usize> = const { Cell::new(0) };
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static TOTAL: Cell<usize> = const { Cell::new(0) };
 }
 
 fn grew(by: usize, block: usize) {
@@ -43,6 +44,7 @@ fn grew(by: usize, block: usize) {
         let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
     });
     let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(block)));
+    let _ = TOTAL.try_with(|total| total.set(total.get() + by));
 }
 
 fn shrank(by: usize) {
@@ -90,6 +92,13 @@ fn measure<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
         PEAK.with(Cell::get) - start,
         LARGEST.with(Cell::get),
     )
+}
+
+/// Runs `f` and returns its result and the bytes this thread allocated during it in all.
+fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let start = TOTAL.with(Cell::get);
+    let result = f();
+    (result, TOTAL.with(Cell::get) - start)
 }
 
 // ================================================================ shared helpers
@@ -2943,4 +2952,30 @@ fn a_shared_frame_goes_plain_below_the_threshold_without_deflate_and_when_it_doe
         Connection::new(Role::Client, Limits::default()).send_shared(&big),
         Err(Error::InvalidSend(_))
     ));
+}
+
+/// Found by the inflate_limits fuzz target: with a window below 15 bits, flate2's zlib-rs
+/// backend resets an inflater by allocating a new one (about 47 KiB), and a final block
+/// inside a message resets it, so a peer could make us allocate and initialise zlib
+/// state for every 2 bytes it sent ("03 00", an empty final block).
+#[test]
+fn final_blocks_inside_a_message_allocate_no_zlib_state() {
+    for role in ROLES {
+        // The peer's window is 9 bits, and it keeps its context.
+        let mut conn = deflating(role, p(false, false, 9, 9));
+        let mut out = BytesMut::new();
+        let mut first = BytesMut::from(&compressed_to(role, true, OP_TEXT, &HELLO)[..]);
+        assert_eq!(
+            conn.receive(&mut first, &mut out),
+            Ok(Some(Message::text("Hello")))
+        );
+        let blocks = [0x03, 0x00].repeat(2000);
+        let mut wire = BytesMut::from(&compressed_to(role, true, OP_TEXT, &blocks)[..]);
+        let (got, allocated) = allocated_by(|| conn.receive(&mut wire, &mut out));
+        assert_eq!(got, Ok(Some(Message::text(""))), "{role:?}");
+        assert!(
+            allocated < 64 << 10,
+            "{role:?}: 2000 empty final blocks allocated {allocated} bytes"
+        );
+    }
 }

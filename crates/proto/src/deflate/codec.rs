@@ -22,6 +22,13 @@ const MIN_GROWTH: usize = 4096;
 /// Spare states kept per thread and kind; more are dropped.
 const MAX_SPARES: usize = 4;
 
+/// The window every message is inflated with, whatever the peer's: a window at least as
+/// large as the peer's is always correct, zlib-rs allocates the full 32 KiB window for
+/// any size anyway, and flate2 resets only a 15-bit inflater in place: a smaller one is
+/// replaced by a newly allocated one (about 47 KiB) on every reset, which a final block
+/// inside a message causes, every 2 bytes if the peer likes.
+const INFLATE_BITS: u8 = 15;
+
 thread_local! {
     /// Reset compressors by (level, window bits), for sides without context takeover.
     static SPARE_COMPRESSORS: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
@@ -75,8 +82,7 @@ pub(crate) struct Codec {
     /// Our compressor's window (9..=15) and whether it resets after each message.
     send_bits: u8,
     send_reset: bool,
-    /// The window we inflate with (9..=15) and whether the peer resets after each message.
-    receive_bits: u8,
+    /// Whether the peer resets after each message.
     receive_reset: bool,
     compressor: Option<Compress>,
     decompressor: Option<Decompress>,
@@ -114,7 +120,6 @@ impl Codec {
             // Inflating with a window at least as large as the peer's is always correct.
             send_bits: send.0.clamp(9, 15),
             send_reset: send.1,
-            receive_bits: receive.0.clamp(9, 15),
             receive_reset: receive.1,
             compressor: None,
             decompressor: None,
@@ -214,7 +219,7 @@ impl Codec {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), Violation> {
-        let bits = self.receive_bits;
+        let bits = INFLATE_BITS;
         let mut d = match self.decompressor.take() {
             Some(d) => d,
             None => take_decompressor(bits),
