@@ -54,6 +54,9 @@ pub use duplex_proto::handshake::client::ServerResponse;
 pub use duplex_proto::handshake::server::UpgradeRequest;
 pub use duplex_proto::{CloseCode, CloseFrame, Limits, Message, OpCode, Role, Utf8Bytes};
 pub use error::Error;
+/// Hooks for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub use proxy::fuzzing;
 pub use proxy::{no_proxy_matches, Proxy, ProxyScheme};
 pub use server::{accept, accept_with, accept_with_http, not_found, Accept, Reject};
 pub use split::{WebSocketReader, WebSocketWriter};

@@ -957,6 +957,45 @@ enum Socks5Addr {
     Name(String),
 }
 
+/// Entry points for the fuzz targets in `fuzz/`, not a stable API: the CONNECT and
+/// SOCKS5 client exchanges over any stream, so a fuzzer can play the proxy from memory.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Error, Proxy};
+    use bytes::Bytes;
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    /// The bound on a proxy's response head to `CONNECT`.
+    pub const MAX_CONNECT_RESPONSE: usize = super::MAX_CONNECT_RESPONSE;
+
+    /// Asks for a tunnel to `host:port` with HTTP `CONNECT`; returns the bytes read past
+    /// the response.
+    pub async fn http_connect<S>(
+        stream: &mut S,
+        proxy: &Proxy,
+        host: &str,
+        port: u16,
+    ) -> Result<Bytes, Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        super::http_connect(stream, proxy, host, port).await
+    }
+
+    /// Opens a SOCKS5 tunnel to `host:port`, reading the replies exactly.
+    pub async fn socks5_connect<S>(
+        stream: &mut S,
+        proxy: &Proxy,
+        host: &str,
+        port: u16,
+    ) -> Result<(), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        super::socks5_connect(stream, proxy, host, port).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
