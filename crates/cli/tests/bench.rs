@@ -107,6 +107,35 @@ fn echo_binary_with_large_messages() {
 }
 
 #[test]
+fn echo_rate_paces_the_sends() {
+    let echo = Echo::start();
+    // 4 connections at 200/s in all: each sends every 20 ms, the four 5 ms apart, so the
+    // 100th message cannot go out before 495 ms, however fast the echoes are.
+    let v = bench_json(&[
+        "echo",
+        &echo.url,
+        "--messages",
+        "100",
+        "--connections",
+        "4",
+        "--depth",
+        "4",
+        "--rate",
+        "200",
+    ]);
+    assert_eq!(u(&v, "messages"), 100, "{v}");
+    assert_eq!(u(&v, "rate"), 200, "{v}");
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+    assert!(f(&v, "elapsed_s") >= 0.49, "{v}");
+    assert!(f(&v, "messages_per_sec") <= 205.0, "{v}");
+    assert_sane_latency(&v);
+
+    let out = bench(&["echo", &echo.url, "--rate", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate"));
+}
+
+#[test]
 fn echo_prints_a_table_without_json() {
     let echo = Echo::start();
     let out = bench(&["echo", &echo.url, "--messages", "300", "--deflate"]);

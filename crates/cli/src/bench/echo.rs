@@ -9,7 +9,7 @@ use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 #[derive(clap::Args)]
@@ -38,6 +38,10 @@ pub struct EchoArgs {
     /// Seconds of traffic before measuring starts [default: 1, or 0 with --messages].
     #[arg(long, value_name = "SECS")]
     warmup: Option<f64>,
+    /// Messages per second sent at most, all connections together (each paces itself at
+    /// its share) [default: as fast as the echoes come back].
+    #[arg(long, value_name = "MSGS")]
+    rate: Option<u32>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -56,6 +60,9 @@ struct Run {
     phase: AtomicU8,
     /// With `--messages`: sends left to hand out (a send past zero is not made).
     tickets: Option<AtomicI64>,
+    /// With `--rate`: the time between two sends of one connection.
+    period: Option<Duration>,
+    connections: usize,
     /// Echoes counted so far, for the progress bar (tasks add in steps).
     progress: AtomicU64,
     /// Connections on which permessage-deflate was negotiated.
@@ -88,6 +95,9 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
     }
     if args.messages == Some(0) {
         return Err(BenchError::Usage("--messages must be at least 1".into()));
+    }
+    if args.rate == Some(0) {
+        return Err(BenchError::Usage("--rate must be at least 1".into()));
     }
     let duration = seconds(args.duration, "--duration", false)?;
     let default_warmup = if args.messages.is_some() { 0.0 } else { 1.0 };
@@ -128,6 +138,10 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
         tickets: args
             .messages
             .map(|m| AtomicI64::new(i64::try_from(m).unwrap_or(i64::MAX))),
+        period: args
+            .rate
+            .map(|r| Duration::from_secs_f64(args.connections as f64 / f64::from(r))),
+        connections: args.connections,
         progress: AtomicU64::new(0),
         deflated: AtomicU64::new(0),
         latencies: Latencies::new(),
@@ -137,14 +151,18 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
     let progress = Progress::new(args.common.progress(), n as u64, "connecting");
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let (start, start_rx) = watch::channel(false);
+    // Wakes connections waiting for their next --rate slot when the run ends.
+    let (stop, stop_rx) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let tasks: Vec<_> = (0..n)
-        .map(|_| {
+        .map(|index| {
             tokio::spawn(connection(
                 run.clone(),
+                index,
                 limit.clone(),
                 events.clone(),
                 start_rx.clone(),
+                stop_rx.clone(),
             ))
         })
         .collect();
@@ -253,6 +271,7 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
     // In duration mode this is the deadline (or the moment every connection failed);
     // with --messages, the last echo.
     run.phase.store(STOPPING, Relaxed);
+    let _ = stop.send(true);
     let elapsed = measure_start.elapsed();
     let cpu_percent = cpu.percent();
     progress.set_length(opened as u64, "closing");
@@ -301,6 +320,7 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
             "connected": opened,
             "size": args.size,
             "depth": args.depth,
+            "rate": args.rate,
             "binary": args.binary,
             "deflate": args.common.deflate,
             "deflate_negotiated": deflated,
@@ -321,10 +341,13 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
             (
                 "connections".into(),
                 format!(
-                    "{} open of {n}, depth {}, {} B {kind} messages, deflate {deflate}",
+                    "{} open of {n}, depth {}, {} B {kind} messages, deflate {deflate}{}",
                     report::group(opened as u64),
                     args.depth,
                     report::group(args.size as u64),
+                    args.rate
+                        .map(|r| format!(", at most {} msgs/s", report::group(u64::from(r))))
+                        .unwrap_or_default(),
                 ),
             ),
             (
@@ -358,9 +381,11 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
 /// One connection: open, wait for the start, exchange messages, close.
 async fn connection(
     run: Arc<Run>,
+    index: usize,
     limit: Arc<Semaphore>,
     events: mpsc::UnboundedSender<Event>,
     mut start: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Outcome {
     let opened = {
         let _permit = limit.acquire().await;
@@ -387,7 +412,13 @@ async fn connection(
     if start.wait_for(|go| *go).await.is_err() {
         return outcome;
     }
-    let exchanged = exchange(&run, &mut ws, &mut outcome.counted).await;
+    let mut pacer = run.period.map(|period| Pacer {
+        // Spread over one period, so the connections do not all send at the same moment.
+        next: Instant::now() + period.mul_f64(index as f64 / run.connections as f64),
+        period,
+        stop,
+    });
+    let exchanged = exchange(&run, &mut ws, &mut pacer, &mut outcome.counted).await;
     let _ = events.send(Event::Drained);
     match exchanged {
         Ok(()) => {
@@ -416,8 +447,31 @@ fn next_send(run: &Run) -> Option<bool> {
     }
 }
 
-/// The closed loop: `depth` messages in flight, one new send per echo, until the run
-/// stops and every echo is back. Adds the echoes that count to `counted`.
+/// With `--rate`: when one connection may send next.
+struct Pacer {
+    next: Instant,
+    period: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+impl Pacer {
+    /// Takes the current slot if it is due. Slots a connection missed entirely (its
+    /// echoes came back late) are dropped rather than sent in a burst.
+    fn take(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next += self.period;
+        if self.next <= now {
+            self.next = now + self.period;
+        }
+        true
+    }
+}
+
+/// The closed loop: `depth` messages in flight, one new send per echo (and, with a
+/// pacer, per slot), until the run stops and every echo is back. Adds the echoes that
+/// count to `counted`.
 ///
 /// Echoes that arrived together are all handled before the sends they allow are queued,
 /// so those go out in one write (receiving flushes them): the generator makes about one
@@ -425,6 +479,7 @@ fn next_send(run: &Run) -> Option<bool> {
 async fn exchange(
     run: &Run,
     ws: &mut WebSocket<ClientStream>,
+    pacer: &mut Option<Pacer>,
     counted: &mut u64,
 ) -> Result<(), String> {
     // Send time of each message in flight, and whether it holds a --messages ticket.
@@ -437,15 +492,27 @@ async fn exchange(
         let next = match ws.recv().now_or_never() {
             Some(next) => next,
             None => {
-                // Nothing more has arrived: queue what is owed, then wait.
-                if let Err(e) = send_owed(run, ws, &mut in_flight, owed).await {
-                    break Err(format!("send failed: {e}"));
+                // Nothing more has arrived: queue what is owed (and due), then wait.
+                match send_owed(run, ws, &mut in_flight, owed, pacer.as_mut()).await {
+                    Ok(Some(sent)) => owed -= sent,
+                    Ok(None) => owed = 0,
+                    Err(e) => break Err(format!("send failed: {e}")),
                 }
-                owed = 0;
-                if in_flight.is_empty() {
+                if in_flight.is_empty() && owed == 0 {
                     break Ok(());
                 }
-                ws.recv().await
+                match pacer.as_mut() {
+                    // Sends are owed but not due: wait for an echo, the slot or the end.
+                    Some(p) if owed > 0 => {
+                        let slot = p.next;
+                        tokio::select! {
+                            next = ws.recv() => next,
+                            _ = tokio::time::sleep_until(slot.into()) => continue,
+                            _ = p.stop.wait_for(|s| *s) => continue,
+                        }
+                    }
+                    _ => ws.recv().await,
+                }
             }
         };
         let message = match next {
@@ -500,19 +567,32 @@ async fn exchange(
     result
 }
 
-/// Queues up to `owed` copies of the message (fewer once the run stops or the
-/// `--messages` are all handed out), without flushing.
+/// Queues up to `owed` copies of the message (fewer when the pacer has no slot due),
+/// without flushing. Returns how many, or `None` once the run stops or the `--messages`
+/// are all handed out.
 async fn send_owed(
     run: &Run,
     ws: &mut WebSocket<ClientStream>,
     in_flight: &mut VecDeque<(Instant, bool)>,
     owed: usize,
-) -> Result<(), duplex::Error> {
+    mut pacer: Option<&mut Pacer>,
+) -> Result<Option<usize>, duplex::Error> {
+    // Checked first: after the stop, no slot may keep a connection waiting.
+    if run.phase.load(Relaxed) == STOPPING {
+        return Ok(None);
+    }
     let now = Instant::now();
-    for _ in 0..owed {
-        let Some(ticket) = next_send(run) else { break };
+    for sent in 0..owed {
+        if let Some(p) = pacer.as_deref_mut() {
+            if !p.take(now) {
+                return Ok(Some(sent));
+            }
+        }
+        let Some(ticket) = next_send(run) else {
+            return Ok(None);
+        };
         in_flight.push_back((now, ticket));
         ws.feed(run.message.clone()).await?;
     }
-    Ok(())
+    Ok(Some(owed))
 }
