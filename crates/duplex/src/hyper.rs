@@ -136,7 +136,7 @@ pub(crate) fn prepare(
     }
     let pending = PendingUpgrade {
         on_upgrade,
-        deadline: Deadline::At(tokio::time::Instant::now() + config.handshake_timeout),
+        deadline: Deadline::At(crate::websocket::deadline_after(config.handshake_timeout)),
         setup: Some((proto, config)),
     };
     (headers, pending)

@@ -85,8 +85,11 @@ where
 ///
 /// Invalid handshakes are answered with the matching HTTP status (400, 405, 426, 431)
 /// and a body naming the reason, then the transport is closed and the error returned; a
-/// request not complete within [`Config::handshake_timeout`] is answered 408 and returns
-/// [`Error::Timeout`].
+/// request not complete within [`Config::handshake_timeout`] is answered 408 (a
+/// connection that sent nothing at all is closed without an answer) and returns
+/// [`Error::Timeout`]. A refusal takes up to 2 s more (1 s to write the answer, 1 s to
+/// read what the client still sends so a reset does not destroy the answer): accept on a
+/// task of its own, not inline in an accept loop.
 /// A plain HTTP request, one that does not attempt a WebSocket upgrade at all (no
 /// `Upgrade: websocket` nor `Sec-WebSocket-*` header), is answered by [`not_found`] (404)
 /// and returns [`Error::Rejected`] with status 404; [`accept_with_http`] answers such
@@ -190,11 +193,11 @@ where
     B: Into<Bytes>,
 {
     config.validate().map_err(Error::InvalidConfig)?;
+    let mut input = BytesMut::with_capacity(1024);
     let read_request = async {
-        let mut input = BytesMut::with_capacity(1024);
         loop {
             match IncomingRequest::parse(&mut input, &config.limits) {
-                Ok(Some(request)) => return Ok((request, input)),
+                Ok(Some(request)) => return Ok((request, std::mem::take(&mut input))),
                 Ok(None) => {}
                 Err(failure) => return Err(Some(failure)),
             }
@@ -207,6 +210,13 @@ where
     let outcome = tokio::time::timeout(config.handshake_timeout, read_request).await;
     let mut out = BytesMut::new();
     let (request, leftover) = match outcome {
+        Err(_) if input.is_empty() => {
+            // Nothing was sent (a browser's speculative preconnect, a port scan): no
+            // request, so nothing to answer.
+            tracing::debug!("no request within the handshake timeout; closing");
+            let _ = tokio::time::timeout(LINGER, stream.shutdown()).await;
+            return Err(Error::Timeout("WebSocket handshake"));
+        }
         Err(_) => {
             // 408 (RFC 9110 section 15.5.9) tells a slow but honest client what happened;
             // a slowloris gets a few bytes and the end of the connection, as it would

@@ -294,7 +294,9 @@ enum CertificateCheck {
     /// A user who gives that very certificate as the CA file has pinned it: curl, Python
     /// and browsers with an imported certificate accept it, so do we. Only that one error
     /// is forgiven, only for a byte-for-byte pinned certificate: webpki checks validity
-    /// dates before basic constraints, and the name is checked here.
+    /// dates (and distrust) before basic constraints, and the name is checked here. The
+    /// extended key usage, which webpki checks after basic constraints, is not: the user
+    /// pinned this very certificate, as browsers do with an imported one.
     WebPkiOrPinned {
         webpki: Arc<WebPkiServerVerifier>,
         pinned: Vec<CertificateDer<'static>>,

@@ -266,6 +266,15 @@ where
         if self.terminated {
             return Err(Error::ConnectionClosed);
         }
+        if let (Message::Close(_), Some(rare)) = (message, self.rare.as_mut()) {
+            // A ping we received is answered before our close (RFC 6455 section 5.5.2),
+            // even over the queue limit: one pong of at most 131 bytes.
+            if let Some(pong) = rare.held_pong.take() {
+                if self.proto.state() == ConnectionState::Open {
+                    self.write_buf.tail().extend_from_slice(&pong);
+                }
+            }
+        }
         let payload = self.proto.send_zero_copy(message, self.write_buf.tail())?;
         match payload {
             // Large payloads are queued by reference: one vectored write sends header
@@ -284,8 +293,23 @@ where
         let timeout = self.config.close_timeout;
         let rare = self.rare.get_or_insert_with(Box::default);
         if rare.deadline.is_none() {
-            rare.deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
+            rare.deadline = Some(Box::pin(sleep_until(deadline_after(timeout))));
         }
+    }
+
+    /// After a write made progress: a closing connection's deadline counts again from
+    /// now (a slow reader still gets everything queued before our close frame; one that
+    /// stops reading makes no progress and meets the deadline), and a pong held back
+    /// goes out once there is room. Free for an open connection with a reading peer.
+    fn wrote_some(&mut self) {
+        if self.rare.is_none() {
+            return;
+        }
+        let timeout = self.config.close_timeout;
+        if let Some(deadline) = self.rare.as_mut().and_then(|r| r.deadline.as_mut()) {
+            deadline.as_mut().reset(deadline_after(timeout));
+        }
+        self.release_held_pong();
     }
 
     fn has_failed(&self) -> bool {
@@ -322,6 +346,7 @@ where
         if n == 0 {
             return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
         }
+        self.wrote_some();
         Poll::Ready(Ok(()))
     }
 
@@ -333,11 +358,16 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown_once(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Shuts the transport down once. Past the close deadline (`give_up`) one attempt is
+    /// all it gets: a TLS shutdown waits to write its alert, which a peer that does not
+    /// read never lets happen; dropping the stream closes the socket anyway.
+    fn poll_shutdown_once(&mut self, cx: &mut Context<'_>, give_up: bool) -> Poll<()> {
         if !self.shut_down {
             // The peer may already be gone; the close is complete either way.
-            let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
-            self.shut_down = true;
+            match Pin::new(&mut self.io).poll_shutdown(cx) {
+                Poll::Pending if !give_up => return Poll::Pending,
+                _ => self.shut_down = true,
+            }
         }
         Poll::Ready(())
     }
@@ -435,7 +465,7 @@ where
             }
         }
         if self.role() == Role::Server || timed_out {
-            ready!(self.poll_shutdown_once(cx));
+            ready!(self.poll_shutdown_once(cx, timed_out));
         }
         if std::mem::take(&mut self.close_pending) {
             let frame = self.proto.peer_close().cloned().flatten();
@@ -451,7 +481,7 @@ where
                 Poll::Pending => return Poll::Pending,
             }
         }
-        ready!(self.poll_shutdown_once(cx));
+        ready!(self.poll_shutdown_once(cx, timed_out));
         self.terminated = true;
         Poll::Ready(self.take_failure().map(Err))
     }
@@ -642,6 +672,14 @@ impl<S> std::fmt::Debug for WebSocket<S> {
     }
 }
 
+/// The instant `timeout` from now; a timeout too large to add (`Duration::MAX` for
+/// "never") is 30 years, as tokio's own far future.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(86_400 * 365 * 30))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,6 +797,100 @@ mod tests {
         let closed = tokio::time::timeout(std::time::Duration::from_secs(5), server.close(None));
         let result = closed.await.expect("close() gave up at its deadline");
         assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn close_delivers_everything_queued_to_a_slow_reader() {
+        let (mut client, server_io) = tokio::io::duplex(1024);
+        let close_timeout = std::time::Duration::from_millis(100);
+        let config = Config {
+            close_timeout,
+            ..Config::default()
+        };
+        let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
+        let payload = vec![7u8; 64 << 10];
+        server.feed(Message::binary(payload.clone())).await.unwrap();
+        // The peer reads 1 KiB every 5 ms: the whole message takes far longer than the
+        // close timeout, but every write makes progress, so nothing is cut off.
+        let reader = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                match client.read(&mut buf).await.unwrap() {
+                    0 => break,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+                // Once our close frame is in, answer it as a peer does.
+                if got.len() >= 64 * 1024 + 10 + 4 && got.ends_with(&[0x88, 2, 0x03, 0xe8]) {
+                    client
+                        .write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])
+                        .await
+                        .unwrap();
+                }
+            }
+            got
+        });
+        let started = std::time::Instant::now();
+        server.close(None).await.unwrap();
+        assert!(
+            started.elapsed() > close_timeout,
+            "the test paces slower than the timeout"
+        );
+        let got = reader.await.unwrap();
+        assert_eq!(got[..2], [0x82, 127], "the binary message first");
+        assert_eq!(&got[10..10 + payload.len()], &payload[..]);
+        assert_eq!(
+            &got[10 + payload.len()..],
+            &[0x88, 2, 0x03, 0xe8],
+            "then our close"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_pong_goes_out_before_our_own_close() {
+        let (mut client, server_io) = tokio::io::duplex(1024);
+        let config = Config {
+            write_buffer_limit: 4096,
+            close_timeout: std::time::Duration::from_millis(200),
+            ..Config::default()
+        };
+        let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
+        // Fill the queue past its limit (the pipe holds 1 KiB), then receive a ping.
+        let filler = Message::binary(vec![1u8; 8 << 10]);
+        server.feed(filler).now_or_never();
+        assert!(server.write_buf.len() >= 4096);
+        {
+            use tokio::io::AsyncWriteExt;
+            client.write_all(&ping(7)).await.unwrap();
+        }
+        let got = server.next().await.unwrap().unwrap();
+        assert_eq!(
+            got,
+            Message::Ping(Bytes::copy_from_slice(&7u16.to_be_bytes()))
+        );
+        assert!(server.rare.as_ref().is_some_and(|r| r.held_pong.is_some()));
+        // Our close: the pong is queued ahead of it.
+        server.start_send_message(&Message::Close(None)).unwrap();
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                client.read_to_end(&mut got),
+            )
+            .await;
+            got
+        });
+        let _ = server.close(None).await;
+        let got = reader.await.unwrap();
+        let tail = &got[got.len() - 6..];
+        assert_eq!(
+            tail,
+            &[0x8A, 2, 0, 7, 0x88, 0],
+            "pong, then our close: {tail:?}"
+        );
     }
 
     #[tokio::test]

@@ -704,3 +704,32 @@ async fn replies_fed_to_a_burst_leave_in_one_write_when_receiving_resumes() {
     client.close(None).await.unwrap();
     echo.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_without_an_answer() {
+    // A browser's speculative preconnect or a port scan sent no request: no 408.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let config = Config {
+            handshake_timeout: Duration::from_millis(100),
+            ..Config::default()
+        };
+        duplex::accept_with(tcp, config, |_| Ok(Accept::default()))
+            .await
+            .map(drop)
+    });
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    let result = server.await.unwrap();
+    assert!(
+        matches!(result, Err(Error::Timeout("WebSocket handshake"))),
+        "{result:?}"
+    );
+}

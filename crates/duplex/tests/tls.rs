@@ -664,3 +664,45 @@ fn errors_and_settings_cross_threads() {
     is::<ClientTls>();
     is::<ServerTls>();
 }
+
+#[tokio::test]
+async fn close_to_a_tls_peer_that_never_reads_ends_at_the_close_timeout() {
+    // A TLS shutdown waits to write its close_notify alert, which a peer that never
+    // reads never lets happen: past the close timeout the server must give up anyway.
+    use futures_util::FutureExt;
+    let pki = Pki::new();
+    let acceptor = pki.acceptor(&pki.ca.server(&["localhost"]));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let close_timeout = Duration::from_millis(300);
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let config = duplex::Config {
+            close_timeout,
+            ..duplex::Config::default()
+        };
+        let mut ws = duplex::accept_with(tls, config, |_| Ok(duplex::Accept::default()))
+            .await
+            .unwrap();
+        // Fill the socket buffers and the write queue: the client reads nothing.
+        let chunk = Message::binary(vec![0u8; 64 << 10]);
+        while matches!(ws.feed(chunk.clone()).now_or_never(), Some(Ok(()))) {}
+        let started = std::time::Instant::now();
+        let result = ws.close(None).await;
+        (result, started.elapsed())
+    });
+    let (client, _) = ClientBuilder::new(format!("wss://localhost:{port}/"))
+        .tls_ca_file(&pki.ca_file)
+        .deflate(None)
+        .connect()
+        .await
+        .unwrap();
+    let (result, waited) = tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("close() returned instead of waiting on the TLS shutdown for ever")
+        .unwrap();
+    assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+    assert!(waited >= close_timeout, "gave up after {waited:?}");
+    drop(client);
+}
