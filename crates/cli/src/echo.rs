@@ -151,6 +151,16 @@ impl AcceptErrors {
     /// Records (and maybe logs) an accept error; `true` when the loop should back off.
     fn failed(&mut self, error: &std::io::Error) -> bool {
         use std::io::ErrorKind::*;
+        // A client that reset before it was accepted concerns that client only: no
+        // back-off, and only a debug line. The others (EMFILE and the like) last until
+        // something is freed.
+        if matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+        ) {
+            tracing::debug!(%error, "accept failed for one connection");
+            return false;
+        }
         let now = Instant::now();
         if self
             .last_logged
@@ -162,17 +172,10 @@ impl AcceptErrors {
             tracing::warn!(%error, unlogged, "accept failed; retrying every {ACCEPT_BACKOFF:?}, logging at most every {ACCEPT_LOG_INTERVAL:?}");
             self.last_logged = Some(now);
         }
-        // A client that reset before it was accepted concerns that client only; the
-        // others (EMFILE and the like) last until something is freed.
-        !matches!(
-            error.kind(),
-            ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
-        )
+        true
     }
-}
 
-impl AcceptErrors {
-    /// A connection was accepted: says so once after failures.
+    /// A connection was accepted: says so once after failures that backed off.
     fn recovered(&mut self) {
         if self.last_logged.take().is_some() {
             let unlogged = std::mem::take(&mut self.unlogged);

@@ -143,6 +143,11 @@ impl Member {
                     }
                 }
             }
+            // After the peer's close nothing more is sent: what waits is dropped, so a
+            // normal close is not reported as a failed send.
+            if ws.protocol().state() != duplex::ConnectionState::Open {
+                waiting.clear();
+            }
             // Whatever fits in the write queue now; receiving writes it out.
             while let Some(frame) = waiting.front() {
                 match ws.feed_shared(frame).now_or_never() {
