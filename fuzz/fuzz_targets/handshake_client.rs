@@ -66,13 +66,7 @@ fn check(handshake: &ClientHandshake, r: &ServerResponse) {
         accepts[0].as_bytes().trim_ascii(),
         accept_key(handshake.key().as_bytes()).as_bytes()
     );
-    let has = |name: &str, token: &str| {
-        h.get_all(name).iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-        })
-    };
+    let has = |name: &str, token: &str| duplex_fuzz::has_token(&h, name, token);
     assert!(has("upgrade", "websocket"));
     assert!(has("connection", "upgrade"));
     assert!(h.get_all("sec-websocket-protocol").iter().count() <= 1);

@@ -143,13 +143,7 @@ fn check_upgrade(r: &UpgradeRequest) {
     assert_eq!(count("sec-websocket-key"), 1);
     assert_eq!(count("sec-websocket-version"), 1);
     assert_eq!(h["sec-websocket-version"].as_bytes().trim_ascii(), b"13");
-    let has = |name: &str, token: &str| {
-        h.get_all(name).iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-        })
-    };
+    let has = |name: &str, token: &str| duplex_fuzz::has_token(&h, name, token);
     assert!(has("upgrade", "websocket"));
     assert!(has("connection", "upgrade"));
     assert_eq!(base64_len(r.key()), Some(16), "key {:?}", r.key());

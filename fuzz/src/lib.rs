@@ -457,3 +457,13 @@ pub mod stream {
         panic!("the exchange is stuck on an always-ready stream");
     }
 }
+
+/// Whether any `name` header of `headers` lists `token` (comma-separated,
+/// case-insensitive): the check both handshake targets make of accepted heads.
+pub fn has_token(headers: &http::HeaderMap, name: &str, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
