@@ -1,0 +1,207 @@
+//! Connection tokens: HS256 JWTs signed with `token_hmac_secret`.
+//!
+//! Claims: `sub` (the user id; empty is allowed), `exp` (Unix seconds, optional), `info`
+//! (any JSON, shown to other clients in presence and publications) and `channels`
+//! (server-side subscriptions made on connect). Time is an argument so that expiry is
+//! tested without waiting.
+
+use crate::protocol::reply::Json;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// The claims the hub reads.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+pub struct Claims {
+    /// The user id.
+    #[serde(default)]
+    pub sub: String,
+    /// Expiry, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// Connection info shown to other clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<Box<RawValue>>,
+    /// Channels the hub subscribes the connection to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+}
+
+/// Who a verified token says the client is.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The user id.
+    pub user: String,
+    /// When the connection's credentials end, Unix seconds.
+    pub expires_at: Option<u64>,
+    /// The `info` claim.
+    pub info: Option<Json>,
+    /// Server-side subscriptions.
+    pub channels: Vec<String>,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The token has expired; the client should get a new one.
+    #[error("token expired {ago} s ago")]
+    Expired {
+        /// Seconds since `exp`.
+        ago: u64,
+    },
+    /// The token is malformed, forged or signed with another algorithm.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Verifies tokens with one secret.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verifier(HS256)")
+    }
+}
+
+impl Verifier {
+    /// A verifier for tokens signed with `secret`.
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked against the caller's clock in `verify`; `exp` is optional.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        Verifier {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    /// Checks `token`'s signature and expiry at `now` (Unix seconds).
+    pub fn verify(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        if let Some(exp) = claims.exp {
+            if exp <= now {
+                return Err(TokenError::Expired { ago: now - exp });
+            }
+        }
+        Ok(Identity {
+            user: claims.sub,
+            expires_at: claims.exp,
+            info: claims.info.map(Arc::from),
+            channels: claims.channels,
+        })
+    }
+}
+
+/// Signs `claims` with `secret` (HS256): for `duplex token` and tests.
+pub fn sign(secret: &str, claims: &Claims) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing of plain claims cannot fail")
+}
+
+/// The current time in Unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn claims(sub: &str, exp: Option<u64>) -> Claims {
+        Claims {
+            sub: sub.into(),
+            exp,
+            info: Some(RawValue::from_string("{\"name\":\"Ada\"}".into()).unwrap()),
+            channels: vec!["news".into()],
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_its_claims() {
+        let token = sign(SECRET, &claims("42", Some(1_000)));
+        let identity = Verifier::new(SECRET).verify(&token, 999).unwrap();
+        assert_eq!(identity.user, "42");
+        assert_eq!(identity.expires_at, Some(1_000));
+        assert_eq!(identity.info.unwrap().get(), "{\"name\":\"Ada\"}");
+        assert_eq!(identity.channels, ["news"]);
+        let no_exp = sign(SECRET, &claims("", None));
+        assert_eq!(
+            Verifier::new(SECRET)
+                .verify(&no_exp, u64::MAX)
+                .unwrap()
+                .user,
+            ""
+        );
+    }
+
+    #[test]
+    fn expiry_is_checked_against_the_given_clock() {
+        let token = sign(SECRET, &claims("42", Some(1_000)));
+        assert_eq!(
+            Verifier::new(SECRET).verify(&token, 1_000).unwrap_err(),
+            TokenError::Expired { ago: 0 }
+        );
+        assert_eq!(
+            Verifier::new(SECRET).verify(&token, 1_060).unwrap_err(),
+            TokenError::Expired { ago: 60 }
+        );
+    }
+
+    #[test]
+    fn forged_malformed_and_other_algorithms_are_invalid() {
+        let token = sign("another secret, also 32 chars long", &claims("42", None));
+        assert!(matches!(
+            Verifier::new(SECRET).verify(&token, 0),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            Verifier::new(SECRET).verify("abc", 0),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            Verifier::new(SECRET).verify("", 0),
+            Err(TokenError::Invalid(_))
+        ));
+        // alg "none" with the same claims.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            b64.encode("{\"alg\":\"none\",\"typ\":\"JWT\"}"),
+            b64.encode("{\"sub\":\"42\"}")
+        );
+        assert!(matches!(
+            Verifier::new(SECRET).verify(&none, 0),
+            Err(TokenError::Invalid(_))
+        ));
+        // A valid signature over a tampered payload.
+        let good = sign(SECRET, &claims("42", None));
+        let parts: Vec<&str> = good.split('.').collect();
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode("{\"sub\":\"admin\"}"),
+            parts[2]
+        );
+        assert!(matches!(
+            Verifier::new(SECRET).verify(&tampered, 0),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+}

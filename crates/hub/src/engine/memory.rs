@@ -1,0 +1,216 @@
+//! The in-memory engine: streams in a map under one lock. Publishing stores and delivers
+//! under the lock, so deliveries follow offset order. Everything is lost on restart, and
+//! a restarted hub gives every channel a new epoch.
+
+use super::{
+    new_epoch, now_ms, Delivery, Engine, History, HistoryQuery, LocalPresence, Position,
+    PresenceMap,
+};
+use crate::config::Channels;
+use crate::error::Error;
+use crate::protocol::reply::{ClientInfo, Json, Publication};
+use futures_util::future::{BoxFuture, FutureExt};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+struct Stream {
+    epoch: String,
+    top: u64,
+    /// (publish time in ms, publication), oldest first.
+    publications: VecDeque<(i64, Publication)>,
+}
+
+/// Publications in process memory.
+pub struct MemoryEngine {
+    channels: Channels,
+    streams: Mutex<HashMap<String, Stream>>,
+    delivery: Delivery,
+    presence: LocalPresence,
+    stopped: AtomicBool,
+}
+
+impl MemoryEngine {
+    /// An empty engine delivering to `delivery`.
+    pub fn new(channels: Channels, delivery: Delivery) -> Self {
+        MemoryEngine {
+            channels,
+            streams: Mutex::new(HashMap::new()),
+            delivery,
+            presence: LocalPresence::default(),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Error::Stopped);
+        }
+        Ok(())
+    }
+
+    fn publish_now(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+    ) -> Result<Position, Error> {
+        self.check_running()?;
+        let options = self
+            .channels
+            .options(channel)
+            .ok_or_else(|| Error::UnknownChannel(channel.into()))?;
+        let now = now_ms();
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
+            epoch: new_epoch(),
+            top: 0,
+            publications: VecDeque::new(),
+        });
+        stream.top += 1;
+        let publication = Publication {
+            data,
+            info,
+            offset: stream.top,
+        };
+        stream.publications.push_back((now, publication.clone()));
+        while stream.publications.len() > options.history_size {
+            stream.publications.pop_front();
+        }
+        let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
+        while stream
+            .publications
+            .front()
+            .is_some_and(|(at, _)| *at < now.saturating_sub(ttl))
+        {
+            stream.publications.pop_front();
+        }
+        let position = Position {
+            offset: stream.top,
+            epoch: stream.epoch.clone(),
+        };
+        (self.delivery)(channel, &publication);
+        Ok(position)
+    }
+
+    fn history_now(&self, channel: &str, query: HistoryQuery) -> Result<History, Error> {
+        self.check_running()?;
+        let options = self
+            .channels
+            .options(channel)
+            .ok_or_else(|| Error::UnknownChannel(channel.into()))?;
+        let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
+        let oldest_time = now_ms().saturating_sub(ttl);
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
+            epoch: new_epoch(),
+            top: 0,
+            publications: VecDeque::new(),
+        });
+        let kept = stream
+            .publications
+            .iter()
+            .filter(|(at, _)| *at >= oldest_time)
+            .map(|(_, p)| p);
+        let oldest = kept.clone().next().map_or(0, |p| p.offset);
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let publications: Vec<Publication> = match (query.reverse, query.since) {
+            (false, since) => kept
+                .filter(|p| since.is_none_or(|s| p.offset > s))
+                .take(limit)
+                .cloned()
+                .collect(),
+            (true, since) => kept
+                .rev()
+                .filter(|p| since.is_none_or(|s| p.offset < s))
+                .take(limit)
+                .cloned()
+                .collect(),
+        };
+        Ok(History {
+            position: Position {
+                offset: stream.top,
+                epoch: stream.epoch.clone(),
+            },
+            publications,
+            oldest,
+        })
+    }
+
+    fn expire_now(&self) {
+        let now = now_ms();
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.retain(|channel, stream| {
+            let Some(options) = self.channels.options(channel) else {
+                return false;
+            };
+            let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
+            while stream
+                .publications
+                .front()
+                .is_some_and(|(at, _)| *at < now.saturating_sub(ttl))
+            {
+                stream.publications.pop_front();
+            }
+            // A stream whose history expired entirely is lost: dropping it frees the
+            // memory, and its next use starts a new epoch.
+            !(stream.publications.is_empty() && stream.top > 0)
+        });
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn publish(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
+        std::future::ready(self.publish_now(channel, data, info)).boxed()
+    }
+
+    fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> BoxFuture<'static, Result<History, Error>> {
+        std::future::ready(self.history_now(channel, query)).boxed()
+    }
+
+    fn add_presence(
+        &self,
+        channel: &str,
+        client: &str,
+        info: ClientInfo,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        self.presence.add(channel, client, info);
+        std::future::ready(Ok(())).boxed()
+    }
+
+    fn remove_presence(
+        &self,
+        channel: &str,
+        client: &str,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        self.presence.remove(channel, client);
+        std::future::ready(Ok(())).boxed()
+    }
+
+    fn presence(&self, channel: &str) -> BoxFuture<'static, Result<PresenceMap, Error>> {
+        std::future::ready(Ok(self.presence.get(channel))).boxed()
+    }
+
+    fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
+        std::future::ready(self.check_running()).boxed()
+    }
+
+    fn expire(&self) -> BoxFuture<'static, Result<(), Error>> {
+        self.expire_now();
+        std::future::ready(Ok(())).boxed()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        self.stopped.store(true, Ordering::Release);
+        std::future::ready(()).boxed()
+    }
+}

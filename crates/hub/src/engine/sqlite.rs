@@ -1,0 +1,569 @@
+//! The SQLite engine: publications in `<data_dir>/hub.sqlite3` (WAL mode).
+//!
+//! One writer thread owns the write connection and commits in groups: it takes every
+//! operation queued while the previous transaction ran and applies them in one
+//! transaction, so many concurrent publishes cost one commit. Only after the commit does
+//! it deliver the publications (in offset order) and answer the publishers: an
+//! acknowledged publication is in the database file and survives `kill -9`
+//! (`durability = "fsync"`: power loss too). History is read on a separate connection,
+//! which WAL lets run beside the writer on a consistent snapshot.
+
+use super::{
+    new_epoch, now_ms, Delivery, Engine, History, HistoryQuery, LocalPresence, Position,
+    PresenceMap,
+};
+use crate::config::{Channels, Durability};
+use crate::error::Error;
+use crate::protocol::reply::{ClientInfo, Json, Publication};
+use futures_util::future::{BoxFuture, FutureExt};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::value::RawValue;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// The most operations one transaction takes; bounds the latency a batch adds.
+const MAX_BATCH: usize = 4096;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS streams (
+    channel TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL,
+    top INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS publications (
+    channel TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    user TEXT,
+    client TEXT,
+    conn_info TEXT,
+    chan_info TEXT,
+    PRIMARY KEY (channel, offset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+";
+
+enum Op {
+    Publish {
+        channel: String,
+        data: Json,
+        info: Option<ClientInfo>,
+        reply: oneshot::Sender<Result<Position, Error>>,
+    },
+    /// Creates the channel's stream if it has none.
+    Ensure {
+        channel: String,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Check {
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Expire {
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+}
+
+struct Inner {
+    path: PathBuf,
+    read: Mutex<Connection>,
+    writer: Mutex<Option<mpsc::Sender<Op>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    channels: Channels,
+}
+
+/// Publications in SQLite.
+pub struct SqliteEngine {
+    inner: Arc<Inner>,
+    presence: LocalPresence,
+}
+
+fn storage(e: rusqlite::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn open(path: &Path, durability: Durability) -> Result<Connection, Error> {
+    let conn = Connection::open(path)
+        .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(storage)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(storage)?;
+    let synchronous = match durability {
+        Durability::Commit => "NORMAL",
+        Durability::Fsync => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(storage)?;
+    Ok(conn)
+}
+
+impl SqliteEngine {
+    /// Opens (or creates) the database in `data_dir` and starts the writer thread.
+    pub fn open(
+        data_dir: &Path,
+        durability: Durability,
+        channels: Channels,
+        delivery: Delivery,
+    ) -> Result<Self, Error> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::Storage(format!(
+                "cannot create the data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join("hub.sqlite3");
+        let write = open(&path, durability)?;
+        write.execute_batch(SCHEMA).map_err(storage)?;
+        let read = open(&path, durability)?;
+        let (sender, receiver) = mpsc::channel();
+        let writer_channels = channels.clone();
+        let thread = std::thread::Builder::new()
+            .name("duplex-hub-sqlite".into())
+            .spawn(move || {
+                Writer {
+                    conn: write,
+                    channels: writer_channels,
+                    delivery,
+                }
+                .run(receiver)
+            })
+            .map_err(|e| Error::Storage(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(SqliteEngine {
+            inner: Arc::new(Inner {
+                path,
+                read: Mutex::new(read),
+                writer: Mutex::new(Some(sender)),
+                thread: Mutex::new(Some(thread)),
+                channels,
+            }),
+            presence: LocalPresence::default(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+impl Inner {
+    fn send(&self, op: Op) -> Result<(), Error> {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match writer.as_ref() {
+            Some(sender) => sender.send(op).map_err(|_| Error::Stopped),
+            None => Err(Error::Stopped),
+        }
+    }
+
+    /// One consistent read: the stream's position and the selected publications, or
+    /// `None` when the channel has no stream yet.
+    fn read_history(&self, channel: &str, query: HistoryQuery) -> Result<Option<History>, Error> {
+        let options = self
+            .channels
+            .options(channel)
+            .ok_or_else(|| Error::UnknownChannel(channel.into()))?;
+        let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
+        let oldest_time = now_ms().saturating_sub(ttl);
+        let mut conn = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction().map_err(storage)?;
+        let Some((epoch, top)) = tx
+            .query_row(
+                "SELECT epoch, top FROM streams WHERE channel = ?1",
+                [channel],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let oldest: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MIN(offset), 0) FROM publications WHERE channel = ?1 AND time_ms >= ?2",
+                params![channel, oldest_time],
+                |row| row.get(0),
+            )
+            .map_err(storage)?;
+        let limit = query
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let sql = match (query.reverse, query.since.is_some()) {
+            (false, false) => "SELECT offset, data, user, client, conn_info, chan_info FROM publications WHERE channel = ?1 AND time_ms >= ?2 ORDER BY offset ASC LIMIT ?3",
+            (false, true) => "SELECT offset, data, user, client, conn_info, chan_info FROM publications WHERE channel = ?1 AND time_ms >= ?2 AND offset > ?4 ORDER BY offset ASC LIMIT ?3",
+            (true, false) => "SELECT offset, data, user, client, conn_info, chan_info FROM publications WHERE channel = ?1 AND time_ms >= ?2 ORDER BY offset DESC LIMIT ?3",
+            (true, true) => "SELECT offset, data, user, client, conn_info, chan_info FROM publications WHERE channel = ?1 AND time_ms >= ?2 AND offset < ?4 ORDER BY offset DESC LIMIT ?3",
+        };
+        let since = query
+            .since
+            .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+        let mut statement = tx.prepare_cached(sql).map_err(storage)?;
+        let mut rows = if query.since.is_some() {
+            statement.query(params![channel, oldest_time, limit, since])
+        } else {
+            statement.query(params![channel, oldest_time, limit])
+        }
+        .map_err(storage)?;
+        let mut publications = Vec::new();
+        while let Some(row) = rows.next().map_err(storage)? {
+            publications.push(publication_from_row(row)?);
+        }
+        drop(rows);
+        drop(statement);
+        tx.finish().map_err(storage)?;
+        Ok(Some(History {
+            position: Position {
+                offset: u64::try_from(top).unwrap_or(0),
+                epoch,
+            },
+            publications,
+            oldest: u64::try_from(oldest).unwrap_or(0),
+        }))
+    }
+}
+
+fn raw_json(text: String) -> Result<Json, Error> {
+    RawValue::from_string(text)
+        .map(Arc::from)
+        .map_err(|e| Error::Storage(format!("stored JSON is corrupt: {e}")))
+}
+
+fn publication_from_row(row: &rusqlite::Row<'_>) -> Result<Publication, Error> {
+    let offset: i64 = row.get(0).map_err(storage)?;
+    let data: String = row.get(1).map_err(storage)?;
+    let client: Option<String> = row.get(3).map_err(storage)?;
+    let info = match client {
+        Some(client) => Some(ClientInfo {
+            user: row
+                .get::<_, Option<String>>(2)
+                .map_err(storage)?
+                .unwrap_or_default(),
+            client,
+            conn_info: row
+                .get::<_, Option<String>>(4)
+                .map_err(storage)?
+                .map(raw_json)
+                .transpose()?,
+            chan_info: row
+                .get::<_, Option<String>>(5)
+                .map_err(storage)?
+                .map(raw_json)
+                .transpose()?,
+        }),
+        None => None,
+    };
+    Ok(Publication {
+        data: raw_json(data)?,
+        info,
+        offset: u64::try_from(offset).unwrap_or(0),
+    })
+}
+
+struct Writer {
+    conn: Connection,
+    channels: Channels,
+    delivery: Delivery,
+}
+
+/// What one operation produced inside the transaction, answered after the commit.
+enum Done {
+    Published(String, Publication, Position),
+    Unit,
+}
+
+impl Writer {
+    fn run(mut self, receiver: mpsc::Receiver<Op>) {
+        while let Ok(first) = receiver.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            let outcome = self.apply(&batch);
+            match outcome {
+                Ok(done) => {
+                    for (op, done) in batch.into_iter().zip(done) {
+                        self.answer(op, done);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, operations = batch.len(), "SQLite transaction failed; nothing in it was acknowledged");
+                    for op in batch {
+                        fail(op, Error::Storage(e.to_string()));
+                    }
+                }
+            }
+        }
+        tracing::debug!("SQLite writer stopped");
+    }
+
+    fn answer(&self, op: Op, done: Done) {
+        match (op, done) {
+            (Op::Publish { reply, .. }, Done::Published(channel, publication, position)) => {
+                (self.delivery)(&channel, &publication);
+                let _ = reply.send(Ok(position));
+            }
+            (Op::Ensure { reply, .. } | Op::Check { reply } | Op::Expire { reply }, _) => {
+                let _ = reply.send(Ok(()));
+            }
+            (Op::Publish { reply, .. }, Done::Unit) => {
+                let _ = reply.send(Err(Error::Storage(
+                    "publish produced no publication".into(),
+                )));
+            }
+        }
+    }
+
+    fn apply(&mut self, batch: &[Op]) -> Result<Vec<Done>, rusqlite::Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut done = Vec::with_capacity(batch.len());
+        let now = now_ms();
+        for op in batch {
+            done.push(match op {
+                Op::Publish { channel, data, info, .. } => {
+                    let (epoch, top) = ensure(&tx, channel)?;
+                    let offset = top + 1;
+                    let options = self.channels.options(channel);
+                    tx.prepare_cached(
+                        "INSERT INTO publications (channel, offset, time_ms, data, user, client, conn_info, chan_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(params![
+                        channel,
+                        offset,
+                        now,
+                        data.get(),
+                        info.as_ref().map(|i| i.user.as_str()),
+                        info.as_ref().map(|i| i.client.as_str()),
+                        info.as_ref().and_then(|i| i.conn_info.as_ref()).map(|j| j.get()),
+                        info.as_ref().and_then(|i| i.chan_info.as_ref()).map(|j| j.get()),
+                    ])?;
+                    tx.prepare_cached("UPDATE streams SET top = ?2 WHERE channel = ?1")?
+                        .execute(params![channel, offset])?;
+                    if let Some(options) = options {
+                        let keep = i64::try_from(options.history_size).unwrap_or(i64::MAX);
+                        let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
+                        tx.prepare_cached(
+                            "DELETE FROM publications WHERE channel = ?1 AND (offset <= ?2 OR time_ms < ?3)",
+                        )?
+                        .execute(params![channel, offset - keep, now.saturating_sub(ttl)])?;
+                    }
+                    let publication = Publication {
+                        data: data.clone(),
+                        info: info.clone(),
+                        offset: u64::try_from(offset).unwrap_or(0),
+                    };
+                    let position = Position {
+                        offset: publication.offset,
+                        epoch,
+                    };
+                    Done::Published(channel.clone(), publication, position)
+                }
+                Op::Ensure { channel, .. } => {
+                    ensure(&tx, channel)?;
+                    Done::Unit
+                }
+                Op::Check { .. } => {
+                    tx.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?1)", [now])?;
+                    Done::Unit
+                }
+                Op::Expire { .. } => {
+                    expire(&self.channels, &tx, now)?;
+                    Done::Unit
+                }
+            });
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+}
+
+fn expire(
+    channels_config: &Channels,
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+) -> Result<(), rusqlite::Error> {
+    let channels: Vec<String> = tx
+        .prepare("SELECT channel FROM streams")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for channel in channels {
+        let ttl = channels_config.options(&channel).map_or(0, |o| {
+            i64::try_from(o.history_ttl.as_millis()).unwrap_or(i64::MAX)
+        });
+        tx.execute(
+            "DELETE FROM publications WHERE channel = ?1 AND time_ms < ?2",
+            params![channel, now.saturating_sub(ttl)],
+        )?;
+        // A stream whose whole history expired is lost: its next use starts a new
+        // epoch, so no client trusts an offset from before.
+        tx.execute(
+                "DELETE FROM streams WHERE channel = ?1 AND top > 0 AND NOT EXISTS (SELECT 1 FROM publications WHERE channel = ?1)",
+                [&channel],
+            )?;
+    }
+    Ok(())
+}
+
+/// The channel's (epoch, top), creating the stream when it has none.
+fn ensure(tx: &rusqlite::Transaction<'_>, channel: &str) -> Result<(String, i64), rusqlite::Error> {
+    if let Some(found) = tx
+        .prepare_cached("SELECT epoch, top FROM streams WHERE channel = ?1")?
+        .query_row([channel], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+    {
+        return Ok(found);
+    }
+    let epoch = new_epoch();
+    tx.prepare_cached("INSERT INTO streams (channel, epoch, top) VALUES (?1, ?2, 0)")?
+        .execute(params![channel, epoch])?;
+    Ok((epoch, 0))
+}
+
+fn fail(op: Op, error: Error) {
+    match op {
+        Op::Publish { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Op::Ensure { reply, .. } | Op::Check { reply } | Op::Expire { reply } => {
+            let _ = reply.send(Err(error));
+        }
+    }
+}
+
+async fn answer<T>(receiver: oneshot::Receiver<Result<T, Error>>) -> Result<T, Error> {
+    receiver.await.unwrap_or(Err(Error::Stopped))
+}
+
+impl Engine for SqliteEngine {
+    fn publish(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
+        if self.inner.channels.options(channel).is_none() {
+            return std::future::ready(Err(Error::UnknownChannel(channel.into()))).boxed();
+        }
+        let (reply, receiver) = oneshot::channel();
+        let queued = self.inner.send(Op::Publish {
+            channel: channel.to_owned(),
+            data,
+            info,
+            reply,
+        });
+        async move {
+            queued?;
+            answer(receiver).await
+        }
+        .boxed()
+    }
+
+    fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> BoxFuture<'static, Result<History, Error>> {
+        let inner = self.inner.clone();
+        let channel = channel.to_owned();
+        async move {
+            let read = {
+                let inner = inner.clone();
+                let channel = channel.clone();
+                move || inner.read_history(&channel, query)
+            };
+            if let Some(history) = blocking(read.clone()).await? {
+                return Ok(history);
+            }
+            let (reply, receiver) = oneshot::channel();
+            inner.send(Op::Ensure {
+                channel: channel.clone(),
+                reply,
+            })?;
+            answer(receiver).await?;
+            blocking(read).await?.ok_or_else(|| {
+                Error::Storage(format!(
+                    "the stream of {channel} vanished after it was created"
+                ))
+            })
+        }
+        .boxed()
+    }
+
+    fn add_presence(
+        &self,
+        channel: &str,
+        client: &str,
+        info: ClientInfo,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        self.presence.add(channel, client, info);
+        std::future::ready(Ok(())).boxed()
+    }
+
+    fn remove_presence(
+        &self,
+        channel: &str,
+        client: &str,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        self.presence.remove(channel, client);
+        std::future::ready(Ok(())).boxed()
+    }
+
+    fn presence(&self, channel: &str) -> BoxFuture<'static, Result<PresenceMap, Error>> {
+        std::future::ready(Ok(self.presence.get(channel))).boxed()
+    }
+
+    fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
+        let (reply, receiver) = oneshot::channel();
+        let queued = self.inner.send(Op::Check { reply });
+        async move {
+            queued?;
+            answer(receiver).await
+        }
+        .boxed()
+    }
+
+    fn expire(&self) -> BoxFuture<'static, Result<(), Error>> {
+        let (reply, receiver) = oneshot::channel();
+        let queued = self.inner.send(Op::Expire { reply });
+        async move {
+            queued?;
+            answer(receiver).await
+        }
+        .boxed()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        // Dropping the sender lets the writer finish what is queued, then stop.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        async move {
+            if let Some(thread) = thread {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+        }
+        .boxed()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::Storage(format!("history read failed: {e}"))))
+}

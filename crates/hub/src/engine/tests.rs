@@ -1,0 +1,250 @@
+//! The same checks against both engines.
+
+use super::*;
+use crate::config::{Channels, Config, Durability};
+use serde_json::value::RawValue;
+use std::sync::Mutex;
+
+fn json(s: &str) -> Json {
+    Arc::from(RawValue::from_string(s.to_owned()).unwrap())
+}
+
+type Delivered = Arc<Mutex<Vec<(String, u64)>>>;
+
+fn channels(history_size: usize) -> Channels {
+    let mut config = Config::default();
+    config.channels.history_size = history_size;
+    Channels::new(&config)
+}
+
+fn sink() -> (Delivery, Delivered) {
+    let delivered: Delivered = Arc::default();
+    let d = delivered.clone();
+    let delivery: Delivery = Arc::new(move |channel: &str, p: &Publication| {
+        d.lock().unwrap().push((channel.to_owned(), p.offset));
+    });
+    (delivery, delivered)
+}
+
+fn engines(
+    history_size: usize,
+    dir: &std::path::Path,
+) -> Vec<(&'static str, Arc<dyn Engine>, Delivered)> {
+    let (d1, seen1) = sink();
+    let (d2, seen2) = sink();
+    vec![
+        (
+            "memory",
+            Arc::new(MemoryEngine::new(channels(history_size), d1)) as Arc<dyn Engine>,
+            seen1,
+        ),
+        (
+            "sqlite",
+            Arc::new(
+                SqliteEngine::open(dir, Durability::Commit, channels(history_size), d2).unwrap(),
+            ),
+            seen2,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn offsets_are_contiguous_and_delivered_in_order_after_storing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, engine, delivered) in engines(100, dir.path()) {
+        // Many publishes queued at once share commits and keep their call order.
+        let acks: Vec<_> = (0..50)
+            .map(|i| engine.publish("a", json(&i.to_string()), None))
+            .collect();
+        let mut offsets = Vec::new();
+        for ack in acks {
+            offsets.push(ack.await.unwrap().offset);
+        }
+        assert_eq!(offsets, (1..=50).collect::<Vec<_>>(), "{name}");
+        let seen: Vec<u64> = delivered.lock().unwrap().iter().map(|(_, o)| *o).collect();
+        assert_eq!(seen, offsets, "{name}: delivered in offset order");
+        let history = engine.history("a", HistoryQuery::default()).await.unwrap();
+        assert_eq!(history.publications.len(), 50, "{name}");
+        for (i, p) in history.publications.iter().enumerate() {
+            assert_eq!(p.data.get(), i.to_string(), "{name}");
+            assert_eq!(p.offset, i as u64 + 1, "{name}");
+        }
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn history_selects_since_limit_and_reverse_and_keeps_history_size() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, engine, _) in engines(5, dir.path()) {
+        for i in 1..=8 {
+            engine
+                .publish("b", json(&i.to_string()), None)
+                .await
+                .unwrap();
+        }
+        let offsets = |h: &History| h.publications.iter().map(|p| p.offset).collect::<Vec<_>>();
+        let all = engine.history("b", HistoryQuery::default()).await.unwrap();
+        assert_eq!(
+            offsets(&all),
+            [4, 5, 6, 7, 8],
+            "{name}: only history_size kept"
+        );
+        assert_eq!((all.position.offset, all.oldest), (8, 4), "{name}");
+        let since = engine
+            .history(
+                "b",
+                HistoryQuery {
+                    since: Some(5),
+                    limit: Some(2),
+                    reverse: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(offsets(&since), [6, 7], "{name}");
+        let reverse = engine
+            .history(
+                "b",
+                HistoryQuery {
+                    since: None,
+                    limit: Some(2),
+                    reverse: true,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(offsets(&reverse), [8, 7], "{name}");
+        let before = engine
+            .history(
+                "b",
+                HistoryQuery {
+                    since: Some(6),
+                    limit: None,
+                    reverse: true,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(offsets(&before), [5, 4], "{name}");
+        let position_only = engine
+            .history(
+                "b",
+                HistoryQuery {
+                    since: None,
+                    limit: Some(0),
+                    reverse: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(position_only.publications.is_empty(), "{name}");
+        assert_eq!(position_only.position, all.position, "{name}");
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_channel_gets_an_epoch_that_its_publications_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, engine, _) in engines(10, dir.path()) {
+        let empty = engine
+            .history("fresh", HistoryQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(empty.position.offset, 0, "{name}");
+        assert!(!empty.position.epoch.is_empty(), "{name}");
+        let position = engine.publish("fresh", json("1"), None).await.unwrap();
+        assert_eq!(
+            position,
+            Position {
+                offset: 1,
+                epoch: empty.position.epoch.clone()
+            },
+            "{name}"
+        );
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_keeps_streams_across_restarts_and_memory_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, _) = sink();
+    let first = SqliteEngine::open(dir.path(), Durability::Fsync, channels(10), d).unwrap();
+    let position = first.publish("c", json("{\"k\":1}"), None).await.unwrap();
+    first.shutdown().await;
+    let (d, _) = sink();
+    let second = SqliteEngine::open(dir.path(), Durability::Fsync, channels(10), d).unwrap();
+    let history = second.history("c", HistoryQuery::default()).await.unwrap();
+    assert_eq!(history.position, position);
+    assert_eq!(history.publications[0].data.get(), "{\"k\":1}");
+    assert_eq!(
+        second.publish("c", json("2"), None).await.unwrap().offset,
+        2
+    );
+    second.shutdown().await;
+    assert!(matches!(
+        second.publish("c", json("3"), None).await,
+        Err(Error::Stopped)
+    ));
+
+    let (d, _) = sink();
+    let memory = MemoryEngine::new(channels(10), d);
+    let before = memory.publish("c", json("1"), None).await.unwrap();
+    let (d, _) = sink();
+    let restarted = MemoryEngine::new(channels(10), d);
+    let after = restarted
+        .history("c", HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_ne!(
+        after.position.epoch, before.epoch,
+        "a restarted memory engine must not reuse an epoch"
+    );
+}
+
+#[tokio::test]
+async fn publisher_info_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, engine, _) in engines(10, dir.path()) {
+        let info = ClientInfo {
+            user: "42".into(),
+            client: "c1".into(),
+            conn_info: Some(json("{\"name\":\"Ada\"}")),
+            chan_info: None,
+        };
+        engine.publish("d", json("1"), Some(info)).await.unwrap();
+        engine.publish("d", json("2"), None).await.unwrap();
+        let history = engine.history("d", HistoryQuery::default()).await.unwrap();
+        let got = history.publications[0].info.as_ref().unwrap();
+        assert_eq!(
+            (got.user.as_str(), got.client.as_str()),
+            ("42", "c1"),
+            "{name}"
+        );
+        assert_eq!(
+            got.conn_info.as_ref().unwrap().get(),
+            "{\"name\":\"Ada\"}",
+            "{name}"
+        );
+        assert!(history.publications[1].info.is_none(), "{name}");
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_namespaces_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, engine, delivered) in engines(10, dir.path()) {
+        assert!(
+            matches!(
+                engine.publish("nope:x", json("1"), None).await,
+                Err(Error::UnknownChannel(_))
+            ),
+            "{name}"
+        );
+        assert!(delivered.lock().unwrap().is_empty(), "{name}");
+        engine.shutdown().await;
+    }
+}

@@ -1,0 +1,265 @@
+//! The server HTTP API, compatible with Centrifugo's: `POST /api/<method>` with a JSON
+//! body, the key in `X-API-Key: KEY` or `Authorization: apikey KEY`, and an answer of
+//! `{"result": ...}` or `{"error": {"code", "message"}}`. Publish answers only after the
+//! commit, with the publication's offset and epoch.
+
+use crate::engine::{HistoryQuery, Position};
+use crate::node::Node;
+use crate::protocol::command::StreamPosition;
+use crate::protocol::reply::HistoryResult;
+use crate::protocol::ErrorCode;
+use crate::session::stats;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the API answers: the HTTP status and the JSON body.
+pub type Answer = (StatusCode, String);
+
+fn error(code: ErrorCode) -> String {
+    format!(
+        "{{\"error\":{{\"code\":{},\"message\":\"{}\"}}}}",
+        code.code(),
+        code.message()
+    )
+}
+
+fn result<T: Serialize>(value: &T) -> String {
+    format!(
+        "{{\"result\":{}}}",
+        serde_json::to_string(value).expect("API results serialize")
+    )
+}
+
+/// Whether the request carries the configured key.
+pub fn authorized(headers: &HeaderMap, key: &str) -> bool {
+    let given = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("apikey ").map(|k| k.trim().to_owned()))
+        });
+    // Compare in constant time: the key is a secret.
+    given.is_some_and(|g| {
+        g.len() == key.len()
+            && g.bytes()
+                .zip(key.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+#[derive(Deserialize)]
+struct PublishParams {
+    channel: String,
+    data: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct BroadcastParams {
+    channels: Vec<String>,
+    data: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct ChannelParams {
+    channel: String,
+}
+
+#[derive(Deserialize)]
+struct HistoryParams {
+    channel: String,
+    #[serde(default)]
+    limit: i32,
+    since: Option<StreamPosition>,
+    #[serde(default)]
+    reverse: bool,
+}
+
+#[derive(Serialize)]
+struct PublishResult {
+    offset: u64,
+    epoch: String,
+}
+
+impl From<Position> for PublishResult {
+    fn from(p: Position) -> Self {
+        PublishResult {
+            offset: p.offset,
+            epoch: p.epoch,
+        }
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Answer> {
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{{\"error\":{{\"code\":107,\"message\":{}}}}}",
+                serde_json::to_string(&format!("bad request: {e}")).expect("a string serializes")
+            ),
+        )
+    })
+}
+
+/// Answers `POST /api/<method>` with `body`; the key was already checked.
+pub async fn call(node: &Arc<Node>, method: &str, body: &[u8]) -> Answer {
+    match dispatch(node, method, body).await {
+        Ok(body) => (StatusCode::OK, body),
+        Err(answer) => answer,
+    }
+}
+
+async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String, Answer> {
+    node.metrics.commands.inc(&format!("api_{method}"));
+    Ok(match method {
+        "publish" => {
+            let params: PublishParams = parse(body)?;
+            publish(node, &params.channel, params.data).await
+        }
+        "broadcast" => {
+            let params: BroadcastParams = parse(body)?;
+            let Some(data) = params.data else {
+                return Ok(error(ErrorCode::BadRequest));
+            };
+            let data: Arc<RawValue> = Arc::from(data);
+            // Queue every channel's publish first (one commit group), then await them.
+            let started = Instant::now();
+            let acks: Vec<_> = params
+                .channels
+                .iter()
+                .map(|channel| {
+                    (
+                        node.channels.options(channel).is_some(),
+                        node.engine.publish(channel, data.clone(), None),
+                    )
+                })
+                .collect();
+            let mut responses = Vec::with_capacity(acks.len());
+            for (known, ack) in acks {
+                responses.push(if !known {
+                    error(ErrorCode::UnknownChannel)
+                } else {
+                    match ack.await {
+                        Ok(position) => {
+                            node.metrics.publications.inc();
+                            node.metrics.ack_latency.observe(started.elapsed());
+                            result(&PublishResult::from(position))
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "API broadcast not stored");
+                            error(ErrorCode::Internal)
+                        }
+                    }
+                });
+            }
+            format!("{{\"result\":{{\"responses\":[{}]}}}}", responses.join(","))
+        }
+        "history" => {
+            let params: HistoryParams = parse(body)?;
+            if node.channels.options(&params.channel).is_none() {
+                return Ok(error(ErrorCode::UnknownChannel));
+            }
+            let query = HistoryQuery {
+                since: params.since.as_ref().map(|s| s.offset),
+                limit: if params.limit < 0 {
+                    None
+                } else {
+                    Some(usize::try_from(params.limit).unwrap_or(0))
+                },
+                reverse: params.reverse,
+            };
+            match node.engine.history(&params.channel, query).await {
+                Ok(history) => {
+                    if params
+                        .since
+                        .as_ref()
+                        .is_some_and(|s| s.epoch != history.position.epoch)
+                    {
+                        return Ok(error(ErrorCode::UnrecoverablePosition));
+                    }
+                    result(&HistoryResult {
+                        publications: history.publications,
+                        epoch: history.position.epoch,
+                        offset: history.position.offset,
+                    })
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "API history failed");
+                    error(ErrorCode::Internal)
+                }
+            }
+        }
+        "presence" | "presence_stats" => {
+            let params: ChannelParams = parse(body)?;
+            let Some(options) = node.channels.options(&params.channel) else {
+                return Ok(error(ErrorCode::UnknownChannel));
+            };
+            if !options.presence {
+                return Ok(error(ErrorCode::NotAvailable));
+            }
+            match node.engine.presence(&params.channel).await {
+                Ok(presence) if method == "presence" => {
+                    result(&crate::protocol::reply::PresenceResult { presence })
+                }
+                Ok(presence) => result(&stats(&presence)),
+                Err(e) => {
+                    tracing::error!(error = %e, "API presence failed");
+                    error(ErrorCode::Internal)
+                }
+            }
+        }
+        "info" => {
+            #[derive(Serialize)]
+            struct NodeInfo {
+                name: &'static str,
+                version: &'static str,
+                num_clients: usize,
+                num_subs: i64,
+            }
+            #[derive(Serialize)]
+            struct Info {
+                nodes: Vec<NodeInfo>,
+            }
+            result(&Info {
+                nodes: vec![NodeInfo {
+                    name: "duplex-hub",
+                    version: crate::session::VERSION,
+                    num_clients: node.registry.client_count(),
+                    num_subs: node.metrics.subscriptions.get(),
+                }],
+            })
+        }
+        _ => {
+            return Err((StatusCode::NOT_FOUND, error(ErrorCode::MethodNotFound)));
+        }
+    })
+}
+
+async fn publish(node: &Arc<Node>, channel: &str, data: Option<Box<RawValue>>) -> String {
+    if node.channels.options(channel).is_none() {
+        return error(ErrorCode::UnknownChannel);
+    }
+    let Some(data) = data else {
+        return error(ErrorCode::BadRequest);
+    };
+    let started = Instant::now();
+    match node.engine.publish(channel, Arc::from(data), None).await {
+        Ok(position) => {
+            node.metrics.publications.inc();
+            node.metrics.ack_latency.observe(started.elapsed());
+            result(&PublishResult::from(position))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "API publish not stored");
+            error(ErrorCode::Internal)
+        }
+    }
+}

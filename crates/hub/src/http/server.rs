@@ -1,0 +1,168 @@
+//! The listener: hyper serves every connection (HTTP/1.1 with upgrades), routes plain
+//! requests, and hands `/connection/websocket` upgrades to a session.
+
+use super::{api, page};
+use crate::node::Node;
+use crate::session;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+/// The largest API request body, in bytes.
+const MAX_API_BODY: usize = 1 << 20;
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    respond(status, "application/json", body)
+}
+
+/// Accepts connections until the node's shutdown token is cancelled; connection tasks
+/// are tracked by `tasks`.
+pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::from_millis(5);
+                pair
+            }
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "accept failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        let inner_tasks = tasks.clone();
+        tasks.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let node = node.clone();
+                let tasks = inner_tasks.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(node, tasks, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn route(
+    node: Arc<Node>,
+    tasks: TaskTracker,
+    mut request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    match (request.method(), path.as_str()) {
+        (_, "/connection/websocket") => {
+            if node.shutdown.is_cancelled() {
+                return respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "shutting down\n",
+                );
+            }
+            match duplex::hyper::upgrade(&mut request, node.websocket.clone()) {
+                Ok((response, pending)) => {
+                    tasks.spawn(async move {
+                        match pending.await {
+                            Ok(ws) => session::run(node, ws).await,
+                            Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
+                        }
+                    });
+                    response
+                }
+                Err(rejection) => {
+                    node.metrics
+                        .handshake_failures
+                        .inc(&rejection.status().as_u16().to_string());
+                    tracing::info!(
+                        status = rejection.status().as_u16(),
+                        reason = rejection.reason(),
+                        "WebSocket handshake refused"
+                    );
+                    rejection.into_response()
+                }
+            }
+        }
+        (&Method::GET, "/") => {
+            respond(StatusCode::OK, "text/html; charset=utf-8", page::INDEX_HTML)
+        }
+        (&Method::GET, "/healthz") => match node.engine.check_writable().await {
+            Ok(()) => respond(StatusCode::OK, "text/plain", "ok\n"),
+            Err(e) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("storage is not writable: {e}\n"),
+            ),
+        },
+        (&Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            node.metrics.render(),
+        ),
+        (&Method::POST, p) if p.starts_with("/api/") => {
+            let method = p["/api/".len()..].to_owned();
+            let Some(key) = node.config.api_key.clone() else {
+                return json(
+                    StatusCode::FORBIDDEN,
+                    "{\"error\":{\"code\":103,\"message\":\"the HTTP API is off: set api_key\"}}"
+                        .into(),
+                );
+            };
+            if !api::authorized(request.headers(), &key) {
+                node.metrics.auth_failures.inc("api key");
+                return json(
+                    StatusCode::UNAUTHORIZED,
+                    "{\"error\":{\"code\":101,\"message\":\"unauthorized\"}}".into(),
+                );
+            }
+            let body = match Limited::new(request.into_body(), MAX_API_BODY).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) => {
+                    return json(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("{{\"error\":{{\"code\":107,\"message\":\"request body unreadable or over {MAX_API_BODY} bytes: {}\"}}}}", e.to_string().replace('"', "'")),
+                    )
+                }
+            };
+            let (status, body) = api::call(&node, &method, &body).await;
+            json(status, body)
+        }
+        (_, "/" | "/healthz" | "/metrics") => respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n",
+        ),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}

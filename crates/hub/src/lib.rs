@@ -1,0 +1,120 @@
+//! duplex-hub: the real-time server behind `duplex serve`.
+//!
+//! It speaks the Centrifugo client protocol (v2, JSON) at `/connection/websocket`, so the
+//! official Centrifugo SDKs connect unchanged; acknowledges a publish only once it is
+//! stored; and lets a client that reconnects recover every publication it missed.
+//!
+//! The parts, each in its own module: [`protocol`] (the codec, no IO), [`session`] (one
+//! connection), [`registry`] (subscriptions and fan-out), [`engine`] (storage, delivery
+//! and presence: memory and SQLite), [`auth`], [`config`], [`http`] (the API, health,
+//! metrics, the start page) and [`metrics`].
+
+pub mod auth;
+pub mod config;
+pub mod devmode;
+pub mod engine;
+mod error;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod protocol;
+pub mod registry;
+pub mod session;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use error::Error;
+pub use node::Node;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+/// A hub bound to its address, ready to run.
+pub struct Hub {
+    node: Arc<Node>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Hub {
+    /// Opens storage and binds `config.host:config.port`.
+    pub async fn bind(config: Config) -> Result<Hub, Error> {
+        let addr = format!("{}:{}", config.host, config.port);
+        let node = Node::new(config)?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        Ok(Hub {
+            node,
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address it listens on (with the real port when the config asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, disconnects every client
+    /// with the shutdown code (they reconnect elsewhere or later) and finishes pending
+    /// commits.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let Hub {
+            node,
+            listener,
+            local_addr,
+        } = self;
+        tracing::info!(address = %local_addr, "duplex hub listening on http://{local_addr}/ (WebSocket at /connection/websocket)");
+        let tasks = TaskTracker::new();
+        let expiry = tokio::spawn({
+            let node = node.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        () = node.shutdown.cancelled() => return,
+                        _ = tick.tick() => {
+                            if let Err(e) = node.engine.expire().await {
+                                tracing::warn!(error = %e, "expiring old history failed");
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let server = tokio::spawn(http::server::serve(node.clone(), listener, tasks.clone()));
+        shutdown.await;
+        tracing::info!("shutting down: disconnecting clients (3001) and finishing commits");
+        node.shutdown.cancel();
+        let _ = server.await;
+        let _ = expiry.await;
+        tasks.close();
+        if tokio::time::timeout(node.config.shutdown_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?node.config.shutdown_timeout,
+                "some connections did not finish within shutdown_timeout"
+            );
+        }
+        node.engine.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

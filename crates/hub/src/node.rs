@@ -1,0 +1,83 @@
+//! The state one hub process shares between its connections and its HTTP API.
+
+use crate::auth::Verifier;
+use crate::config::{Channels, Config, EngineKind};
+use crate::engine::{Delivery, Engine, MemoryEngine, SqliteEngine};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The hub's shared state.
+pub struct Node {
+    /// The configuration in force.
+    pub config: Config,
+    /// Channel options by namespace.
+    pub channels: Channels,
+    /// Storage, delivery and presence.
+    pub engine: Arc<dyn Engine>,
+    /// Connection token verifier (absent: tokens are refused).
+    pub verifier: Option<Verifier>,
+    /// Subscriptions on this node.
+    pub registry: Arc<Registry>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the hub shuts down.
+    pub shutdown: CancellationToken,
+    /// WebSocket settings for client connections.
+    pub websocket: Arc<duplex::Config>,
+    next_client: AtomicU64,
+    node_tag: u64,
+}
+
+impl Node {
+    /// Opens the engine the configuration names and builds the node.
+    pub fn new(config: Config) -> Result<Arc<Node>, Error> {
+        config.validate()?;
+        let channels = Channels::new(&config);
+        let metrics = Arc::new(Metrics::default());
+        let registry = Arc::new(Registry::new(metrics.clone()));
+        let delivery: Delivery = {
+            let registry = registry.clone();
+            Arc::new(move |channel, publication| registry.deliver(channel, publication))
+        };
+        let engine: Arc<dyn Engine> = match config.engine {
+            EngineKind::Memory => Arc::new(MemoryEngine::new(channels.clone(), delivery)),
+            EngineKind::Sqlite => Arc::new(SqliteEngine::open(
+                &config.data_dir,
+                config.durability,
+                channels.clone(),
+                delivery,
+            )?),
+        };
+        let mut websocket = duplex::Config::default();
+        websocket.limits.max_message_size = config.max_message_size;
+        websocket.limits.max_frame_size = config.max_message_size;
+        // The hub's own ping (the protocol's, in JSON) checks liveness.
+        websocket.ping_interval = None;
+        let verifier = config.token_hmac_secret.as_deref().map(Verifier::new);
+        Ok(Arc::new(Node {
+            channels,
+            engine,
+            verifier,
+            registry,
+            metrics,
+            shutdown: CancellationToken::new(),
+            websocket: Arc::new(websocket),
+            next_client: AtomicU64::new(1),
+            node_tag: {
+                use rand::Rng;
+                rand::rng().random()
+            },
+            config,
+        }))
+    }
+
+    /// A client id unique on this node and across restarts.
+    pub fn new_client_id(&self) -> String {
+        let n = self.next_client.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}-{n}", self.node_tag)
+    }
+}

@@ -1,0 +1,230 @@
+//! Who is subscribed where, and fan-out: each publication is encoded once, as one shared
+//! WebSocket frame, and the same bytes are queued for every subscriber.
+//!
+//! Every connection has a bounded queue. A subscriber whose queue is full is not waited
+//! for: it is ended with the slow-consumer disconnect (it reconnects and recovers from
+//! its offset), so one slow reader never holds up a channel or grows memory.
+
+use crate::metrics::Metrics;
+use crate::protocol::reply::{self, ClientInfo, Publication};
+use crate::protocol::DisconnectCode;
+use duplex::{Message, SharedFrame};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, Notify};
+
+/// What the hub queues for a connection.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A publication in a channel; skipped when the connection already has its offset
+    /// (recovery read it from history).
+    Publication {
+        /// The channel.
+        channel: Arc<str>,
+        /// Its offset.
+        offset: u64,
+        /// The encoded push.
+        frame: SharedFrame,
+    },
+    /// Any other push for a channel (join, leave), sent while subscribed.
+    Push {
+        /// The channel.
+        channel: Arc<str>,
+        /// The encoded push.
+        frame: SharedFrame,
+    },
+}
+
+/// The hub's side of one connection: its queue and how to end it.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// The client id.
+    pub id: String,
+    /// The user id.
+    pub user: String,
+    queue: mpsc::Sender<Outgoing>,
+    end: Mutex<Option<DisconnectCode>>,
+    ended: Notify,
+}
+
+impl ClientHandle {
+    /// A handle and the receiving end of its queue of `capacity` messages.
+    pub fn new(id: String, user: String, capacity: usize) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
+        let (queue, receiver) = mpsc::channel(capacity);
+        let handle = ClientHandle {
+            id,
+            user,
+            queue,
+            end: Mutex::new(None),
+            ended: Notify::new(),
+        };
+        (Arc::new(handle), receiver)
+    }
+
+    /// Asks the session to disconnect with `code` (the first request wins).
+    pub fn end(&self, code: DisconnectCode) {
+        let mut end = self.end.lock().unwrap_or_else(|e| e.into_inner());
+        if end.is_none() {
+            *end = Some(code);
+            self.ended.notify_one();
+        }
+    }
+
+    /// Resolves with the disconnect code once [`end`](Self::end) was called.
+    pub async fn ended(&self) -> DisconnectCode {
+        loop {
+            if let Some(code) = *self.end.lock().unwrap_or_else(|e| e.into_inner()) {
+                return code;
+            }
+            self.ended.notified().await;
+        }
+    }
+
+    fn offer(&self, item: Outgoing, metrics: &Metrics) -> bool {
+        match self.queue.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.slow_disconnects.inc();
+                tracing::info!(client = %self.id, "client too slow: its queue is full; disconnecting (3008)");
+                self.end(DisconnectCode::Slow);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+struct Subscriber {
+    client: Arc<ClientHandle>,
+    join_leave: bool,
+}
+
+/// Channel subscriptions on this node.
+pub struct Registry {
+    channels: Mutex<HashMap<Arc<str>, Vec<Subscriber>>>,
+    clients: Mutex<HashMap<String, Arc<ClientHandle>>>,
+    metrics: Arc<Metrics>,
+}
+
+fn text_frame(line: String) -> SharedFrame {
+    SharedFrame::new(&Message::text(line)).expect("a text message can always be shared")
+}
+
+impl Registry {
+    /// An empty registry counting into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Registry {
+            channels: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// Adds a connected client.
+    pub fn add_client(&self, client: Arc<ClientHandle>) {
+        self.metrics.connections.inc();
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.insert(client.id.clone(), client);
+    }
+
+    /// Removes a client (its subscriptions are removed by the session).
+    pub fn remove_client(&self, id: &str) {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if clients.remove(id).is_some() {
+            self.metrics.connections.dec();
+        }
+    }
+
+    /// Every connected client (for shutdown).
+    pub fn clients(&self) -> Vec<Arc<ClientHandle>> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.values().cloned().collect()
+    }
+
+    /// The number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Subscribes `client` to `channel`; from now on it gets the channel's publications.
+    pub fn subscribe(
+        &self,
+        channel: &str,
+        client: &Arc<ClientHandle>,
+        join_leave: bool,
+    ) -> Arc<str> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let key: Arc<str> = match channels.get_key_value(channel) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(channel),
+        };
+        channels.entry(key.clone()).or_default().push(Subscriber {
+            client: client.clone(),
+            join_leave,
+        });
+        self.metrics.subscriptions.inc();
+        key
+    }
+
+    /// Removes `client`'s subscription to `channel`.
+    pub fn unsubscribe(&self, channel: &str, client_id: &str) {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(subscribers) = channels.get_mut(channel) {
+            let before = subscribers.len();
+            subscribers.retain(|s| s.client.id != client_id);
+            if subscribers.len() < before {
+                self.metrics.subscriptions.dec();
+            }
+            if subscribers.is_empty() {
+                channels.remove(channel);
+            }
+        }
+    }
+
+    /// Queues a stored publication for every subscriber of `channel`: one encoding, the
+    /// same bytes for all.
+    pub fn deliver(&self, channel: &str, publication: &Publication) {
+        let frame = text_frame(reply::encode_publication(channel, publication));
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((key, subscribers)) = channels.get_key_value(channel) else {
+            return;
+        };
+        let mut delivered = 0;
+        for subscriber in subscribers {
+            let item = Outgoing::Publication {
+                channel: key.clone(),
+                offset: publication.offset,
+                frame: frame.clone(),
+            };
+            if subscriber.client.offer(item, &self.metrics) {
+                delivered += 1;
+            }
+        }
+        self.metrics.deliveries.add(delivered);
+    }
+
+    /// Sends a join (`joined`) or leave push to the subscribers of `channel` that asked
+    /// for them, except the client it is about.
+    pub fn announce(&self, channel: &str, info: &ClientInfo, joined: bool) {
+        let line = if joined {
+            reply::encode_join(channel, info)
+        } else {
+            reply::encode_leave(channel, info)
+        };
+        let frame = text_frame(line);
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((key, subscribers)) = channels.get_key_value(channel) else {
+            return;
+        };
+        for subscriber in subscribers
+            .iter()
+            .filter(|s| s.join_leave && s.client.id != info.client)
+        {
+            let item = Outgoing::Push {
+                channel: key.clone(),
+                frame: frame.clone(),
+            };
+            subscriber.client.offer(item, &self.metrics);
+        }
+    }
+}

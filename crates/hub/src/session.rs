@@ -1,0 +1,650 @@
+//! One client connection: commands in, replies and pushes out.
+//!
+//! The session is one task that owns the WebSocket. It answers commands in the order
+//! they arrive, except publishes, whose acknowledgements wait for the commit and are
+//! sent when it is done (the protocol matches replies by id). Pushes come through the
+//! connection's bounded queue; a publication is sent only if its offset is past what the
+//! connection already has, which is how the switch from history to the live stream has
+//! no gap and no duplicate.
+
+use crate::auth::{unix_now, Identity, TokenError};
+use crate::engine::HistoryQuery;
+use crate::node::Node;
+use crate::protocol::command::{
+    ChannelRequest, ConnectRequest, HistoryRequest, PublishRequest, RefreshRequest,
+    SubscribeRequest,
+};
+use crate::protocol::reply::{
+    self, ClientInfo, ConnectResult, HistoryResult, PresenceResult, PresenceStatsResult,
+    RefreshResult, Reply, SubscribeResult,
+};
+use crate::protocol::{decode, DisconnectCode, ErrorCode, Request};
+use crate::registry::{ClientHandle, Outgoing};
+use duplex::{CloseFrame, Message, WebSocket};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant as TokioInstant};
+
+/// The hub's version string in connect replies.
+pub const VERSION: &str = concat!("duplex-hub ", env!("CARGO_PKG_VERSION"));
+
+/// Pushes taken from the queue per write: bounds the time between reads.
+const QUEUE_BATCH: usize = 256;
+
+type Pending = FuturesUnordered<BoxFuture<'static, String>>;
+
+struct Subscription {
+    /// The last offset sent (or recovered); later publications only.
+    offset: u64,
+    join_leave: bool,
+}
+
+struct Connected {
+    identity: Identity,
+    anonymous: bool,
+    handle: Arc<ClientHandle>,
+    queue: mpsc::Receiver<Outgoing>,
+    subscriptions: HashMap<Arc<str>, Subscription>,
+}
+
+impl Connected {
+    fn info(&self) -> ClientInfo {
+        ClientInfo {
+            user: self.identity.user.clone(),
+            client: self.handle.id.clone(),
+            conn_info: self.identity.info.clone(),
+            chan_info: None,
+        }
+    }
+}
+
+/// What a command's handling decided.
+enum Step {
+    /// Reply lines to send (possibly none).
+    Continue,
+    /// End the connection with this code.
+    Disconnect(DisconnectCode),
+}
+
+/// Runs a session until the client leaves or the hub ends it.
+pub async fn run<S>(node: Arc<Node>, mut ws: WebSocket<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = Session {
+        node: node.clone(),
+        connected: None,
+        out: Vec::new(),
+        pending: FuturesUnordered::new(),
+    };
+    let code = session.serve(&mut ws).await;
+    if let Some(code) = code {
+        node.metrics.disconnects.inc(code.label());
+        let frame = CloseFrame::new(code.code(), code.reason());
+        let _ = ws.close(Some(frame)).await;
+    } else {
+        node.metrics.disconnects.inc("client closed");
+    }
+    session.leave_all().await;
+}
+
+struct Session {
+    node: Arc<Node>,
+    connected: Option<Connected>,
+    /// Reply lines to send with the next write.
+    out: Vec<String>,
+    /// Publish acknowledgements waiting for their commit.
+    pending: Pending,
+}
+
+impl Session {
+    /// The main loop; returns the disconnect code, or `None` when the client left.
+    async fn serve<S>(&mut self, ws: &mut WebSocket<S>) -> Option<DisconnectCode>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let node = self.node.clone();
+        let config = &node.config;
+        let connect_deadline = TokioInstant::now() + config.connect_timeout;
+        let mut next_ping = TokioInstant::now() + config.ping_interval;
+        let mut pong_deadline: Option<TokioInstant> = None;
+        let shutdown = self.node.shutdown.clone();
+        loop {
+            let expires = self.expiry_deadline();
+            let handle = self.connected.as_ref().map(|c| c.handle.clone());
+            let step = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Step::Disconnect(DisconnectCode::Shutdown),
+                code = async { match &handle { Some(h) => h.ended().await, None => std::future::pending().await } } => Step::Disconnect(code),
+                message = ws.recv() => match message {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                    Some(Ok(Message::Text(text))) => {
+                        pong_deadline = None;
+                        self.handle_message(text.as_str()).await
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        tracing::info!("binary message on the JSON protocol; disconnecting (3501)");
+                        Step::Disconnect(DisconnectCode::BadRequest)
+                    }
+                    Some(Ok(_)) => Step::Continue,
+                },
+                Some(line) = self.pending.next(), if !self.pending.is_empty() => {
+                    self.out.push(line);
+                    Step::Continue
+                }
+                item = async { match self.connected.as_mut() { Some(c) => c.queue.recv().await, None => std::future::pending().await } } => {
+                    if let Some(item) = item {
+                        if let Err(e) = self.forward(ws, item).await {
+                            tracing::debug!(error = %e, "write failed");
+                            return None;
+                        }
+                    }
+                    Step::Continue
+                }
+                () = sleep_until(connect_deadline), if self.connected.is_none() => {
+                    tracing::info!("no connect command within connect_timeout; disconnecting (3502)");
+                    Step::Disconnect(DisconnectCode::Stale)
+                }
+                () = sleep_until(next_ping), if self.connected.is_some() && pong_deadline.is_none() => {
+                    self.out.push(reply::PING.to_owned());
+                    next_ping = TokioInstant::now() + config.ping_interval;
+                    pong_deadline = Some(TokioInstant::now() + config.pong_timeout);
+                    Step::Continue
+                }
+                () = async { match pong_deadline { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
+                    tracing::info!("no pong within pong_timeout; disconnecting (3012)");
+                    Step::Disconnect(DisconnectCode::NoPong)
+                }
+                () = async { match expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
+                    tracing::info!("connection token expired without a refresh; disconnecting (3005)");
+                    Step::Disconnect(DisconnectCode::Expired)
+                }
+            };
+            if !self.out.is_empty() {
+                let message = self.out.join("\n");
+                self.out.clear();
+                if ws.send(Message::text(message)).await.is_err() {
+                    return None;
+                }
+            }
+            if let Step::Disconnect(code) = step {
+                return Some(code);
+            }
+        }
+    }
+
+    fn expiry_deadline(&self) -> Option<TokioInstant> {
+        let at = self.connected.as_ref()?.identity.expires_at?;
+        let left = at.saturating_sub(unix_now());
+        Some(TokioInstant::now() + Duration::from_secs(left))
+    }
+
+    /// Sends a queued push, and whatever else is queued, in one write.
+    async fn forward<S>(
+        &mut self,
+        ws: &mut WebSocket<S>,
+        first: Outgoing,
+    ) -> Result<(), duplex::Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut item = Some(first);
+        let mut taken = 0;
+        while let Some(current) = item.take() {
+            let Some(connected) = self.connected.as_mut() else {
+                break;
+            };
+            match current {
+                Outgoing::Publication {
+                    channel,
+                    offset,
+                    frame,
+                } => {
+                    if let Some(sub) = connected.subscriptions.get_mut(&channel) {
+                        if offset > sub.offset {
+                            sub.offset = offset;
+                            ws.feed_shared(&frame).await?;
+                        }
+                    }
+                }
+                Outgoing::Push { channel, frame } => {
+                    if connected
+                        .subscriptions
+                        .get(&channel)
+                        .is_some_and(|s| s.join_leave)
+                    {
+                        ws.feed_shared(&frame).await?;
+                    }
+                }
+            }
+            taken += 1;
+            if taken < QUEUE_BATCH {
+                item = connected.queue.try_recv().ok();
+            }
+        }
+        ws.flush().await
+    }
+
+    async fn handle_message(&mut self, text: &str) -> Step {
+        let commands = match decode(text) {
+            Ok(commands) => commands,
+            Err(e) => {
+                tracing::info!(error = %e, "malformed command; disconnecting (3501)");
+                return Step::Disconnect(DisconnectCode::BadRequest);
+            }
+        };
+        for command in commands {
+            self.node.metrics.commands.inc(command.request.method());
+            let id = command.id;
+            let result = match command.request {
+                Request::Pong => continue,
+                Request::Connect(r) => self.connect(r).await,
+                _ if self.connected.is_none() => {
+                    tracing::info!("command before connect; disconnecting (3501)");
+                    return Step::Disconnect(DisconnectCode::BadRequest);
+                }
+                Request::Subscribe(r) => self.subscribe(r).await.map(Reply::Subscribe),
+                Request::Unsubscribe(r) => self.unsubscribe(r).await,
+                Request::Publish(r) => match self.publish(id, r) {
+                    Ok(()) => continue,
+                    Err(e) => Err(Failure::Error(e)),
+                },
+                Request::Presence(r) => self.presence(r).await,
+                Request::PresenceStats(r) => self.presence_stats(r).await,
+                Request::History(r) => self.history(r).await,
+                Request::Ping => Ok(Reply::Ping),
+                Request::Refresh(r) => self.refresh(r),
+                Request::Send => continue,
+                Request::Rpc | Request::SubRefresh => Err(Failure::Error(ErrorCode::NotAvailable)),
+            };
+            match result {
+                Ok(reply) => self.out.push(reply::encode_reply(id, &reply)),
+                Err(Failure::Error(code)) => self.out.push(reply::encode_error(id, code)),
+                Err(Failure::Disconnect(code)) => return Step::Disconnect(code),
+            }
+        }
+        Step::Continue
+    }
+
+    fn verify(&self, token: &str) -> Result<Identity, Failure> {
+        let metrics = &self.node.metrics;
+        let Some(verifier) = &self.node.verifier else {
+            metrics.auth_failures.inc("no secret configured");
+            tracing::info!("token refused: no token_hmac_secret is configured");
+            return Err(Failure::Disconnect(DisconnectCode::InvalidToken));
+        };
+        verifier.verify(token, unix_now()).map_err(|e| match e {
+            TokenError::Expired { .. } => {
+                metrics.auth_failures.inc("expired");
+                tracing::info!(error = %e, "token refused");
+                Failure::Error(ErrorCode::TokenExpired)
+            }
+            TokenError::Invalid(_) => {
+                metrics.auth_failures.inc("invalid");
+                tracing::info!(error = %e, "token refused; disconnecting (3500)");
+                Failure::Disconnect(DisconnectCode::InvalidToken)
+            }
+        })
+    }
+
+    async fn connect(&mut self, request: ConnectRequest) -> Result<Reply, Failure> {
+        if self.connected.is_some() {
+            tracing::info!("second connect command; disconnecting (3501)");
+            return Err(Failure::Disconnect(DisconnectCode::BadRequest));
+        }
+        let (identity, anonymous) = if request.token.is_empty() {
+            if !self.node.config.allow_anonymous {
+                self.node.metrics.auth_failures.inc("missing token");
+                tracing::info!("connect without a token refused: allow_anonymous is off");
+                return Err(Failure::Error(ErrorCode::Unauthorized));
+            }
+            let identity = Identity {
+                user: String::new(),
+                expires_at: None,
+                info: None,
+                channels: Vec::new(),
+            };
+            (identity, true)
+        } else {
+            (self.verify(&request.token)?, false)
+        };
+        let config = &self.node.config;
+        let (handle, queue) = ClientHandle::new(
+            self.node.new_client_id(),
+            identity.user.clone(),
+            config.client_queue_size,
+        );
+        self.node.registry.add_client(handle.clone());
+        tracing::debug!(client = %handle.id, user = %identity.user, sdk = %request.name, "client connected");
+        let ttl = identity.expires_at.map(|at| at.saturating_sub(unix_now()));
+        let server_channels = identity.channels.clone();
+        self.connected = Some(Connected {
+            identity,
+            anonymous,
+            handle: handle.clone(),
+            queue,
+            subscriptions: HashMap::new(),
+        });
+        let mut result = ConnectResult {
+            client: handle.id.clone(),
+            version: VERSION.into(),
+            expires: ttl.is_some(),
+            ttl: ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
+            ping: u32::try_from(config.ping_interval.as_secs()).unwrap_or(u32::MAX),
+            pong: true,
+            ..Default::default()
+        };
+        for channel in server_channels {
+            let request = SubscribeRequest {
+                channel: channel.clone(),
+                ..Default::default()
+            };
+            match self.subscribe_checked(request, true).await {
+                Ok(sub) => {
+                    result.subs.insert(channel, sub);
+                }
+                Err(Failure::Error(code)) => {
+                    tracing::info!(%channel, error = code.message(), "server-side subscription from the token failed");
+                }
+                Err(disconnect) => return Err(disconnect),
+            }
+        }
+        Ok(Reply::Connect(result))
+    }
+
+    fn connected(&self) -> &Connected {
+        self.connected.as_ref().expect("checked before dispatch")
+    }
+
+    async fn subscribe(&mut self, request: SubscribeRequest) -> Result<SubscribeResult, Failure> {
+        self.subscribe_checked(request, false).await
+    }
+
+    /// Subscribes after checking permissions (`server`: a token's channel, allowed).
+    async fn subscribe_checked(
+        &mut self,
+        request: SubscribeRequest,
+        server: bool,
+    ) -> Result<SubscribeResult, Failure> {
+        let node = self.node.clone();
+        let channel = request.channel.as_str();
+        let options = node
+            .channels
+            .options(channel)
+            .ok_or(Failure::Error(ErrorCode::UnknownChannel))?
+            .clone();
+        let connected = self.connected();
+        if connected.subscriptions.contains_key(channel) {
+            return Err(Failure::Error(ErrorCode::AlreadySubscribed));
+        }
+        if !server {
+            if !request.token.is_empty() {
+                // Channel tokens (private channels) come with a later version.
+                return Err(Failure::Error(ErrorCode::NotAvailable));
+            }
+            let allowed = if connected.anonymous {
+                options.allow_anonymous
+            } else {
+                options.allow_subscribe_for_client
+            };
+            if !allowed {
+                return Err(Failure::Error(ErrorCode::PermissionDenied));
+            }
+        }
+        let join_leave = options.join_leave && (request.join_leave || server);
+        let info = connected.info();
+        let handle = connected.handle.clone();
+        // Register first, then read: every publication stored after the read is in the
+        // queue, every one before it in the history; the offset filter drops the overlap.
+        let key = node.registry.subscribe(channel, &handle, join_leave);
+        let query = if request.recover {
+            HistoryQuery {
+                since: Some(request.offset),
+                limit: None,
+                reverse: false,
+            }
+        } else {
+            HistoryQuery {
+                since: None,
+                limit: Some(0),
+                reverse: false,
+            }
+        };
+        let history = match node.engine.history(channel, query).await {
+            Ok(history) => history,
+            Err(e) => {
+                node.registry.unsubscribe(channel, &handle.id);
+                tracing::error!(%channel, error = %e, "history read for subscribe failed");
+                return Err(Failure::Error(ErrorCode::Internal));
+            }
+        };
+        let position = history.position;
+        let mut result = SubscribeResult {
+            recoverable: true,
+            positioned: true,
+            epoch: position.epoch.clone(),
+            offset: position.offset,
+            was_recovering: request.recover,
+            ..Default::default()
+        };
+        if request.recover {
+            let same_epoch = request.epoch == position.epoch;
+            let in_range = request.offset <= position.offset;
+            let covered = request.offset == position.offset
+                || (history.oldest != 0 && history.oldest <= request.offset + 1);
+            if same_epoch && in_range && covered {
+                result.recovered = true;
+                result.publications = history.publications;
+            }
+        }
+        if options.presence {
+            if let Err(e) = node
+                .engine
+                .add_presence(channel, &handle.id, info.clone())
+                .await
+            {
+                tracing::warn!(%channel, error = %e, "presence update failed");
+            }
+        }
+        if options.join_leave {
+            node.registry.announce(channel, &info, true);
+        }
+        let connected = self.connected.as_mut().expect("checked above");
+        connected.subscriptions.insert(
+            key,
+            Subscription {
+                offset: position.offset,
+                join_leave,
+            },
+        );
+        Ok(result)
+    }
+
+    async fn unsubscribe(&mut self, request: ChannelRequest) -> Result<Reply, Failure> {
+        self.leave(&request.channel).await;
+        Ok(Reply::Unsubscribe)
+    }
+
+    async fn leave(&mut self, channel: &str) {
+        let Some(connected) = self.connected.as_mut() else {
+            return;
+        };
+        if connected.subscriptions.remove(channel).is_none() {
+            return;
+        }
+        let info = connected.info();
+        let node = &self.node;
+        node.registry.unsubscribe(channel, &info.client);
+        if let Some(options) = node.channels.options(channel) {
+            if options.presence {
+                let _ = node.engine.remove_presence(channel, &info.client).await;
+            }
+            if options.join_leave {
+                node.registry.announce(channel, &info, false);
+            }
+        }
+    }
+
+    async fn leave_all(&mut self) {
+        let channels: Vec<Arc<str>> = match &self.connected {
+            Some(c) => c.subscriptions.keys().cloned().collect(),
+            None => return,
+        };
+        for channel in channels {
+            self.leave(&channel).await;
+        }
+        if let Some(connected) = &self.connected {
+            self.node.registry.remove_client(&connected.handle.id);
+        }
+    }
+
+    /// Starts a publish; its reply is sent once the engine has stored it.
+    fn publish(&mut self, id: u32, request: PublishRequest) -> Result<(), ErrorCode> {
+        let node = self.node.clone();
+        let options = node
+            .channels
+            .options(&request.channel)
+            .ok_or(ErrorCode::UnknownChannel)?;
+        let connected = self.connected();
+        let subscribed = connected
+            .subscriptions
+            .contains_key(request.channel.as_str());
+        let allowed = (options.allow_publish_for_client
+            || (subscribed && options.allow_publish_for_subscriber))
+            && (!connected.anonymous || options.allow_anonymous);
+        if !allowed {
+            return Err(ErrorCode::PermissionDenied);
+        }
+        let data = request.data.ok_or(ErrorCode::BadRequest)?;
+        let started = Instant::now();
+        let ack = node
+            .engine
+            .publish(&request.channel, Arc::from(data), Some(connected.info()));
+        self.pending.push(Box::pin(async move {
+            match ack.await {
+                Ok(_) => {
+                    node.metrics.publications.inc();
+                    node.metrics.ack_latency.observe(started.elapsed());
+                    reply::encode_reply(id, &Reply::Publish)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "publish not stored; answered with error 100");
+                    reply::encode_error(id, ErrorCode::Internal)
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Checks that the client may read `channel`'s history or presence.
+    fn may_read(&self, channel: &str, allowed_for_subscriber: bool) -> Result<(), Failure> {
+        if !self.connected().subscriptions.contains_key(channel) || !allowed_for_subscriber {
+            return Err(Failure::Error(ErrorCode::PermissionDenied));
+        }
+        Ok(())
+    }
+
+    async fn history(&mut self, request: HistoryRequest) -> Result<Reply, Failure> {
+        let node = self.node.clone();
+        let options = node
+            .channels
+            .options(&request.channel)
+            .ok_or(Failure::Error(ErrorCode::UnknownChannel))?;
+        self.may_read(&request.channel, options.allow_history_for_subscriber)?;
+        let limit = match request.limit {
+            l if l < 0 => None,
+            l => Some(usize::try_from(l).unwrap_or(0)),
+        };
+        let query = HistoryQuery {
+            since: request.since.as_ref().map(|s| s.offset),
+            limit,
+            reverse: request.reverse,
+        };
+        let history = node
+            .engine
+            .history(&request.channel, query)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "history read failed");
+                Failure::Error(ErrorCode::Internal)
+            })?;
+        if let Some(since) = &request.since {
+            if since.epoch != history.position.epoch {
+                return Err(Failure::Error(ErrorCode::UnrecoverablePosition));
+            }
+        }
+        Ok(Reply::History(HistoryResult {
+            publications: history.publications,
+            epoch: history.position.epoch,
+            offset: history.position.offset,
+        }))
+    }
+
+    async fn presence_map(&mut self, channel: &str) -> Result<crate::engine::PresenceMap, Failure> {
+        let options = self
+            .node
+            .channels
+            .options(channel)
+            .ok_or(Failure::Error(ErrorCode::UnknownChannel))?;
+        if !options.presence {
+            return Err(Failure::Error(ErrorCode::NotAvailable));
+        }
+        self.may_read(channel, options.allow_presence_for_subscriber)?;
+        self.node.engine.presence(channel).await.map_err(|e| {
+            tracing::error!(error = %e, "presence read failed");
+            Failure::Error(ErrorCode::Internal)
+        })
+    }
+
+    async fn presence(&mut self, request: ChannelRequest) -> Result<Reply, Failure> {
+        let presence = self.presence_map(&request.channel).await?;
+        Ok(Reply::Presence(PresenceResult { presence }))
+    }
+
+    async fn presence_stats(&mut self, request: ChannelRequest) -> Result<Reply, Failure> {
+        let presence = self.presence_map(&request.channel).await?;
+        Ok(Reply::PresenceStats(stats(&presence)))
+    }
+
+    fn refresh(&mut self, request: RefreshRequest) -> Result<Reply, Failure> {
+        if self.connected().anonymous {
+            return Err(Failure::Error(ErrorCode::BadRequest));
+        }
+        let identity = self.verify(&request.token)?;
+        let connected = self.connected.as_mut().expect("checked before dispatch");
+        if identity.user != connected.identity.user {
+            tracing::info!("refresh token names another user; disconnecting (3500)");
+            return Err(Failure::Disconnect(DisconnectCode::InvalidToken));
+        }
+        connected.identity.expires_at = identity.expires_at;
+        connected.identity.info = identity.info.or(connected.identity.info.take());
+        let ttl = identity.expires_at.map(|at| at.saturating_sub(unix_now()));
+        Ok(Reply::Refresh(RefreshResult {
+            client: connected.handle.id.clone(),
+            version: VERSION.into(),
+            expires: ttl.is_some(),
+            ttl: ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
+        }))
+    }
+}
+
+/// Client and distinct user counts of a presence map.
+pub fn stats(presence: &crate::engine::PresenceMap) -> PresenceStatsResult {
+    let users: std::collections::HashSet<&str> =
+        presence.values().map(|i| i.user.as_str()).collect();
+    PresenceStatsResult {
+        num_clients: u32::try_from(presence.len()).unwrap_or(u32::MAX),
+        num_users: u32::try_from(users.len()).unwrap_or(u32::MAX),
+    }
+}
+
+/// A command's failure: an error reply, or the end of the connection.
+enum Failure {
+    Error(ErrorCode),
+    Disconnect(DisconnectCode),
+}
