@@ -1,10 +1,12 @@
-//! The `duplex` command: `duplex echo` (an echo server), `duplex connect` (an
-//! interactive or piped client) and `duplex bench` (a load generator).
+//! The `duplex` command: `duplex serve` (the hub), `duplex echo` (an echo server),
+//! `duplex connect` (an interactive or piped client) and `duplex bench` (a load
+//! generator).
 
 mod bench;
 mod connect;
 mod echo;
 mod error;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +20,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the hub: channels, acknowledged publishes and recovery, for the Centrifugo
+    /// SDKs (WebSocket at /connection/websocket, start page at /).
+    Serve(serve::ServeArgs),
     /// Run a WebSocket echo server: every text and binary message is sent back.
     Echo(echo::EchoArgs),
     /// Connect to a WebSocket server: lines typed (or piped) become messages.
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Echo(args) => echo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Connect(args) => connect::run(args).await,
             Command::Bench(_) => unreachable!("handled above"),
