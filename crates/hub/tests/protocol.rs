@@ -1,0 +1,521 @@
+//! Every command, error and disconnect code, over real WebSocket connections.
+
+mod common;
+
+use common::*;
+use duplex_hub::auth::{unix_now, Claims};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[tokio::test]
+async fn connect_answers_client_version_ping_and_pong() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::open(&hub).await;
+    let reply = client
+        .call(json!({"connect": {"token": token("42"), "name": "test", "version": "1"}}))
+        .await;
+    let result = &reply["connect"];
+    assert!(!result["client"].as_str().unwrap().is_empty(), "{reply}");
+    assert!(
+        result["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("duplex-hub "),
+        "{reply}"
+    );
+    assert_eq!(result["ping"], 25);
+    assert_eq!(result["pong"], true);
+    assert!(
+        result.get("expires").is_none(),
+        "no exp, no expiry: {reply}"
+    );
+
+    let exp = unix_now() + 600;
+    let mut client = Client::open(&hub).await;
+    let reply = client
+        .call(json!({"connect": {"token": token_with(Claims { sub: "7".into(), exp: Some(exp), ..Default::default() })}}))
+        .await;
+    assert_eq!(reply["connect"]["expires"], true, "{reply}");
+    let ttl = reply["connect"]["ttl"].as_u64().unwrap();
+    assert!((590..=600).contains(&ttl), "{reply}");
+}
+
+#[tokio::test]
+async fn tokens_missing_expired_and_forged_get_the_protocol_codes() {
+    let hub = TestHub::start(config()).await;
+    // Missing token, anonymous off: 101, the connection stays for the client to close.
+    let mut client = Client::open(&hub).await;
+    let reply = client.call(json!({"connect": {}})).await;
+    assert_eq!(error_code(&reply), 101);
+    // Expired: 109, so that the SDK fetches a new token.
+    let mut client = Client::open(&hub).await;
+    let expired = token_with(Claims {
+        sub: "1".into(),
+        exp: Some(unix_now() - 5),
+        ..Default::default()
+    });
+    let reply = client.call(json!({"connect": {"token": expired}})).await;
+    assert_eq!(error_code(&reply), 109);
+    // Forged: disconnect 3500, do not reconnect.
+    let mut client = Client::open(&hub).await;
+    let forged = duplex_hub::auth::sign(
+        "another-secret-another-secret-another",
+        &Claims {
+            sub: "1".into(),
+            ..Default::default()
+        },
+    );
+    client.send(json!({"connect": {"token": forged}})).await;
+    assert_eq!(client.closed().await, (3500, "invalid token".into()));
+    let mut client = Client::open(&hub).await;
+    client
+        .send(json!({"connect": {"token": "not.a.jwt"}}))
+        .await;
+    assert_eq!(client.closed().await.0, 3500);
+    assert_eq!(hub.node.metrics.auth_failures.get("invalid"), 2);
+    assert_eq!(hub.node.metrics.auth_failures.get("expired"), 1);
+    assert_eq!(hub.node.metrics.auth_failures.get("missing token"), 1);
+}
+
+#[tokio::test]
+async fn anonymous_clients_only_where_allowed() {
+    let mut cfg = config();
+    cfg.allow_anonymous = true;
+    cfg.namespaces.insert(
+        "public".into(),
+        duplex_hub::config::NamespaceOptions {
+            allow_anonymous: Some(true),
+            ..Default::default()
+        },
+    );
+    let hub = TestHub::start(cfg).await;
+    let mut client = Client::connect(&hub, "").await;
+    let reply = client
+        .call(json!({"subscribe": {"channel": "public:news"}}))
+        .await;
+    assert!(reply.get("subscribe").is_some(), "{reply}");
+    let reply = client
+        .call(json!({"subscribe": {"channel": "chat:room"}}))
+        .await;
+    assert_eq!(error_code(&reply), 103);
+    let reply = client.call(json!({"refresh": {"token": token("1")}})).await;
+    assert_eq!(
+        error_code(&reply),
+        107,
+        "anonymous connections have nothing to refresh"
+    );
+}
+
+#[tokio::test]
+async fn protocol_violations_disconnect_with_3501() {
+    let hub = TestHub::start(config()).await;
+    for (what, text) in [
+        (
+            "a command before connect",
+            "{\"id\":1,\"subscribe\":{\"channel\":\"chat:a\"}}",
+        ),
+        ("not JSON", "hello"),
+        ("a command without id", "{\"connect\":{}}"),
+    ] {
+        let mut client = Client::open(&hub).await;
+        client.send_raw(text).await;
+        assert_eq!(
+            client.closed().await,
+            (3501, "bad request".into()),
+            "{what}"
+        );
+    }
+    let mut client = Client::connect(&hub, &token("1")).await;
+    client.send(json!({"connect": {"token": token("1")}})).await;
+    assert_eq!(client.closed().await.0, 3501, "a second connect");
+    let mut client = Client::connect(&hub, &token("1")).await;
+    client
+        .ws
+        .send(duplex::Message::binary(vec![1, 2, 3]))
+        .await
+        .unwrap();
+    assert_eq!(client.closed().await.0, 3501, "binary on the JSON protocol");
+}
+
+#[tokio::test]
+async fn no_connect_in_time_is_stale() {
+    let mut cfg = config();
+    cfg.connect_timeout = Duration::from_millis(200);
+    let hub = TestHub::start(cfg).await;
+    let mut client = Client::open(&hub).await;
+    assert_eq!(client.closed().await, (3502, "stale".into()));
+}
+
+#[tokio::test]
+async fn publish_is_acknowledged_and_pushed_to_subscribers_with_its_offset() {
+    let hub = TestHub::start(config()).await;
+    let mut alice = Client::connect(&hub, &token("alice")).await;
+    let mut bob = Client::connect(&hub, &token("bob")).await;
+    let sub = bob
+        .call(json!({"subscribe": {"channel": "chat:lobby"}}))
+        .await;
+    let sub = &sub["subscribe"];
+    assert_eq!(
+        (sub["recoverable"].clone(), sub["positioned"].clone()),
+        (json!(true), json!(true))
+    );
+    assert!(!sub["epoch"].as_str().unwrap().is_empty());
+    assert!(
+        sub.get("offset").is_none(),
+        "a new channel is at offset 0: {sub}"
+    );
+    alice
+        .call(json!({"subscribe": {"channel": "chat:lobby"}}))
+        .await;
+    let ack = alice
+        .call(json!({"publish": {"channel": "chat:lobby", "data": {"text": "hi"}}}))
+        .await;
+    assert_eq!(ack["publish"], json!({}), "{ack}");
+    let push = bob.push().await;
+    assert_eq!(push["channel"], "chat:lobby");
+    assert_eq!(push["pub"]["data"], json!({"text": "hi"}));
+    assert_eq!(push["pub"]["offset"], 1);
+    assert_eq!(push["pub"]["info"]["user"], "alice");
+    assert_eq!(push["pub"]["info"]["client"], json!(alice.client_id));
+    let own = alice.push().await;
+    assert_eq!(
+        own["pub"]["offset"], 1,
+        "the publisher gets its own publication too"
+    );
+}
+
+#[tokio::test]
+async fn publish_and_subscribe_refusals() {
+    let mut cfg = config();
+    cfg.namespaces.insert(
+        "locked".into(),
+        duplex_hub::config::NamespaceOptions {
+            allow_subscribe_for_client: Some(false),
+            ..Default::default()
+        },
+    );
+    let hub = TestHub::start(cfg).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    let reply = client
+        .call(json!({"subscribe": {"channel": "nosuch:x"}}))
+        .await;
+    assert_eq!(error_code(&reply), 102, "unknown namespace");
+    let reply = client.call(json!({"subscribe": {"channel": ""}})).await;
+    assert_eq!(error_code(&reply), 102, "empty channel name");
+    let reply = client
+        .call(json!({"subscribe": {"channel": "locked:x"}}))
+        .await;
+    assert_eq!(error_code(&reply), 103);
+    let reply = client
+        .call(json!({"subscribe": {"channel": "chat:x", "token": "abc"}}))
+        .await;
+    assert_eq!(
+        error_code(&reply),
+        108,
+        "channel tokens are not available yet"
+    );
+    client
+        .call(json!({"subscribe": {"channel": "chat:x"}}))
+        .await;
+    let reply = client
+        .call(json!({"subscribe": {"channel": "chat:x"}}))
+        .await;
+    assert_eq!(error_code(&reply), 105);
+    // Publishing: chat allows subscribers; the default namespace does not.
+    let reply = client
+        .call(json!({"publish": {"channel": "chat:y", "data": 1}}))
+        .await;
+    assert_eq!(error_code(&reply), 103, "not subscribed");
+    client
+        .call(json!({"subscribe": {"channel": "plain"}}))
+        .await;
+    let reply = client
+        .call(json!({"publish": {"channel": "plain", "data": 1}}))
+        .await;
+    assert_eq!(
+        error_code(&reply),
+        103,
+        "allow_publish_for_subscriber is off by default"
+    );
+    let reply = client.call(json!({"publish": {"channel": "chat:x"}})).await;
+    assert_eq!(error_code(&reply), 107, "publish without data");
+    let reply = client
+        .call(json!({"publish": {"channel": "nosuch:x", "data": 1}}))
+        .await;
+    assert_eq!(error_code(&reply), 102);
+    for method in ["rpc", "sub_refresh"] {
+        let reply = client.call(json!({method: {}})).await;
+        assert_eq!(error_code(&reply), 108, "{method}");
+    }
+    let reply = client.call(json!({"ping": {}})).await;
+    assert_eq!(reply["ping"], json!({}));
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_the_pushes() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:a"}}))
+        .await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:b"}}))
+        .await;
+    let reply = client
+        .call(json!({"unsubscribe": {"channel": "chat:a"}}))
+        .await;
+    assert_eq!(reply["unsubscribe"], json!({}));
+    hub.api("publish", json!({"channel": "chat:a", "data": "gone"}))
+        .await;
+    hub.api("publish", json!({"channel": "chat:b", "data": "here"}))
+        .await;
+    // Pushes arrive in publish order, so "here" coming first means "gone" never will.
+    let push = client.push().await;
+    assert_eq!(
+        (push["channel"].clone(), push["pub"]["data"].clone()),
+        (json!("chat:b"), json!("here"))
+    );
+    let again = client
+        .call(json!({"subscribe": {"channel": "chat:a"}}))
+        .await;
+    assert!(
+        again.get("subscribe").is_some(),
+        "can subscribe again: {again}"
+    );
+}
+
+#[tokio::test]
+async fn history_with_limit_since_and_reverse() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    for i in 1..=5 {
+        hub.api("publish", json!({"channel": "chat:h", "data": i}))
+            .await;
+    }
+    let reply = client
+        .call(json!({"history": {"channel": "chat:h", "limit": -1}}))
+        .await;
+    assert_eq!(error_code(&reply), 103, "history needs a subscription");
+    let sub = client
+        .call(json!({"subscribe": {"channel": "chat:h"}}))
+        .await;
+    let epoch = sub["subscribe"]["epoch"].clone();
+    assert_eq!(sub["subscribe"]["offset"], 5);
+    let data = |reply: &Value| -> Vec<i64> {
+        reply["history"]["publications"]
+            .as_array()
+            .map_or(vec![], |a| {
+                a.iter().map(|p| p["data"].as_i64().unwrap()).collect()
+            })
+    };
+    let all = client
+        .call(json!({"history": {"channel": "chat:h", "limit": -1}}))
+        .await;
+    assert_eq!(data(&all), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        (
+            all["history"]["offset"].clone(),
+            all["history"]["epoch"].clone()
+        ),
+        (json!(5), epoch.clone())
+    );
+    let position = client.call(json!({"history": {"channel": "chat:h"}})).await;
+    assert!(data(&position).is_empty(), "limit 0: position only");
+    assert_eq!(position["history"]["offset"], 5);
+    let since = client.call(json!({"history": {"channel": "chat:h", "limit": 2, "since": {"offset": 2, "epoch": epoch}}})).await;
+    assert_eq!(data(&since), [3, 4]);
+    let reverse = client
+        .call(json!({"history": {"channel": "chat:h", "limit": 2, "reverse": true}}))
+        .await;
+    assert_eq!(data(&reverse), [5, 4]);
+    let wrong = client.call(json!({"history": {"channel": "chat:h", "limit": -1, "since": {"offset": 2, "epoch": "other"}}})).await;
+    assert_eq!(error_code(&wrong), 112);
+}
+
+#[tokio::test]
+async fn presence_stats_and_join_leave() {
+    let hub = TestHub::start(config()).await;
+    let mut alice = Client::connect(&hub, &token("alice")).await;
+    alice
+        .call(json!({"subscribe": {"channel": "chat:p", "join_leave": true}}))
+        .await;
+    let mut bob = Client::connect(&hub, &token("bob")).await;
+    bob.call(json!({"subscribe": {"channel": "chat:p"}})).await;
+    let join = alice.push().await;
+    assert_eq!(join["channel"], "chat:p");
+    assert_eq!(join["join"]["info"]["user"], "bob");
+    assert_eq!(join["join"]["info"]["client"], json!(bob.client_id));
+    let mut bob2 = Client::connect(&hub, &token("bob")).await;
+    bob2.call(json!({"subscribe": {"channel": "chat:p"}})).await;
+    alice.push().await;
+    let presence = alice.call(json!({"presence": {"channel": "chat:p"}})).await;
+    let map = presence["presence"]["presence"].as_object().unwrap();
+    assert_eq!(map.len(), 3, "{presence}");
+    assert_eq!(map[&bob.client_id]["user"], "bob");
+    let stats = alice
+        .call(json!({"presence_stats": {"channel": "chat:p"}}))
+        .await;
+    assert_eq!(
+        stats["presence_stats"],
+        json!({"num_clients": 3, "num_users": 2})
+    );
+    bob.call(json!({"unsubscribe": {"channel": "chat:p"}}))
+        .await;
+    let leave = alice.push().await;
+    assert_eq!(leave["leave"]["info"]["client"], json!(bob.client_id));
+    drop(bob2);
+    let leave = alice.push().await;
+    assert_eq!(
+        leave["leave"]["info"]["user"], "bob",
+        "a dropped connection leaves too"
+    );
+    let stats = alice
+        .call(json!({"presence_stats": {"channel": "chat:p"}}))
+        .await;
+    assert_eq!(
+        stats["presence_stats"],
+        json!({"num_clients": 1, "num_users": 1})
+    );
+    let reply = alice
+        .call(json!({"presence": {"channel": "chat:other"}}))
+        .await;
+    assert_eq!(error_code(&reply), 103, "presence needs a subscription");
+}
+
+#[tokio::test]
+async fn presence_can_be_off() {
+    let mut cfg = config();
+    cfg.channels.presence = false;
+    let hub = TestHub::start(cfg).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "plain"}}))
+        .await;
+    let reply = client.call(json!({"presence": {"channel": "plain"}})).await;
+    assert_eq!(error_code(&reply), 108);
+    let reply = client
+        .call(json!({"presence_stats": {"channel": "plain"}}))
+        .await;
+    assert_eq!(error_code(&reply), 108);
+}
+
+#[tokio::test]
+async fn refresh_extends_the_connection_and_refuses_another_user() {
+    let hub = TestHub::start(config()).await;
+    let soon = unix_now() + 100;
+    let mut client = Client::connect(
+        &hub,
+        &token_with(Claims {
+            sub: "u".into(),
+            exp: Some(soon),
+            ..Default::default()
+        }),
+    )
+    .await;
+    let later = unix_now() + 3600;
+    let reply = client.call(json!({"refresh": {"token": token_with(Claims { sub: "u".into(), exp: Some(later), ..Default::default() })}})).await;
+    assert_eq!(reply["refresh"]["expires"], true, "{reply}");
+    assert!(reply["refresh"]["ttl"].as_u64().unwrap() > 3500, "{reply}");
+    assert_eq!(reply["refresh"]["client"], json!(client.client_id));
+    let reply = client.call(json!({"refresh": {"token": token_with(Claims { sub: "u".into(), exp: Some(unix_now() - 1), ..Default::default() })}})).await;
+    assert_eq!(error_code(&reply), 109);
+    client
+        .send(json!({"refresh": {"token": token("mallory")}}))
+        .await;
+    assert_eq!(client.closed().await.0, 3500);
+}
+
+#[tokio::test]
+async fn an_expired_connection_is_disconnected_with_3005() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(
+        &hub,
+        &token_with(Claims {
+            sub: "u".into(),
+            exp: Some(unix_now() + 1),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(client.closed().await, (3005, "expired".into()));
+}
+
+#[tokio::test]
+async fn server_side_subscriptions_from_the_token() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::open(&hub).await;
+    let token = token_with(Claims {
+        sub: "u".into(),
+        channels: vec!["chat:news".into()],
+        ..Default::default()
+    });
+    let reply = client.call(json!({"connect": {"token": token}})).await;
+    let subs = &reply["connect"]["subs"];
+    assert_eq!(subs["chat:news"]["recoverable"], true, "{reply}");
+    hub.api("publish", json!({"channel": "chat:news", "data": "x"}))
+        .await;
+    let push = client.push().await;
+    assert_eq!(
+        (push["channel"].clone(), push["pub"]["data"].clone()),
+        (json!("chat:news"), json!("x"))
+    );
+}
+
+#[tokio::test]
+async fn pings_need_pongs() {
+    let mut cfg = config();
+    cfg.ping_interval = Duration::from_secs(1);
+    cfg.pong_timeout = Duration::from_millis(300);
+    let hub = TestHub::start(cfg).await;
+    let mut answering = Client::connect(&hub, &token("a")).await;
+    let mut silent = Client::connect(&hub, &token("b")).await;
+    assert_eq!(
+        answering.receive().await,
+        json!({}),
+        "the hub's ping is an empty reply"
+    );
+    answering.send_raw("{}").await;
+    assert_eq!(
+        answering.receive().await,
+        json!({}),
+        "a second ping: still connected"
+    );
+    answering.send_raw("{}").await;
+    assert_eq!(silent.receive().await, json!({}));
+    assert_eq!(silent.closed().await, (3012, "no pong".into()));
+    let reply = answering.call(json!({"ping": {}})).await;
+    assert_eq!(
+        reply["ping"],
+        json!({}),
+        "the answering client is still served"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_disconnects_clients_with_3001() {
+    let mut hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:a"}}))
+        .await;
+    let stop = hub.stop();
+    let (closed, ()) = tokio::join!(client.closed(), stop);
+    assert_eq!(closed, (3001, "shutdown".into()));
+}
+
+#[tokio::test]
+async fn several_commands_in_one_message_get_their_replies() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::open(&hub).await;
+    let batch = format!(
+        "{}\n{}\n{}",
+        json!({"id": 1, "connect": {"token": token("u")}}),
+        json!({"id": 2, "subscribe": {"channel": "chat:batch"}}),
+        json!({"id": 3, "publish": {"channel": "chat:batch", "data": "b"}})
+    );
+    client.send_raw(&batch).await;
+    assert!(client.reply(1).await.get("connect").is_some());
+    assert!(client.reply(2).await.get("subscribe").is_some());
+    assert_eq!(client.reply(3).await["publish"], json!({}));
+    assert_eq!(client.push().await["pub"]["data"], "b");
+}
