@@ -1,0 +1,200 @@
+//! The server HTTP API, health, metrics and the start page.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_api_key_is_required_in_either_header() {
+    let hub = TestHub::start(config()).await;
+    let body = json!({"channel": "chat:a", "data": 1}).to_string();
+    let (status, answer) = http(hub.addr, "POST", "/api/publish", &[], &body).await;
+    assert_eq!((status, answer["error"]["code"].clone()), (401, json!(101)));
+    let (status, _) = http(
+        hub.addr,
+        "POST",
+        "/api/publish",
+        &[("X-API-Key", "wrong")],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, answer) = http(
+        hub.addr,
+        "POST",
+        "/api/publish",
+        &[("Authorization", &format!("apikey {API_KEY}"))],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["offset"], 1);
+    assert_eq!(hub.node.metrics.auth_failures.get("api key"), 2);
+}
+
+#[tokio::test]
+async fn the_api_is_off_without_a_key() {
+    let mut cfg = config();
+    cfg.api_key = None;
+    let hub = TestHub::start(cfg).await;
+    let (status, answer) = http(hub.addr, "POST", "/api/info", &[("X-API-Key", "")], "{}").await;
+    assert_eq!(status, 403, "{answer}");
+}
+
+#[tokio::test]
+async fn publish_broadcast_history_presence_and_info() {
+    let hub = TestHub::start(config()).await;
+    let (status, first) = hub
+        .api("publish", json!({"channel": "chat:a", "data": {"n": 1}}))
+        .await;
+    assert_eq!(status, 200);
+    let epoch = first["result"]["epoch"].clone();
+    assert!(epoch.as_str().is_some_and(|e| !e.is_empty()), "{first}");
+    let (_, second) = hub
+        .api("publish", json!({"channel": "chat:a", "data": {"n": 2}}))
+        .await;
+    assert_eq!(second["result"], json!({"offset": 2, "epoch": epoch}));
+    let (_, answer) = hub
+        .api("publish", json!({"channel": "nosuch:a", "data": 1}))
+        .await;
+    assert_eq!(answer["error"]["code"], 102);
+    let (_, answer) = hub.api("publish", json!({"channel": "chat:a"})).await;
+    assert_eq!(answer["error"]["code"], 107);
+
+    let (_, answer) = hub
+        .api(
+            "broadcast",
+            json!({"channels": ["chat:a", "chat:b", "nosuch:c"], "data": "all"}),
+        )
+        .await;
+    let responses = answer["result"]["responses"].as_array().unwrap();
+    assert_eq!(responses[0]["result"]["offset"], 3);
+    assert_eq!(responses[1]["result"]["offset"], 1);
+    assert_eq!(responses[2]["error"]["code"], 102);
+
+    let (_, history) = hub
+        .api("history", json!({"channel": "chat:a", "limit": -1}))
+        .await;
+    let data: Vec<_> = history["result"]["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["data"].clone())
+        .collect();
+    assert_eq!(data, [json!({"n": 1}), json!({"n": 2}), json!("all")]);
+    let (_, history) = hub
+        .api(
+            "history",
+            json!({"channel": "chat:a", "limit": 1, "reverse": true}),
+        )
+        .await;
+    assert_eq!(history["result"]["publications"][0]["offset"], 3);
+    let (_, history) = hub
+        .api(
+            "history",
+            json!({"channel": "chat:a", "limit": -1, "since": {"offset": 1, "epoch": "x"}}),
+        )
+        .await;
+    assert_eq!(history["error"]["code"], 112);
+
+    let mut client = Client::connect(&hub, &token("ada")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:a"}}))
+        .await;
+    let (_, presence) = hub.api("presence", json!({"channel": "chat:a"})).await;
+    assert_eq!(
+        presence["result"]["presence"][&client.client_id]["user"], "ada",
+        "{presence}"
+    );
+    let (_, stats) = hub
+        .api("presence_stats", json!({"channel": "chat:a"}))
+        .await;
+    assert_eq!(stats["result"], json!({"num_clients": 1, "num_users": 1}));
+    let (_, info) = hub.api("info", json!({})).await;
+    assert_eq!(info["result"]["nodes"][0]["num_clients"], 1, "{info}");
+
+    let (status, answer) = hub.api("nosuch", json!({})).await;
+    assert_eq!((status, answer["error"]["code"].clone()), (404, json!(104)));
+    let (status, answer) = http(
+        hub.addr,
+        "POST",
+        "/api/publish",
+        &[("X-API-Key", API_KEY)],
+        "{not json",
+    )
+    .await;
+    assert_eq!((status, answer["error"]["code"].clone()), (400, json!(107)));
+}
+
+#[tokio::test]
+async fn an_api_publish_reaches_subscribers() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:feed"}}))
+        .await;
+    hub.api(
+        "publish",
+        json!({"channel": "chat:feed", "data": {"price": 1}}),
+    )
+    .await;
+    let push = client.push().await;
+    assert_eq!(push["pub"]["data"], json!({"price": 1}));
+    assert!(
+        push["pub"].get("info").is_none(),
+        "an API publication has no publisher info"
+    );
+}
+
+#[tokio::test]
+async fn healthz_metrics_and_the_start_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.engine = duplex_hub::config::EngineKind::Sqlite;
+    let mut hub = TestHub::start_in(cfg, Some(dir)).await;
+    let (status, body) = http(hub.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!((status, body), (200, json!("ok\n")));
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:m"}}))
+        .await;
+    client
+        .call(json!({"publish": {"channel": "chat:m", "data": 1}}))
+        .await;
+    client.push().await;
+    let (status, metrics) = http(hub.addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap();
+    for line in [
+        "duplex_hub_connections 1\n",
+        "duplex_hub_subscriptions 1\n",
+        "duplex_hub_commands_total{method=\"publish\"} 1\n",
+        "duplex_hub_publications_total 1\n",
+        "duplex_hub_deliveries_total 1\n",
+        "duplex_hub_publish_ack_seconds_count 1\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    let (status, page) = http(hub.addr, "GET", "/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(page.as_str().unwrap().contains("/connection/websocket"));
+    let (status, _) = http(hub.addr, "GET", "/nothing", &[], "").await;
+    assert_eq!(status, 404);
+    // A refused handshake is counted by status.
+    let (status, _) = http(
+        hub.addr,
+        "GET",
+        "/connection/websocket",
+        &[("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 426, "no Sec-WebSocket-Version: upgrade required");
+    assert_eq!(hub.node.metrics.handshake_failures.get("426"), 1);
+    // Storage stopped: not healthy.
+    hub.node.engine.shutdown().await;
+    let (status, _) = http(hub.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 503);
+    hub.stop().await;
+}
