@@ -74,7 +74,9 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), &args.overrides())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     duplex_hub::devmode::apply(&mut config).map_err(|e| CliError::Usage(e.to_string()))?;
-    let hub = Hub::bind(config).await.map_err(|e| CliError::Usage(e.to_string()))?;
+    let hub = Hub::bind(config)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     hub.run(shutdown_signal())
         .await
         .map_err(|e| CliError::Usage(e.to_string()))
