@@ -1,9 +1,8 @@
 //! `duplex serve` as a process: configuration errors, development mode, SIGTERM, and
 //! durability across `kill -9`.
 
-mod common;
+const BIN: &str = env!("CARGO_BIN_EXE_duplex");
 
-use common::BIN;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
