@@ -320,7 +320,7 @@ impl Session {
             config.client_queue_size,
         );
         self.node.registry.add_client(handle.clone());
-        tracing::debug!(client = %handle.id, user = %identity.user, sdk = %request.name, "client connected");
+        tracing::debug!(client = %handle.id, user = %identity.user, sdk = %request.name, sdk_version = %request.version, "client connected");
         let ttl = identity.expires_at.map(|at| at.saturating_sub(unix_now()));
         let server_channels = identity.channels.clone();
         self.connected = Some(Connected {
