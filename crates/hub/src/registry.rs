@@ -26,6 +26,11 @@ pub enum Outgoing {
         /// The encoded push.
         frame: SharedFrame,
     },
+    /// The hub ends the connection's subscription to the channel (server API).
+    Unsubscribe {
+        /// The channel.
+        channel: Arc<str>,
+    },
     /// Any other push for a channel (join, leave), sent while subscribed.
     Push {
         /// The channel.
@@ -78,6 +83,16 @@ impl ClientHandle {
             }
             self.ended.notified().await;
         }
+    }
+
+    /// Asks the session to end its subscription to `channel` (an `unsubscribe` push).
+    pub fn unsubscribe(&self, channel: &str, metrics: &Metrics) {
+        self.offer(
+            Outgoing::Unsubscribe {
+                channel: Arc::from(channel),
+            },
+            metrics,
+        );
     }
 
     fn offer(&self, item: Outgoing, metrics: &Metrics) -> bool {
@@ -139,6 +154,21 @@ impl Registry {
     pub fn clients(&self) -> Vec<Arc<ClientHandle>> {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.values().cloned().collect()
+    }
+
+    /// The connections of `user`, or only the one with id `client` when given.
+    pub fn clients_of(&self, user: &str, client: Option<&str>) -> Vec<Arc<ClientHandle>> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .values()
+            .filter(|c| c.user == user && client.is_none_or(|id| c.id == id))
+            .cloned()
+            .collect()
+    }
+
+    /// The metrics this registry counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The number of connected clients.

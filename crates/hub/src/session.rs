@@ -18,7 +18,7 @@ use crate::protocol::reply::{
     self, ClientInfo, ConnectResult, HistoryResult, PresenceResult, PresenceStatsResult,
     RefreshResult, Reply, SubscribeResult,
 };
-use crate::protocol::{decode, DisconnectCode, ErrorCode, Request};
+use crate::protocol::{decode, DisconnectCode, ErrorCode, Request, UnsubscribeCode};
 use crate::registry::{ClientHandle, Outgoing};
 use duplex::{CloseFrame, Message, WebSocket};
 use futures_util::future::BoxFuture;
@@ -85,6 +85,11 @@ where
     let code = session.serve(&mut ws).await;
     if let Some(code) = code {
         node.metrics.disconnects.inc(code.label());
+        // A slow client's socket is full: only the close frame (bounded by the close
+        // timeout) is worth trying.
+        if code != DisconnectCode::Slow {
+            let _ = ws.send(Message::text(reply::encode_disconnect(code))).await;
+        }
         let frame = CloseFrame::new(code.code(), code.reason());
         let _ = ws.close(Some(frame)).await;
     } else {
@@ -195,6 +200,7 @@ impl Session {
     {
         let mut item = Some(first);
         let mut taken = 0;
+        let mut unsubscribed = Vec::new();
         while let Some(current) = item.take() {
             let Some(connected) = self.connected.as_mut() else {
                 break;
@@ -212,6 +218,11 @@ impl Session {
                         }
                     }
                 }
+                Outgoing::Unsubscribe { channel } => {
+                    if connected.subscriptions.contains_key(&channel) {
+                        unsubscribed.push(channel);
+                    }
+                }
                 Outgoing::Push { channel, frame } => {
                     if connected
                         .subscriptions
@@ -226,6 +237,11 @@ impl Session {
             if taken < QUEUE_BATCH {
                 item = connected.queue.try_recv().ok();
             }
+        }
+        for channel in unsubscribed {
+            self.leave(&channel).await;
+            let line = reply::encode_unsubscribe(&channel, UnsubscribeCode::Server);
+            ws.feed(Message::text(line)).await?;
         }
         ws.flush().await
     }

@@ -519,3 +519,61 @@ async fn several_commands_in_one_message_get_their_replies() {
     assert_eq!(client.reply(3).await["publish"], json!({}));
     assert_eq!(client.push().await["pub"]["data"], "b");
 }
+
+#[tokio::test]
+async fn the_api_unsubscribes_and_disconnects_users_with_pushes() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("target")).await;
+    let mut other = Client::connect(&hub, &token("other")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:u"}}))
+        .await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:v"}}))
+        .await;
+    other
+        .call(json!({"subscribe": {"channel": "chat:u"}}))
+        .await;
+    let (_, answer) = hub
+        .api(
+            "unsubscribe",
+            json!({"user": "target", "channel": "chat:u"}),
+        )
+        .await;
+    assert_eq!(answer["result"], json!({}));
+    let push = client.push().await;
+    assert_eq!(push["channel"], "chat:u");
+    assert_eq!(
+        push["unsubscribe"],
+        json!({"code": 2000, "reason": "server unsubscribe"})
+    );
+    hub.api("publish", json!({"channel": "chat:u", "data": "after"}))
+        .await;
+    hub.api("publish", json!({"channel": "chat:v", "data": "v"}))
+        .await;
+    assert_eq!(
+        client.push().await["channel"],
+        "chat:v",
+        "no more chat:u publications"
+    );
+    assert_eq!(
+        other.push().await["pub"]["data"],
+        "after",
+        "other users keep their subscription"
+    );
+
+    let (_, answer) = hub.api("disconnect", json!({"user": "target"})).await;
+    assert_eq!(answer["result"], json!({}));
+    let disconnect = client.receive().await;
+    assert_eq!(
+        disconnect["push"]["disconnect"],
+        json!({"code": 3503, "reason": "force disconnect", "reconnect": false})
+    );
+    assert_eq!(client.closed().await, (3503, "force disconnect".into()));
+    hub.api(
+        "disconnect",
+        json!({"user": "other", "client": other.client_id, "reconnect": true}),
+    )
+    .await;
+    assert_eq!(other.closed().await.0, 3011);
+}

@@ -1,13 +1,16 @@
 //! The server HTTP API, compatible with Centrifugo's: `POST /api/<method>` with a JSON
 //! body, the key in `X-API-Key: KEY` or `Authorization: apikey KEY`, and an answer of
 //! `{"result": ...}` or `{"error": {"code", "message"}}`. Publish answers only after the
-//! commit, with the publication's offset and epoch.
+//! commit, with the publication's offset and epoch. Methods: publish, broadcast,
+//! history, presence, presence_stats, info, unsubscribe (a user's subscription, with an
+//! `unsubscribe` push) and disconnect (a user's connections, 3503 or with `reconnect`
+//! 3011).
 
 use crate::engine::{HistoryQuery, Position};
 use crate::node::Node;
 use crate::protocol::command::StreamPosition;
 use crate::protocol::reply::HistoryResult;
-use crate::protocol::ErrorCode;
+use crate::protocol::{DisconnectCode, ErrorCode};
 use crate::session::stats;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -80,6 +83,24 @@ struct HistoryParams {
     since: Option<StreamPosition>,
     #[serde(default)]
     reverse: bool,
+}
+
+#[derive(Deserialize)]
+struct UnsubscribeParams {
+    user: String,
+    channel: String,
+    #[serde(default)]
+    client: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DisconnectParams {
+    user: String,
+    #[serde(default)]
+    client: Option<String>,
+    /// Ask the client to reconnect (3011) instead of staying away (3503).
+    #[serde(default)]
+    reconnect: bool,
 }
 
 #[derive(Serialize)]
@@ -215,6 +236,31 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
                     error(ErrorCode::Internal)
                 }
             }
+        }
+        "unsubscribe" => {
+            let params: UnsubscribeParams = parse(body)?;
+            for client in node
+                .registry
+                .clients_of(&params.user, params.client.as_deref())
+            {
+                client.unsubscribe(&params.channel, node.registry.metrics());
+            }
+            "{\"result\":{}}".to_owned()
+        }
+        "disconnect" => {
+            let params: DisconnectParams = parse(body)?;
+            let code = if params.reconnect {
+                DisconnectCode::ForceReconnect
+            } else {
+                DisconnectCode::ForceNoReconnect
+            };
+            for client in node
+                .registry
+                .clients_of(&params.user, params.client.as_deref())
+            {
+                client.end(code);
+            }
+            "{\"result\":{}}".to_owned()
         }
         "info" => {
             #[derive(Serialize)]

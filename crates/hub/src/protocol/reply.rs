@@ -228,6 +228,17 @@ pub fn encode_unsubscribe(channel: &str, code: UnsubscribeCode) -> String {
     )
 }
 
+/// A `disconnect` push, sent just before the close frame with the same code: the SDKs
+/// act on either, and it survives intermediaries that rewrite close codes.
+pub fn encode_disconnect(code: super::DisconnectCode) -> String {
+    format!(
+        "{{\"push\":{{\"disconnect\":{{\"code\":{},\"reason\":\"{}\",\"reconnect\":{}}}}}}}",
+        code.code(),
+        code.reason(),
+        code.reconnect()
+    )
+}
+
 /// A `subscribe` push: a server-side subscription made after connect.
 pub fn encode_subscribe(channel: &str, result: &SubscribeResult) -> String {
     push(channel, "subscribe", &to_json(result))
