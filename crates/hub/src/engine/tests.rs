@@ -248,3 +248,47 @@ async fn unknown_namespaces_are_refused_and_nothing_is_stored() {
         engine.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_stream_whose_history_expired_entirely_gets_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.channels.history_ttl = std::time::Duration::from_millis(50);
+    let (d1, _) = sink();
+    let (d2, _) = sink();
+    let engines: Vec<(&str, Arc<dyn Engine>)> = vec![
+        (
+            "memory",
+            Arc::new(MemoryEngine::new(Channels::new(&config), d1)),
+        ),
+        (
+            "sqlite",
+            Arc::new(
+                SqliteEngine::open(dir.path(), Durability::Commit, Channels::new(&config), d2)
+                    .unwrap(),
+            ),
+        ),
+    ];
+    for (name, engine) in engines {
+        let old = engine.publish("t", json("1"), None).await.unwrap();
+        // The time-to-live has to pass: this waits for the clock, not for an event.
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        let before_expiry = engine.history("t", HistoryQuery::default()).await.unwrap();
+        assert!(
+            before_expiry.publications.is_empty(),
+            "{name}: expired publications are never served"
+        );
+        assert_eq!(
+            before_expiry.position, old,
+            "{name}: the stream stands until expiry runs"
+        );
+        engine.expire().await.unwrap();
+        let after = engine.history("t", HistoryQuery::default()).await.unwrap();
+        assert_eq!(after.position.offset, 0, "{name}");
+        assert_ne!(
+            after.position.epoch, old.epoch,
+            "{name}: a lost stream gets a new epoch"
+        );
+        engine.shutdown().await;
+    }
+}
