@@ -61,6 +61,10 @@ pub struct Config {
     /// How long a new connection has to send `connect`.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
+    /// How long one write to a client may wait for its socket before it is
+    /// disconnected as slow.
+    #[serde(deserialize_with = "duration")]
+    pub write_timeout: Duration,
     /// Messages queued for one client before it is disconnected as slow.
     pub client_queue_size: usize,
     /// Largest WebSocket message a client may send, in bytes.
@@ -88,6 +92,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             client_queue_size: 4096,
             max_message_size: 65536,
             shutdown_timeout: Duration::from_secs(10),
@@ -282,6 +287,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("ping_interval", Kind::Str),
     ("pong_timeout", Kind::Str),
     ("connect_timeout", Kind::Str),
+    ("write_timeout", Kind::Str),
     ("client_queue_size", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),
@@ -450,6 +456,9 @@ impl Config {
         }
         if self.connect_timeout.is_zero() {
             return bad("connect_timeout", "must be longer than 0s (e.g. \"10s\")");
+        }
+        if self.write_timeout.is_zero() {
+            return bad("write_timeout", "must be longer than 0s (e.g. \"10s\")");
         }
         if self.client_queue_size == 0 {
             return bad("client_queue_size", "must be at least 1");

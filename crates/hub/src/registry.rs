@@ -86,20 +86,16 @@ impl ClientHandle {
     }
 
     /// Asks the session to end its subscription to `channel` (an `unsubscribe` push).
-    pub fn unsubscribe(&self, channel: &str, metrics: &Metrics) {
-        self.offer(
-            Outgoing::Unsubscribe {
-                channel: Arc::from(channel),
-            },
-            metrics,
-        );
+    pub fn unsubscribe(&self, channel: &str) {
+        self.offer(Outgoing::Unsubscribe {
+            channel: Arc::from(channel),
+        });
     }
 
-    fn offer(&self, item: Outgoing, metrics: &Metrics) -> bool {
+    fn offer(&self, item: Outgoing) -> bool {
         match self.queue.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.slow_disconnects.inc();
                 tracing::info!(client = %self.id, "client too slow: its queue is full; disconnecting (3008)");
                 self.end(DisconnectCode::Slow);
                 false
@@ -166,11 +162,6 @@ impl Registry {
             .collect()
     }
 
-    /// The metrics this registry counts into.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// The number of connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -226,7 +217,7 @@ impl Registry {
                 offset: publication.offset,
                 frame: frame.clone(),
             };
-            if subscriber.client.offer(item, &self.metrics) {
+            if subscriber.client.offer(item) {
                 delivered += 1;
             }
         }
@@ -254,7 +245,7 @@ impl Registry {
                 channel: key.clone(),
                 frame: frame.clone(),
             };
-            subscriber.client.offer(item, &self.metrics);
+            subscriber.client.offer(item);
         }
     }
 }

@@ -85,6 +85,9 @@ where
     let code = session.serve(&mut ws).await;
     if let Some(code) = code {
         node.metrics.disconnects.inc(code.label());
+        if code == DisconnectCode::Slow {
+            node.metrics.slow_disconnects.inc();
+        }
         // A slow client's socket is full: only the close frame (bounded by the close
         // timeout) is worth trying.
         if code != DisconnectCode::Slow {
@@ -119,6 +122,7 @@ impl Session {
         let mut next_ping = TokioInstant::now() + config.ping_interval;
         let mut pong_deadline: Option<TokioInstant> = None;
         let shutdown = self.node.shutdown.clone();
+        let write_limit = config.write_timeout;
         loop {
             let expires = self.expiry_deadline();
             let handle = self.connected.as_ref().map(|c| c.handle.clone());
@@ -144,9 +148,9 @@ impl Session {
                 }
                 item = async { match self.connected.as_mut() { Some(c) => c.queue.recv().await, None => std::future::pending().await } } => {
                     if let Some(item) = item {
-                        if let Err(e) = self.forward(ws, item).await {
-                            tracing::debug!(error = %e, "write failed");
-                            return None;
+                        let guard = WriteGuard { limit: write_limit, handle: handle.as_deref(), shutdown: &shutdown };
+                        if let Err(stop) = guard.run(self.forward(ws, item)).await {
+                            return stop;
                         }
                     }
                     Step::Continue
@@ -173,8 +177,14 @@ impl Session {
             if !self.out.is_empty() {
                 let message = self.out.join("\n");
                 self.out.clear();
-                if ws.send(Message::text(message)).await.is_err() {
-                    return None;
+                let handle = self.connected.as_ref().map(|c| c.handle.clone());
+                let guard = WriteGuard {
+                    limit: write_limit,
+                    handle: handle.as_deref(),
+                    shutdown: &shutdown,
+                };
+                if let Err(stop) = guard.run(ws.send(Message::text(message))).await {
+                    return stop;
                 }
             }
             if let Step::Disconnect(code) = step {
@@ -646,6 +656,43 @@ impl Session {
             expires: ttl.is_some(),
             ttl: ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
         }))
+    }
+}
+
+/// Bounds a write: a peer that stops reading must not hold the session (and its timers)
+/// forever, so a write that cannot finish within `limit` ends the connection as slow,
+/// and an end or shutdown request interrupts it.
+struct WriteGuard<'a> {
+    limit: Duration,
+    handle: Option<&'a ClientHandle>,
+    shutdown: &'a tokio_util::sync::CancellationToken,
+}
+
+impl WriteGuard<'_> {
+    /// `Err(None)`: the connection failed; `Err(Some(code))`: disconnect with `code`.
+    async fn run(
+        &self,
+        write: impl std::future::Future<Output = Result<(), duplex::Error>>,
+    ) -> Result<(), Option<DisconnectCode>> {
+        let ended = async {
+            match self.handle {
+                Some(handle) => handle.ended().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = write => result.map_err(|e| {
+                tracing::debug!(error = %e, "write failed");
+                None
+            }),
+            () = tokio::time::sleep(self.limit) => {
+                tracing::info!(limit = ?self.limit, "client read nothing within write_timeout; disconnecting (3008)");
+                self.handle.inspect(|h| h.end(DisconnectCode::Slow));
+                Err(Some(DisconnectCode::Slow))
+            }
+            code = ended => Err(Some(code)),
+            () = self.shutdown.cancelled() => Err(Some(DisconnectCode::Shutdown)),
+        }
     }
 }
 

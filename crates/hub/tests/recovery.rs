@@ -8,6 +8,21 @@ use duplex_hub::config::NamespaceOptions;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// A JSON string of `len` pseudo-random letters: permessage-deflate (which the test
+/// client negotiates) cannot shrink it much, so it really fills socket buffers.
+fn incompressible(len: usize) -> Arc<serde_json::value::RawValue> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let letters: String = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    Arc::from(serde_json::value::RawValue::from_string(format!("\"{letters}\"")).unwrap())
+}
+
 fn offsets(publications: &Value) -> Vec<u64> {
     publications.as_array().map_or(vec![], |a| {
         a.iter().map(|p| p["offset"].as_u64().unwrap()).collect()
@@ -170,9 +185,7 @@ async fn a_slow_consumer_is_disconnected_with_3008_and_others_keep_going() {
     let mut fast = Client::connect(&hub, &token("fast")).await;
     fast.call(json!({"subscribe": {"channel": "chat:flood"}}))
         .await;
-    let big = format!("\"{}\"", "x".repeat(32 * 1024));
-    let data: Arc<serde_json::value::RawValue> =
-        Arc::from(serde_json::value::RawValue::from_string(big).unwrap());
+    let data = incompressible(32 * 1024);
     // The slow client reads nothing: socket buffers fill, then its queue, then it is cut.
     let mut published = 0u64;
     while hub.node.metrics.slow_disconnects.get() == 0 {
@@ -196,4 +209,38 @@ async fn a_slow_consumer_is_disconnected_with_3008_and_others_keep_going() {
         .call(json!({"publish": {"channel": "chat:flood", "data": "still here"}}))
         .await;
     assert_eq!(reply["publish"], json!({}));
+}
+
+#[tokio::test]
+async fn a_client_that_reads_nothing_at_all_is_let_go() {
+    let mut cfg = config();
+    // A queue large enough that it is the blocked write, not the queue, that gives out.
+    cfg.client_queue_size = 100_000;
+    cfg.write_timeout = std::time::Duration::from_millis(300);
+    let hub = TestHub::start(cfg).await;
+    let mut deaf = Client::connect(&hub, &token("deaf")).await;
+    deaf.call(json!({"subscribe": {"channel": "chat:deaf"}}))
+        .await;
+    let data = incompressible(64 * 1024);
+    // Fill its socket buffers and more; it never reads again.
+    for _ in 0..400 {
+        hub.node
+            .engine
+            .publish("chat:deaf", data.clone(), None)
+            .await
+            .unwrap();
+    }
+    // No event marks the end of a session from outside; watch the gauge, bounded.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while hub.node.metrics.connections.get() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub still holds a client that reads nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let metrics = hub.node.metrics.render();
+    assert_eq!(hub.node.metrics.slow_disconnects.get(), 1, "{metrics}");
+    assert_eq!(hub.node.metrics.disconnects.get("slow"), 1, "{metrics}");
+    drop(deaf);
 }

@@ -243,7 +243,7 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
                 .registry
                 .clients_of(&params.user, params.client.as_deref())
             {
-                client.unsubscribe(&params.channel, node.registry.metrics());
+                client.unsubscribe(&params.channel);
             }
             "{\"result\":{}}".to_owned()
         }
