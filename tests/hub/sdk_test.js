@@ -67,6 +67,7 @@ function guard(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    timer.unref(); // a guard left over from a race does not keep the process alive
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -449,6 +450,36 @@ test('connect with an expired token: the SDK gets a new one from getToken and co
   client.disconnect();
 });
 
+// A subscription made before connect() is sent in the same WebSocket message as the
+// connect command (as on every reconnect of a client with subscriptions). When the
+// connect fails with 109, Centrifugo answers the error and handles nothing more from
+// that message; the SDK then closes the transport, asks getToken and reconnects.
+test('connect with an expired token and a pending subscription: getToken, reconnect, subscribed', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  let calls = 0;
+  const client = newClient(wsUrl(HUB_PORT), 'alice', {
+    claims: { exp: now - 60 },
+    options: {
+      getToken: async () => {
+        calls += 1;
+        return token({ sub: 'alice', exp: now + 3600 });
+      },
+    },
+  });
+  const sub = client.newSubscription(unique('early'));
+  sub.subscribe(); // subscribing: its subscribe goes out with the connect command
+  const subscribedOrDisconnected = [
+    next(sub, 'subscribed', "'subscribed' after the reconnect with a fresh token").then(() => 'subscribed'),
+    next(client, 'disconnected', 'a disconnect').then((ctx) => `disconnected ${ctx.code} ${ctx.reason}`),
+  ];
+  for (const p of subscribedOrDisconnected) p.catch(() => {});
+  client.connect();
+  assert.equal(await Promise.race(subscribedOrDisconnected), 'subscribed',
+    'after 109 the SDK reconnects with a token from getToken and subscribes (it was disconnected instead)');
+  assert.equal(calls, 1, 'getToken was called once, after the hub answered 109 (token expired)');
+  client.disconnect();
+});
+
 // centrifuge-js asks getToken for a new token when the connect reply's ttl runs out, i.e.
 // at the token's exp, and only then sends `refresh`; Centrifugo keeps an expired
 // connection open for client_expired_close_delay (25 s by default) so that the refresh
@@ -473,15 +504,20 @@ test('a connection token that expires is refreshed in place: no disconnect, the 
   const states = []; // from here on, any state change is a dropped connection
   client.on('connecting', (ctx) => states.push(`connecting ${ctx.code} ${ctx.reason}`));
   client.on('disconnected', (ctx) => states.push(`disconnected ${ctx.code} ${ctx.reason}`));
+  // A client disconnected for good fails the test at once, whatever it awaits then.
+  const dropped = next(client, 'disconnected', 'a disconnect', { ms: TEST_MS })
+    .then((ctx) => assert.fail(`the client was disconnected (${ctx.code} ${ctx.reason}); ` +
+      `connection events: ${states.join('; ')}`));
+  dropped.catch(() => {});
   const channel = unique('refresh');
   const sub = client.newSubscription(channel);
   const rec = new Recorder(sub);
   await subscribed(sub);
-  await guard(gotToken, (EXPIRES_IN + 5) * 1000, 'the SDK to ask getToken for a fresh token');
+  await Promise.race([dropped, guard(gotToken, (EXPIRES_IN + 5) * 1000, 'the SDK to ask getToken for a fresh token')]);
   // Commands are answered in order: once this answer is in, the hub has handled the
   // refresh the SDK sent right after getToken resolved.
-  await sub.presenceStats().catch((e) => assert.fail(
-    `presence_stats after the refresh failed (${JSON.stringify(e)}); connection events: ${states.join('; ')}`));
+  await Promise.race([dropped, sub.presenceStats().catch((e) => assert.fail(
+    `presence_stats after the refresh failed (${JSON.stringify(e)}); connection events: ${states.join('; ')}`))]);
   const published = await api('publish', { channel, data: { seq: 1 } });
   await rec.reach(published.offset);
   assert.deepEqual(states, [], 'the connection was never dropped around the token expiry');
