@@ -1,262 +1,24 @@
-//! One client connection: commands in, replies and pushes out.
-//!
-//! The session is one task that owns the WebSocket. It answers commands in the order
-//! they arrive, except publishes, whose acknowledgements wait for the commit and are
-//! sent when it is done (the protocol matches replies by id). Pushes come through the
-//! connection's bounded queue; a publication is sent only if its offset is past what the
-//! connection already has, which is how the switch from history to the live stream has
-//! no gap and no duplicate.
+//! The commands of a connected session: each checks what the channel's options and the
+//! client's credentials allow, then answers with a result or the protocol's error code.
 
+use super::{stats, Connected, Failure, Session, Step, Subscription, VERSION};
 use crate::auth::{unix_now, Identity, TokenError};
 use crate::engine::HistoryQuery;
-use crate::node::Node;
 use crate::protocol::command::{
     ChannelRequest, ConnectRequest, HistoryRequest, PublishRequest, RefreshRequest,
     SubscribeRequest,
 };
 use crate::protocol::reply::{
-    self, ClientInfo, ConnectResult, HistoryResult, PresenceResult, PresenceStatsResult,
-    RefreshResult, Reply, SubscribeResult,
+    self, ConnectResult, HistoryResult, PresenceResult, RefreshResult, Reply, SubscribeResult,
 };
-use crate::protocol::{decode, DisconnectCode, ErrorCode, Request, UnsubscribeCode};
-use crate::registry::{ClientHandle, Outgoing};
-use duplex::{CloseFrame, Message, WebSocket};
-use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use crate::protocol::{decode, DisconnectCode, ErrorCode, Request};
+use crate::registry::ClientHandle;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant as TokioInstant};
-
-/// The hub's version string in connect replies.
-pub const VERSION: &str = concat!("duplex-hub ", env!("CARGO_PKG_VERSION"));
-
-/// Pushes taken from the queue per write: bounds the time between reads.
-const QUEUE_BATCH: usize = 256;
-
-type Pending = FuturesUnordered<BoxFuture<'static, String>>;
-
-struct Subscription {
-    /// The last offset sent (or recovered); later publications only.
-    offset: u64,
-    join_leave: bool,
-}
-
-struct Connected {
-    identity: Identity,
-    anonymous: bool,
-    handle: Arc<ClientHandle>,
-    queue: mpsc::Receiver<Outgoing>,
-    subscriptions: HashMap<Arc<str>, Subscription>,
-}
-
-impl Connected {
-    fn info(&self) -> ClientInfo {
-        ClientInfo {
-            user: self.identity.user.clone(),
-            client: self.handle.id.clone(),
-            conn_info: self.identity.info.clone(),
-            chan_info: None,
-        }
-    }
-}
-
-/// What a command's handling decided.
-enum Step {
-    /// Reply lines to send (possibly none).
-    Continue,
-    /// End the connection with this code.
-    Disconnect(DisconnectCode),
-}
-
-/// Runs a session until the client leaves or the hub ends it.
-pub async fn run<S>(node: Arc<Node>, mut ws: WebSocket<S>)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut session = Session {
-        node: node.clone(),
-        connected: None,
-        out: Vec::new(),
-        pending: FuturesUnordered::new(),
-    };
-    let code = session.serve(&mut ws).await;
-    if let Some(code) = code {
-        node.metrics.disconnects.inc(code.label());
-        if code == DisconnectCode::Slow {
-            node.metrics.slow_disconnects.inc();
-        }
-        // A slow client's socket is full: only the close frame (bounded by the close
-        // timeout) is worth trying.
-        if code != DisconnectCode::Slow {
-            let _ = ws.send(Message::text(reply::encode_disconnect(code))).await;
-        }
-        let frame = CloseFrame::new(code.code(), code.reason());
-        let _ = ws.close(Some(frame)).await;
-    } else {
-        node.metrics.disconnects.inc("client closed");
-    }
-    session.leave_all().await;
-}
-
-struct Session {
-    node: Arc<Node>,
-    connected: Option<Connected>,
-    /// Reply lines to send with the next write.
-    out: Vec<String>,
-    /// Publish acknowledgements waiting for their commit.
-    pending: Pending,
-}
+use std::time::Instant;
 
 impl Session {
-    /// The main loop; returns the disconnect code, or `None` when the client left.
-    async fn serve<S>(&mut self, ws: &mut WebSocket<S>) -> Option<DisconnectCode>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let node = self.node.clone();
-        let config = &node.config;
-        let connect_deadline = TokioInstant::now() + config.connect_timeout;
-        let mut next_ping = TokioInstant::now() + config.ping_interval;
-        let mut pong_deadline: Option<TokioInstant> = None;
-        let shutdown = self.node.shutdown.clone();
-        let write_limit = config.write_timeout;
-        loop {
-            let expires = self.expiry_deadline();
-            let handle = self.connected.as_ref().map(|c| c.handle.clone());
-            let step = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => Step::Disconnect(DisconnectCode::Shutdown),
-                code = async { match &handle { Some(h) => h.ended().await, None => std::future::pending().await } } => Step::Disconnect(code),
-                message = ws.recv() => match message {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-                    Some(Ok(Message::Text(text))) => {
-                        pong_deadline = None;
-                        self.handle_message(text.as_str()).await
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        tracing::info!("binary message on the JSON protocol; disconnecting (3501)");
-                        Step::Disconnect(DisconnectCode::BadRequest)
-                    }
-                    Some(Ok(_)) => Step::Continue,
-                },
-                Some(line) = self.pending.next(), if !self.pending.is_empty() => {
-                    self.out.push(line);
-                    Step::Continue
-                }
-                item = async { match self.connected.as_mut() { Some(c) => c.queue.recv().await, None => std::future::pending().await } } => {
-                    if let Some(item) = item {
-                        let guard = WriteGuard { limit: write_limit, handle: handle.as_deref(), shutdown: &shutdown };
-                        if let Err(stop) = guard.run(self.forward(ws, item)).await {
-                            return stop;
-                        }
-                    }
-                    Step::Continue
-                }
-                () = sleep_until(connect_deadline), if self.connected.is_none() => {
-                    tracing::info!("no connect command within connect_timeout; disconnecting (3502)");
-                    Step::Disconnect(DisconnectCode::Stale)
-                }
-                () = sleep_until(next_ping), if self.connected.is_some() && pong_deadline.is_none() => {
-                    self.out.push(reply::PING.to_owned());
-                    next_ping = TokioInstant::now() + config.ping_interval;
-                    pong_deadline = Some(TokioInstant::now() + config.pong_timeout);
-                    Step::Continue
-                }
-                () = async { match pong_deadline { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
-                    tracing::info!("no pong within pong_timeout; disconnecting (3012)");
-                    Step::Disconnect(DisconnectCode::NoPong)
-                }
-                () = async { match expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
-                    tracing::info!("connection token expired without a refresh; disconnecting (3005)");
-                    Step::Disconnect(DisconnectCode::Expired)
-                }
-            };
-            if !self.out.is_empty() {
-                let message = self.out.join("\n");
-                self.out.clear();
-                let handle = self.connected.as_ref().map(|c| c.handle.clone());
-                let guard = WriteGuard {
-                    limit: write_limit,
-                    handle: handle.as_deref(),
-                    shutdown: &shutdown,
-                };
-                if let Err(stop) = guard.run(ws.send(Message::text(message))).await {
-                    return stop;
-                }
-            }
-            if let Step::Disconnect(code) = step {
-                return Some(code);
-            }
-        }
-    }
-
-    fn expiry_deadline(&self) -> Option<TokioInstant> {
-        let at = self.connected.as_ref()?.identity.expires_at?;
-        let left = at.saturating_sub(unix_now());
-        Some(TokioInstant::now() + Duration::from_secs(left))
-    }
-
-    /// Sends a queued push, and whatever else is queued, in one write.
-    async fn forward<S>(
-        &mut self,
-        ws: &mut WebSocket<S>,
-        first: Outgoing,
-    ) -> Result<(), duplex::Error>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let mut item = Some(first);
-        let mut taken = 0;
-        let mut unsubscribed = Vec::new();
-        while let Some(current) = item.take() {
-            let Some(connected) = self.connected.as_mut() else {
-                break;
-            };
-            match current {
-                Outgoing::Publication {
-                    channel,
-                    offset,
-                    frame,
-                } => {
-                    if let Some(sub) = connected.subscriptions.get_mut(&channel) {
-                        if offset > sub.offset {
-                            sub.offset = offset;
-                            ws.feed_shared(&frame).await?;
-                        }
-                    }
-                }
-                Outgoing::Unsubscribe { channel } => {
-                    if connected.subscriptions.contains_key(&channel) {
-                        unsubscribed.push(channel);
-                    }
-                }
-                Outgoing::Push { channel, frame } => {
-                    if connected
-                        .subscriptions
-                        .get(&channel)
-                        .is_some_and(|s| s.join_leave)
-                    {
-                        ws.feed_shared(&frame).await?;
-                    }
-                }
-            }
-            taken += 1;
-            if taken < QUEUE_BATCH {
-                item = connected.queue.try_recv().ok();
-            }
-        }
-        for channel in unsubscribed {
-            self.leave(&channel).await;
-            let line = reply::encode_unsubscribe(&channel, UnsubscribeCode::Server);
-            ws.feed(Message::text(line)).await?;
-        }
-        ws.flush().await
-    }
-
-    async fn handle_message(&mut self, text: &str) -> Step {
+    pub(super) async fn handle_message(&mut self, text: &str) -> Step {
         let commands = match decode(text) {
             Ok(commands) => commands,
             Err(e) => {
@@ -496,7 +258,7 @@ impl Session {
         Ok(Reply::Unsubscribe)
     }
 
-    async fn leave(&mut self, channel: &str) {
+    pub(super) async fn leave(&mut self, channel: &str) {
         let Some(connected) = self.connected.as_mut() else {
             return;
         };
@@ -516,7 +278,7 @@ impl Session {
         }
     }
 
-    async fn leave_all(&mut self) {
+    pub(super) async fn leave_all(&mut self) {
         let channels: Vec<Arc<str>> = match &self.connected {
             Some(c) => c.subscriptions.keys().cloned().collect(),
             None => return,
@@ -657,57 +419,4 @@ impl Session {
             ttl: ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
         }))
     }
-}
-
-/// Bounds a write: a peer that stops reading must not hold the session (and its timers)
-/// forever, so a write that cannot finish within `limit` ends the connection as slow,
-/// and an end or shutdown request interrupts it.
-struct WriteGuard<'a> {
-    limit: Duration,
-    handle: Option<&'a ClientHandle>,
-    shutdown: &'a tokio_util::sync::CancellationToken,
-}
-
-impl WriteGuard<'_> {
-    /// `Err(None)`: the connection failed; `Err(Some(code))`: disconnect with `code`.
-    async fn run(
-        &self,
-        write: impl std::future::Future<Output = Result<(), duplex::Error>>,
-    ) -> Result<(), Option<DisconnectCode>> {
-        let ended = async {
-            match self.handle {
-                Some(handle) => handle.ended().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = write => result.map_err(|e| {
-                tracing::debug!(error = %e, "write failed");
-                None
-            }),
-            () = tokio::time::sleep(self.limit) => {
-                tracing::info!(limit = ?self.limit, "client read nothing within write_timeout; disconnecting (3008)");
-                self.handle.inspect(|h| h.end(DisconnectCode::Slow));
-                Err(Some(DisconnectCode::Slow))
-            }
-            code = ended => Err(Some(code)),
-            () = self.shutdown.cancelled() => Err(Some(DisconnectCode::Shutdown)),
-        }
-    }
-}
-
-/// Client and distinct user counts of a presence map.
-pub fn stats(presence: &crate::engine::PresenceMap) -> PresenceStatsResult {
-    let users: std::collections::HashSet<&str> =
-        presence.values().map(|i| i.user.as_str()).collect();
-    PresenceStatsResult {
-        num_clients: u32::try_from(presence.len()).unwrap_or(u32::MAX),
-        num_users: u32::try_from(users.len()).unwrap_or(u32::MAX),
-    }
-}
-
-/// A command's failure: an error reply, or the end of the connection.
-enum Failure {
-    Error(ErrorCode),
-    Disconnect(DisconnectCode),
 }
