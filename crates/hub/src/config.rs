@@ -61,6 +61,9 @@ pub struct Config {
     /// How long a new connection has to send `connect`.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
+    /// How long a connection whose token expired may stay open for its refresh.
+    #[serde(deserialize_with = "duration")]
+    pub expired_close_delay: Duration,
     /// How long one write to a client may wait for its socket before it is
     /// disconnected as slow.
     #[serde(deserialize_with = "duration")]
@@ -92,6 +95,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
+            expired_close_delay: Duration::from_secs(25),
             write_timeout: Duration::from_secs(10),
             client_queue_size: 4096,
             max_message_size: 65536,
@@ -288,6 +292,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("pong_timeout", Kind::Str),
     ("connect_timeout", Kind::Str),
     ("write_timeout", Kind::Str),
+    ("expired_close_delay", Kind::Str),
     ("client_queue_size", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),

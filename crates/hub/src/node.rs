@@ -28,6 +28,8 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// WebSocket settings for client connections.
     pub websocket: Arc<duplex::Config>,
+    /// When the node started (for `info`'s uptime).
+    pub started: std::time::Instant,
     next_client: AtomicU64,
     node_tag: u64,
 }
@@ -66,6 +68,7 @@ impl Node {
             metrics,
             shutdown: CancellationToken::new(),
             websocket: Arc::new(websocket),
+            started: std::time::Instant::now(),
             next_client: AtomicU64::new(1),
             node_tag: {
                 use rand::Rng;
@@ -73,6 +76,11 @@ impl Node {
             },
             config,
         }))
+    }
+
+    /// This node's id (random per start).
+    pub fn uid(&self) -> String {
+        format!("{:016x}", self.node_tag)
     }
 
     /// A client id unique on this node and across restarts.

@@ -162,6 +162,24 @@ impl Registry {
             .collect()
     }
 
+    /// The number of distinct users among connected clients.
+    pub fn user_count(&self) -> usize {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .values()
+            .map(|c| c.user.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
+
+    /// The number of channels with subscribers on this node.
+    pub fn channel_count(&self) -> usize {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     /// The number of connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()

@@ -112,7 +112,17 @@ async fn publish_broadcast_history_presence_and_info() {
         .await;
     assert_eq!(stats["result"], json!({"num_clients": 1, "num_users": 1}));
     let (_, info) = hub.api("info", json!({})).await;
-    assert_eq!(info["result"]["nodes"][0]["num_clients"], 1, "{info}");
+    let node = &info["result"]["nodes"][0];
+    assert_eq!(
+        (
+            node["num_clients"].clone(),
+            node["num_users"].clone(),
+            node["num_channels"].clone()
+        ),
+        (json!(1), json!(1), json!(1)),
+        "{info}"
+    );
+    assert_eq!(node["uid"].as_str().map(str::len), Some(16), "{info}");
 
     let (status, answer) = hub.api("nosuch", json!({})).await;
     assert_eq!((status, answer["error"]["code"].clone()), (404, json!(104)));

@@ -426,18 +426,58 @@ async fn refresh_extends_the_connection_and_refuses_another_user() {
 }
 
 #[tokio::test]
-async fn an_expired_connection_is_disconnected_with_3005() {
+async fn an_expired_connection_gets_expired_close_delay_to_refresh_then_3005() {
+    let mut cfg = config();
+    cfg.expired_close_delay = Duration::from_millis(1500);
+    let hub = TestHub::start(cfg).await;
+    let claims = |exp| Claims {
+        sub: "u".into(),
+        exp: Some(exp),
+        ..Default::default()
+    };
+    let mut refreshed = Client::connect(&hub, &token_with(claims(unix_now() + 1))).await;
+    let mut lapsed = Client::connect(&hub, &token_with(claims(unix_now() + 1))).await;
+    // The SDKs refresh once ttl has run out; the token's second has to pass first.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let reply = refreshed
+        .call(json!({"refresh": {"token": token_with(claims(unix_now() + 3600))}}))
+        .await;
+    assert_eq!(
+        reply["refresh"]["expires"], true,
+        "a refresh after exp, within the delay: {reply}"
+    );
+    assert_eq!(lapsed.closed().await, (3005, "expired".into()));
+    let reply = refreshed.call(json!({"ping": {}})).await;
+    assert_eq!(reply["ping"], json!({}), "the refreshed connection stays");
+}
+
+#[tokio::test]
+async fn commands_after_a_refused_connect_are_dropped_not_fatal() {
     let hub = TestHub::start(config()).await;
-    let mut client = Client::connect(
-        &hub,
-        &token_with(Claims {
-            sub: "u".into(),
-            exp: Some(unix_now() + 1),
-            ..Default::default()
-        }),
-    )
-    .await;
-    assert_eq!(client.closed().await, (3005, "expired".into()));
+    let mut client = Client::open(&hub).await;
+    let expired = token_with(Claims {
+        sub: "u".into(),
+        exp: Some(unix_now() - 5),
+        ..Default::default()
+    });
+    let batch = format!(
+        "{}\n{}",
+        json!({"id": 1, "connect": {"token": expired}}),
+        json!({"id": 2, "subscribe": {"channel": "chat:a"}})
+    );
+    client.send_raw(&batch).await;
+    assert_eq!(error_code(&client.reply(1).await), 109);
+    // The SDK would now close and come back with a fresh token; this client retries here.
+    let reply = client.call(json!({"connect": {"token": token("u")}})).await;
+    assert!(reply.get("connect").is_some(), "{reply}");
+    let reply = client
+        .call(json!({"subscribe": {"channel": "chat:a"}}))
+        .await;
+    assert!(reply.get("subscribe").is_some(), "{reply}");
+    assert!(
+        client.backlog_is_empty(),
+        "no reply to the dropped subscribe"
+    );
 }
 
 #[tokio::test]

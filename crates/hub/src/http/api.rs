@@ -265,10 +265,14 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
         "info" => {
             #[derive(Serialize)]
             struct NodeInfo {
+                uid: String,
                 name: &'static str,
                 version: &'static str,
                 num_clients: usize,
+                num_users: usize,
+                num_channels: usize,
                 num_subs: i64,
+                uptime: u64,
             }
             #[derive(Serialize)]
             struct Info {
@@ -276,10 +280,14 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
             }
             result(&Info {
                 nodes: vec![NodeInfo {
+                    uid: node.uid(),
                     name: "duplex-hub",
                     version: crate::session::VERSION,
                     num_clients: node.registry.client_count(),
+                    num_users: node.registry.user_count(),
+                    num_channels: node.registry.channel_count(),
                     num_subs: node.metrics.subscriptions.get(),
+                    uptime: node.started.elapsed().as_secs(),
                 }],
             })
         }

@@ -31,7 +31,15 @@ impl Session {
             let id = command.id;
             let result = match command.request {
                 Request::Pong => continue,
-                Request::Connect(r) => self.connect(r).await,
+                Request::Connect(r) => {
+                    let result = self.connect(r).await;
+                    self.connect_failed = result.is_err();
+                    result
+                }
+                // SDKs send connect and their subscribes in one message; after a
+                // refused connect (an expired token, say) the rest is moot: the SDK
+                // closes and connects again, and connect_timeout bounds one that does not.
+                _ if self.connected.is_none() && self.connect_failed => continue,
                 _ if self.connected.is_none() => {
                     tracing::info!("command before connect; disconnecting (3501)");
                     return Step::Disconnect(DisconnectCode::BadRequest);

@@ -75,6 +75,7 @@ where
         connected: None,
         out: Vec::new(),
         pending: FuturesUnordered::new(),
+        connect_failed: false,
     };
     let code = session.serve(&mut ws).await;
     if let Some(code) = code {
@@ -102,6 +103,8 @@ struct Session {
     out: Vec<String>,
     /// Publish acknowledgements waiting for their commit.
     pending: Pending,
+    /// The last connect was refused: later commands are dropped, not a protocol error.
+    connect_failed: bool,
 }
 
 impl Session {
@@ -187,10 +190,12 @@ impl Session {
         }
     }
 
+    /// When an unrefreshed connection is closed: `expired_close_delay` after its token's
+    /// `exp`, because the SDKs only ask for a new token once `ttl` has run out.
     fn expiry_deadline(&self) -> Option<TokioInstant> {
         let at = self.connected.as_ref()?.identity.expires_at?;
         let left = at.saturating_sub(unix_now());
-        Some(TokioInstant::now() + Duration::from_secs(left))
+        Some(TokioInstant::now() + Duration::from_secs(left) + self.node.config.expired_close_delay)
     }
 
     /// Sends a queued push, and whatever else is queued, in one write.

@@ -261,6 +261,11 @@ impl Client {
         }
     }
 
+    /// Whether nothing received is waiting unread.
+    pub fn backlog_is_empty(&self) -> bool {
+        self.backlog.is_empty()
+    }
+
     /// Reads until the hub closes; returns the close code and reason.
     pub async fn closed(&mut self) -> (u16, String) {
         loop {
