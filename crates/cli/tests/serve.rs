@@ -225,16 +225,28 @@ fn sigterm_disconnects_clients_with_3001_and_exits_0() {
             .status()
             .unwrap();
         assert!(status.success());
-        match tokio::time::timeout(Duration::from_secs(10), ws.recv())
-            .await
-            .unwrap()
-        {
-            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(
-                (frame.code.as_u16(), frame.reason.as_str()),
-                (3001, "shutdown")
-            ),
-            other => panic!("expected close 3001, got {other:?}"),
+        // The disconnect push, then the close frame with the same code.
+        let mut push = None;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.recv())
+                .await
+                .unwrap()
+            {
+                Some(Ok(Message::Text(text))) => push = Some(text.as_str().to_owned()),
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    assert_eq!(
+                        (frame.code.as_u16(), frame.reason.as_str()),
+                        (3001, "shutdown")
+                    );
+                    break;
+                }
+                other => panic!("expected close 3001, got {other:?}"),
+            }
         }
+        let push: serde_json::Value =
+            serde_json::from_str(&push.expect("a disconnect push")).unwrap();
+        assert_eq!(push["push"]["disconnect"]["code"], 3001);
+        assert_eq!(push["push"]["disconnect"]["reconnect"], true);
     });
     let status = hub.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{}", hub.log());

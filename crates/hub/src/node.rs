@@ -32,6 +32,9 @@ pub struct Node {
     pub started: std::time::Instant,
     next_client: AtomicU64,
     node_tag: u64,
+    /// The last storage check and when it ran: `/healthz` is unauthenticated, so it
+    /// costs at most one write a second.
+    health: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
 
 impl Node {
@@ -43,7 +46,9 @@ impl Node {
         let registry = Arc::new(Registry::new(metrics.clone()));
         let delivery: Delivery = {
             let registry = registry.clone();
-            Arc::new(move |channel, publication| registry.deliver(channel, publication))
+            Arc::new(move |channel, publication, epoch| {
+                registry.deliver(channel, publication, epoch)
+            })
         };
         let engine: Arc<dyn Engine> = match config.engine {
             EngineKind::Memory => Arc::new(MemoryEngine::new(channels.clone(), delivery)),
@@ -70,12 +75,31 @@ impl Node {
             websocket: Arc::new(websocket),
             started: std::time::Instant::now(),
             next_client: AtomicU64::new(1),
+            health: std::sync::Mutex::new(None),
             node_tag: {
                 use rand::Rng;
                 rand::rng().random()
             },
             config,
         }))
+    }
+
+    /// Whether storage takes writes now (checked at most once a second).
+    pub async fn storage_health(&self) -> Result<(), String> {
+        let fresh = |at: &std::time::Instant| at.elapsed() < std::time::Duration::from_secs(1);
+        if let Some((at, result)) = &*self.health.lock().unwrap_or_else(|e| e.into_inner()) {
+            if fresh(at) {
+                return result.clone();
+            }
+        }
+        let result = self
+            .engine
+            .check_writable()
+            .await
+            .map_err(|e| e.to_string());
+        *self.health.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), result.clone()));
+        result
     }
 
     /// This node's id (random per start).

@@ -23,6 +23,8 @@ pub enum Outgoing {
         channel: Arc<str>,
         /// Its offset.
         offset: u64,
+        /// The epoch of the stream it belongs to.
+        epoch: Arc<str>,
         /// The encoded push.
         frame: SharedFrame,
     },
@@ -222,8 +224,9 @@ impl Registry {
 
     /// Queues a stored publication for every subscriber of `channel`: one encoding, the
     /// same bytes for all.
-    pub fn deliver(&self, channel: &str, publication: &Publication) {
+    pub fn deliver(&self, channel: &str, publication: &Publication, epoch: &str) {
         let frame = text_frame(reply::encode_publication(channel, publication));
+        let epoch: Arc<str> = Arc::from(epoch);
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let Some((key, subscribers)) = channels.get_key_value(channel) else {
             return;
@@ -233,6 +236,7 @@ impl Registry {
             let item = Outgoing::Publication {
                 channel: key.clone(),
                 offset: publication.offset,
+                epoch: epoch.clone(),
                 frame: frame.clone(),
             };
             if subscriber.client.offer(item) {

@@ -202,8 +202,10 @@ async fn healthz_metrics_and_the_start_page() {
     .await;
     assert_eq!(status, 426, "no Sec-WebSocket-Version: upgrade required");
     assert_eq!(hub.node.metrics.handshake_failures.get("426"), 1);
-    // Storage stopped: not healthy.
+    // Storage stopped: not healthy (once the cached result, a second old at most, is
+    // stale: the wait is for the clock).
     hub.node.engine.shutdown().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, _) = http(hub.addr, "GET", "/healthz", &[], "").await;
     assert_eq!(status, 503);
     hub.stop().await;

@@ -617,3 +617,145 @@ async fn the_api_unsubscribes_and_disconnects_users_with_pushes() {
     .await;
     assert_eq!(other.closed().await.0, 3011);
 }
+
+#[tokio::test]
+async fn an_active_client_with_an_expired_token_is_still_disconnected() {
+    let mut cfg = config();
+    cfg.ping_interval = Duration::from_secs(1);
+    cfg.pong_timeout = Duration::from_millis(500);
+    cfg.expired_close_delay = Duration::from_millis(500);
+    let hub = TestHub::start(cfg).await;
+    let claims = Claims {
+        sub: "u".into(),
+        exp: Some(unix_now() + 1),
+        ..Default::default()
+    };
+    let mut client = Client::connect(&hub, &token_with(claims)).await;
+    // Answer every ping and keep sending commands: activity must not push the end back.
+    let started = std::time::Instant::now();
+    loop {
+        match tokio::time::timeout(WAIT, client.ws.recv())
+            .await
+            .expect("the hub acts in time")
+        {
+            Some(Ok(duplex::Message::Text(text))) => {
+                if text.as_str().split('\n').any(|l| l == "{}") {
+                    client.send_raw("{}").await;
+                }
+                client.send(json!({"ping": {}})).await;
+            }
+            Some(Ok(duplex::Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code.as_u16(), 3005, "{frame:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "never disconnected"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_side_subscriptions_recover_from_the_position_in_connect_subs() {
+    let hub = TestHub::start(config()).await;
+    let (_, first) = hub
+        .api("publish", json!({"channel": "chat:srv", "data": 1}))
+        .await;
+    let epoch = first["result"]["epoch"].clone();
+    hub.api("publish", json!({"channel": "chat:srv", "data": 2}))
+        .await;
+    hub.api("publish", json!({"channel": "chat:srv", "data": 3}))
+        .await;
+    let token = token_with(Claims {
+        sub: "u".into(),
+        channels: vec!["chat:srv".into()],
+        ..Default::default()
+    });
+    let mut client = Client::open(&hub).await;
+    let reply = client
+        .call(json!({"connect": {"token": token, "subs": {"chat:srv": {"recover": true, "offset": 1, "epoch": epoch}}}}))
+        .await;
+    let sub = &reply["connect"]["subs"]["chat:srv"];
+    assert_eq!(sub["recovered"], true, "{reply}");
+    let data: Vec<_> = sub["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["data"].clone())
+        .collect();
+    assert_eq!(data, [json!(2), json!(3)]);
+}
+
+#[tokio::test]
+async fn reject_unrecovered_flag_gets_error_112_and_no_subscription() {
+    let hub = TestHub::start(config()).await;
+    hub.api("publish", json!({"channel": "chat:f", "data": 1}))
+        .await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    let reply = client
+        .call(json!({"subscribe": {"channel": "chat:f", "recover": true, "offset": 1, "epoch": "wrong", "flag": 3}}))
+        .await;
+    assert_eq!(error_code(&reply), 112);
+    let reply = client
+        .call(json!({"subscribe": {"channel": "chat:f", "flag": 3}}))
+        .await;
+    assert!(
+        reply.get("subscribe").is_some(),
+        "not left subscribed by the refusal: {reply}"
+    );
+    // Without the flag, an unrecoverable position is a success with recovered: false.
+    let mut other = Client::connect(&hub, &token("u")).await;
+    let reply = other
+        .call(json!({"subscribe": {"channel": "chat:f", "recover": true, "offset": u64::MAX, "epoch": "wrong"}}))
+        .await;
+    assert!(reply["subscribe"].get("recovered").is_none(), "{reply}");
+}
+
+#[tokio::test]
+async fn many_history_replies_in_one_message_are_written_in_parts() {
+    let hub = TestHub::start(config()).await;
+    let data = json!("y".repeat(1000));
+    for _ in 0..300 {
+        hub.api("publish", json!({"channel": "chat:big", "data": data}))
+            .await;
+    }
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:big"}}))
+        .await;
+    // Five whole-history reads (about 320 KB each) in one client message.
+    let batch: Vec<String> = (100..105)
+        .map(|id| json!({"id": id, "history": {"channel": "chat:big", "limit": -1}}).to_string())
+        .collect();
+    client.send_raw(&batch.join("\n")).await;
+    let mut messages = 0;
+    let mut replies = 0;
+    while replies < 5 {
+        match tokio::time::timeout(WAIT, client.ws.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            duplex::Message::Text(text) => {
+                messages += 1;
+                for line in text.as_str().split('\n') {
+                    let reply: serde_json::Value = serde_json::from_str(line).unwrap();
+                    if reply["history"]["publications"]
+                        .as_array()
+                        .is_some_and(|p| p.len() == 300)
+                    {
+                        replies += 1;
+                    }
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        messages >= 5,
+        "each reply over the budget is written before the next is read ({messages} messages)"
+    );
+}

@@ -244,3 +244,25 @@ async fn a_client_that_reads_nothing_at_all_is_let_go() {
     assert_eq!(hub.node.metrics.disconnects.get("slow"), 1, "{metrics}");
     drop(deaf);
 }
+
+#[tokio::test]
+async fn a_live_subscriber_whose_stream_was_lost_is_told_with_3010() {
+    let mut cfg = config();
+    cfg.channels.history_ttl = std::time::Duration::from_millis(100);
+    let hub = TestHub::start(cfg).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "quiet"}}))
+        .await;
+    hub.api("publish", json!({"channel": "quiet", "data": 1}))
+        .await;
+    assert_eq!(client.push().await["pub"]["offset"], 1);
+    // The history's time-to-live passes (a wait for the clock), expiry drops the stream.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    hub.node.engine.expire().await.unwrap();
+    let (_, next) = hub
+        .api("publish", json!({"channel": "quiet", "data": 2}))
+        .await;
+    assert_eq!(next["result"]["offset"], 1, "a new stream: {next}");
+    assert_eq!(client.closed().await, (3010, "insufficient state".into()));
+}

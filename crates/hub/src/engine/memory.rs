@@ -16,6 +16,8 @@ use std::sync::Mutex;
 
 struct Stream {
     epoch: String,
+    /// When the stream was created, in ms (never-published streams expire by it).
+    created_ms: i64,
     top: u64,
     /// (publish time in ms, publication), oldest first.
     publications: VecDeque<(i64, Publication)>,
@@ -64,6 +66,7 @@ impl MemoryEngine {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
             epoch: new_epoch(),
+            created_ms: now_ms(),
             top: 0,
             publications: VecDeque::new(),
         });
@@ -89,7 +92,7 @@ impl MemoryEngine {
             offset: stream.top,
             epoch: stream.epoch.clone(),
         };
-        (self.delivery)(channel, &publication);
+        (self.delivery)(channel, &publication, &position.epoch);
         Ok(position)
     }
 
@@ -104,6 +107,7 @@ impl MemoryEngine {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
             epoch: new_epoch(),
+            created_ms: now_ms(),
             top: 0,
             publications: VecDeque::new(),
         });
@@ -153,8 +157,10 @@ impl MemoryEngine {
                 stream.publications.pop_front();
             }
             // A stream whose history expired entirely is lost: dropping it frees the
-            // memory, and its next use starts a new epoch.
-            !(stream.publications.is_empty() && stream.top > 0)
+            // memory, and its next use starts a new epoch. A never-published one goes
+            // once it is as old as the time-to-live.
+            let old = stream.created_ms < now.saturating_sub(ttl);
+            !(stream.publications.is_empty() && (stream.top > 0 || old))
         });
     }
 }

@@ -53,8 +53,9 @@ pub struct History {
     pub oldest: u64,
 }
 
-/// Where an engine hands stored publications, in offset order per channel.
-pub type Delivery = Arc<dyn Fn(&str, &Publication) + Send + Sync>;
+/// Where an engine hands stored publications, in offset order per channel: the
+/// channel, the publication and the epoch of its stream.
+pub type Delivery = Arc<dyn Fn(&str, &Publication, &str) + Send + Sync>;
 
 /// A presence entry: one subscribed connection.
 pub type PresenceMap = BTreeMap<String, ClientInfo>;

@@ -30,7 +30,8 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
     channel TEXT PRIMARY KEY,
     epoch TEXT NOT NULL,
-    top INTEGER NOT NULL
+    top INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS publications (
     channel TEXT NOT NULL,
@@ -117,6 +118,7 @@ impl SqliteEngine {
         let path = data_dir.join("hub.sqlite3");
         let write = open(&path, durability)?;
         write.execute_batch(SCHEMA).map_err(storage)?;
+        migrate(&write)?;
         let read = open(&path, durability)?;
         let (sender, receiver) = mpsc::channel();
         let writer_channels = channels.clone();
@@ -304,7 +306,7 @@ impl Writer {
     fn answer(&self, op: Op, done: Done) {
         match (op, done) {
             (Op::Publish { reply, .. }, Done::Published(channel, publication, position)) => {
-                (self.delivery)(&channel, &publication);
+                (self.delivery)(&channel, &publication, &position.epoch);
                 let _ = reply.send(Ok(position));
             }
             (Op::Ensure { reply, .. } | Op::Check { reply } | Op::Expire { reply }, _) => {
@@ -401,11 +403,30 @@ fn expire(
             params![channel, now.saturating_sub(ttl)],
         )?;
         // A stream whose whole history expired is lost: its next use starts a new
-        // epoch, so no client trusts an offset from before.
+        // epoch, so no client trusts an offset from before. A stream never published
+        // to goes once it is as old as the time-to-live, so subscribing to ever new
+        // names cannot grow the table for good.
         tx.execute(
-                "DELETE FROM streams WHERE channel = ?1 AND top > 0 AND NOT EXISTS (SELECT 1 FROM publications WHERE channel = ?1)",
-                [&channel],
-            )?;
+            "DELETE FROM streams WHERE channel = ?1 AND (top > 0 OR created_ms < ?2) AND NOT EXISTS (SELECT 1 FROM publications WHERE channel = ?1)",
+            params![channel, now.saturating_sub(ttl)],
+        )?;
+    }
+    Ok(())
+}
+
+/// Brings a database from an earlier version up to [`SCHEMA`].
+fn migrate(conn: &Connection) -> Result<(), Error> {
+    let has_created: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('streams') WHERE name = 'created_ms'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(storage)?
+        > 0;
+    if !has_created {
+        conn.execute_batch("ALTER TABLE streams ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0")
+            .map_err(storage)?;
     }
     Ok(())
 }
@@ -420,8 +441,10 @@ fn ensure(tx: &rusqlite::Transaction<'_>, channel: &str) -> Result<(String, i64)
         return Ok(found);
     }
     let epoch = new_epoch();
-    tx.prepare_cached("INSERT INTO streams (channel, epoch, top) VALUES (?1, ?2, 0)")?
-        .execute(params![channel, epoch])?;
+    tx.prepare_cached(
+        "INSERT INTO streams (channel, epoch, top, created_ms) VALUES (?1, ?2, 0, ?3)",
+    )?
+    .execute(params![channel, epoch, now_ms()])?;
     Ok((epoch, 0))
 }
 

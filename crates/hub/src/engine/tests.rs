@@ -20,7 +20,7 @@ fn channels(history_size: usize) -> Channels {
 fn sink() -> (Delivery, Delivered) {
     let delivered: Delivered = Arc::default();
     let d = delivered.clone();
-    let delivery: Delivery = Arc::new(move |channel: &str, p: &Publication| {
+    let delivery: Delivery = Arc::new(move |channel: &str, p: &Publication, _epoch: &str| {
         d.lock().unwrap().push((channel.to_owned(), p.offset));
     });
     (delivery, delivered)
@@ -288,6 +288,55 @@ async fn a_stream_whose_history_expired_entirely_gets_a_new_epoch() {
         assert_ne!(
             after.position.epoch, old.epoch,
             "{name}: a lost stream gets a new epoch"
+        );
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn never_published_streams_expire_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.channels.history_ttl = std::time::Duration::from_millis(50);
+    let (d1, _) = sink();
+    let (d2, _) = sink();
+    let engines: Vec<(&str, Arc<dyn Engine>)> = vec![
+        (
+            "memory",
+            Arc::new(MemoryEngine::new(Channels::new(&config), d1)),
+        ),
+        (
+            "sqlite",
+            Arc::new(
+                SqliteEngine::open(dir.path(), Durability::Commit, Channels::new(&config), d2)
+                    .unwrap(),
+            ),
+        ),
+    ];
+    for (name, engine) in engines {
+        let first = engine
+            .history("empty", HistoryQuery::default())
+            .await
+            .unwrap();
+        engine.expire().await.unwrap();
+        let kept = engine
+            .history("empty", HistoryQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            kept.position, first.position,
+            "{name}: younger than the time-to-live, kept"
+        );
+        // The time-to-live has to pass: this waits for the clock.
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        engine.expire().await.unwrap();
+        let after = engine
+            .history("empty", HistoryQuery::default())
+            .await
+            .unwrap();
+        assert_ne!(
+            after.position.epoch, first.position.epoch,
+            "{name}: dropped, so a new stream"
         );
         engine.shutdown().await;
     }

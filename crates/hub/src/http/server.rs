@@ -117,7 +117,7 @@ async fn route(
         (&Method::GET, "/") => {
             respond(StatusCode::OK, "text/html; charset=utf-8", page::INDEX_HTML)
         }
-        (&Method::GET, "/healthz") => match node.engine.check_writable().await {
+        (&Method::GET, "/healthz") => match node.storage_health().await {
             Ok(()) => respond(StatusCode::OK, "text/plain", "ok\n"),
             Err(e) => respond(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -105,6 +105,10 @@ pub struct SubscribeRequest {
     pub recoverable: bool,
     /// Asks for join and leave pushes.
     pub join_leave: bool,
+    /// Subscription features: 1 channel compaction (not supported: the hub never sets
+    /// a numeric id, so channel names stay), 2 reject an unrecoverable position with an
+    /// error instead of `recovered: false`.
+    pub flag: i64,
 }
 
 /// A request naming only a channel (`unsubscribe`, `presence`, `presence_stats`).

@@ -1,7 +1,7 @@
 //! The commands of a connected session: each checks what the channel's options and the
 //! client's credentials allow, then answers with a result or the protocol's error code.
 
-use super::{stats, Connected, Failure, Session, Step, Subscription, VERSION};
+use super::{close_deadline, stats, Connected, Failure, Session, Step, Subscription, VERSION};
 use crate::auth::{unix_now, Identity, TokenError};
 use crate::engine::HistoryQuery;
 use crate::protocol::command::{
@@ -13,12 +13,20 @@ use crate::protocol::reply::{
 };
 use crate::protocol::{decode, DisconnectCode, ErrorCode, Request};
 use crate::registry::ClientHandle;
+use duplex::WebSocket;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// `SubscribeRequest.flag` bit: answer an unrecoverable position with error 112.
+const REJECT_UNRECOVERED: i64 = 2;
 
 impl Session {
-    pub(super) async fn handle_message(&mut self, text: &str) -> Step {
+    pub(super) async fn handle_message<S>(&mut self, ws: &mut WebSocket<S>, text: &str) -> Step
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let commands = match decode(text) {
             Ok(commands) => commands,
             Err(e) => {
@@ -63,6 +71,13 @@ impl Session {
                 Err(Failure::Error(code)) => self.out.push(reply::encode_error(id, code)),
                 Err(Failure::Disconnect(code)) => return Step::Disconnect(code),
             }
+            if self.out_is_full() {
+                match self.write_out(ws).await {
+                    Ok(()) => {}
+                    Err(Some(code)) => return Step::Disconnect(code),
+                    Err(None) => return Step::Gone,
+                }
+            }
         }
         Step::Continue
     }
@@ -88,7 +103,7 @@ impl Session {
         })
     }
 
-    async fn connect(&mut self, request: ConnectRequest) -> Result<Reply, Failure> {
+    async fn connect(&mut self, mut request: ConnectRequest) -> Result<Reply, Failure> {
         if self.connected.is_some() {
             tracing::info!("second connect command; disconnecting (3501)");
             return Err(Failure::Disconnect(DisconnectCode::BadRequest));
@@ -119,7 +134,9 @@ impl Session {
         tracing::debug!(client = %handle.id, user = %identity.user, sdk = %request.name, sdk_version = %request.version, "client connected");
         let ttl = identity.expires_at.map(|at| at.saturating_sub(unix_now()));
         let server_channels = identity.channels.clone();
+        let closes_at = close_deadline(identity.expires_at, config.expired_close_delay);
         self.connected = Some(Connected {
+            closes_at,
             identity,
             anonymous,
             handle: handle.clone(),
@@ -136,8 +153,14 @@ impl Session {
             ..Default::default()
         };
         for channel in server_channels {
+            // On a reconnect the SDK sends the position it has for each server-side
+            // subscription in `subs`: recover from there.
+            let known = request.subs.remove(&channel).unwrap_or_default();
             let request = SubscribeRequest {
                 channel: channel.clone(),
+                recover: known.recover,
+                offset: known.offset,
+                epoch: known.epoch,
                 ..Default::default()
             };
             match self.subscribe_checked(request, true).await {
@@ -232,10 +255,18 @@ impl Session {
             let same_epoch = request.epoch == position.epoch;
             let in_range = request.offset <= position.offset;
             let covered = request.offset == position.offset
-                || (history.oldest != 0 && history.oldest <= request.offset + 1);
-            if same_epoch && in_range && covered {
+                || (history.oldest != 0 && history.oldest <= request.offset.saturating_add(1));
+            // Every missed offset present (guards against holes, e.g. a clock step
+            // that expired publications out of order).
+            let complete =
+                in_range && history.publications.len() as u64 == position.offset - request.offset;
+            if same_epoch && in_range && covered && complete {
                 result.recovered = true;
                 result.publications = history.publications;
+            } else if request.flag & REJECT_UNRECOVERED != 0 {
+                // The SDK asked for an error instead (it then reloads state itself).
+                node.registry.unsubscribe(channel, &handle.id);
+                return Err(Failure::Error(ErrorCode::UnrecoverablePosition));
             }
         }
         if options.presence {
@@ -255,6 +286,7 @@ impl Session {
             key,
             Subscription {
                 offset: position.offset,
+                epoch: position.epoch,
                 join_leave,
             },
         );
@@ -418,6 +450,8 @@ impl Session {
             return Err(Failure::Disconnect(DisconnectCode::InvalidToken));
         }
         connected.identity.expires_at = identity.expires_at;
+        connected.closes_at =
+            close_deadline(identity.expires_at, self.node.config.expired_close_delay);
         connected.identity.info = identity.info.or(connected.identity.info.take());
         let ttl = identity.expires_at.map(|at| at.saturating_sub(unix_now()));
         Ok(Reply::Refresh(RefreshResult {

@@ -35,11 +35,16 @@ type Pending = FuturesUnordered<BoxFuture<'static, String>>;
 struct Subscription {
     /// The last offset sent (or recovered); later publications only.
     offset: u64,
+    /// The stream's epoch when the client subscribed.
+    epoch: String,
     join_leave: bool,
 }
 
 struct Connected {
     identity: Identity,
+    /// When the connection is closed unless refreshed: `expired_close_delay` after the
+    /// token's `exp` (the SDKs ask for a new token only once `ttl` has run out).
+    closes_at: Option<TokioInstant>,
     anonymous: bool,
     handle: Arc<ClientHandle>,
     queue: mpsc::Receiver<Outgoing>,
@@ -59,11 +64,21 @@ impl Connected {
 
 /// What a command's handling decided.
 enum Step {
-    /// Reply lines to send (possibly none).
+    /// Go on (reply lines may be waiting in `out`).
     Continue,
     /// End the connection with this code.
     Disconnect(DisconnectCode),
+    /// The connection failed while writing.
+    Gone,
 }
+
+/// Reply bytes collected before they are written out, even in the middle of one
+/// client message: bounds what one message of many `history` commands can pile up.
+const OUT_BUDGET: usize = 256 * 1024;
+
+/// Publishes awaiting their commit per connection; past this the session reads no more
+/// commands until some are acknowledged.
+const MAX_PENDING: usize = 1024;
 
 /// Runs a session until the client leaves or the hub ends it.
 pub async fn run<S>(node: Arc<Node>, mut ws: WebSocket<S>)
@@ -78,22 +93,29 @@ where
         connect_failed: false,
     };
     let code = session.serve(&mut ws).await;
-    if let Some(code) = code {
-        node.metrics.disconnects.inc(code.label());
-        if code == DisconnectCode::Slow {
-            node.metrics.slow_disconnects.inc();
-        }
-        // A slow client's socket is full: only the close frame (bounded by the close
-        // timeout) is worth trying.
-        if code != DisconnectCode::Slow {
-            let _ = ws.send(Message::text(reply::encode_disconnect(code))).await;
-        }
-        let frame = CloseFrame::new(code.code(), code.reason());
-        let _ = ws.close(Some(frame)).await;
-    } else {
-        node.metrics.disconnects.inc("client closed");
-    }
+    // Leave the channels first: whatever the last writes do, presence and the
+    // registry are clean.
     session.leave_all().await;
+    let Some(code) = code else {
+        node.metrics.disconnects.inc("client closed");
+        return;
+    };
+    node.metrics.disconnects.inc(code.label());
+    if code == DisconnectCode::Slow {
+        node.metrics.slow_disconnects.inc();
+    }
+    // A slow client's socket is full: only the close frame is worth trying. Both writes
+    // are bounded: a peer that trickles its reads cannot hold the task.
+    let limit = node.config.write_timeout;
+    let goodbye = async {
+        if code != DisconnectCode::Slow {
+            ws.send(Message::text(reply::encode_disconnect(code)))
+                .await?;
+        }
+        ws.close(Some(CloseFrame::new(code.code(), code.reason())))
+            .await
+    };
+    let _ = tokio::time::timeout(limit + node.websocket.close_timeout, goodbye).await;
 }
 
 struct Session {
@@ -124,14 +146,13 @@ impl Session {
             let expires = self.expiry_deadline();
             let handle = self.connected.as_ref().map(|c| c.handle.clone());
             let step = tokio::select! {
-                biased;
                 () = shutdown.cancelled() => Step::Disconnect(DisconnectCode::Shutdown),
                 code = async { match &handle { Some(h) => h.ended().await, None => std::future::pending().await } } => Step::Disconnect(code),
-                message = ws.recv() => match message {
+                message = ws.recv(), if self.pending.len() < MAX_PENDING => match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                     Some(Ok(Message::Text(text))) => {
                         pong_deadline = None;
-                        self.handle_message(text.as_str()).await
+                        self.handle_message(ws, text.as_str()).await
                     }
                     Some(Ok(Message::Binary(_))) => {
                         tracing::info!("binary message on the JSON protocol; disconnecting (3501)");
@@ -171,31 +192,45 @@ impl Session {
                     Step::Disconnect(DisconnectCode::Expired)
                 }
             };
-            if !self.out.is_empty() {
-                let message = self.out.join("\n");
-                self.out.clear();
-                let handle = self.connected.as_ref().map(|c| c.handle.clone());
-                let guard = WriteGuard {
-                    limit: write_limit,
-                    handle: handle.as_deref(),
-                    shutdown: &shutdown,
-                };
-                if let Err(stop) = guard.run(ws.send(Message::text(message))).await {
-                    return stop;
-                }
+            if let Err(stop) = self.write_out(ws).await {
+                return stop;
             }
-            if let Step::Disconnect(code) = step {
-                return Some(code);
+            match step {
+                Step::Continue => {}
+                Step::Disconnect(code) => return Some(code),
+                Step::Gone => return None,
             }
         }
     }
 
-    /// When an unrefreshed connection is closed: `expired_close_delay` after its token's
-    /// `exp`, because the SDKs only ask for a new token once `ttl` has run out.
+    /// When an unrefreshed connection is closed (set at connect and at refresh).
     fn expiry_deadline(&self) -> Option<TokioInstant> {
-        let at = self.connected.as_ref()?.identity.expires_at?;
-        let left = at.saturating_sub(unix_now());
-        Some(TokioInstant::now() + Duration::from_secs(left) + self.node.config.expired_close_delay)
+        self.connected.as_ref()?.closes_at
+    }
+
+    /// Writes the reply lines collected so far in one message, bounded by
+    /// `write_timeout`.
+    async fn write_out<S>(&mut self, ws: &mut WebSocket<S>) -> Result<(), Option<DisconnectCode>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let message = self.out.join("\n");
+        self.out.clear();
+        let handle = self.connected.as_ref().map(|c| c.handle.clone());
+        let guard = WriteGuard {
+            limit: self.node.config.write_timeout,
+            handle: handle.as_deref(),
+            shutdown: &self.node.shutdown,
+        };
+        guard.run(ws.send(Message::text(message))).await
+    }
+
+    /// Whether the collected reply lines are over [`OUT_BUDGET`].
+    fn out_is_full(&self) -> bool {
+        self.out.iter().map(|l| l.len() + 1).sum::<usize>() > OUT_BUDGET
     }
 
     /// Sends a queued push, and whatever else is queued, in one write.
@@ -218,9 +253,20 @@ impl Session {
                 Outgoing::Publication {
                     channel,
                     offset,
+                    epoch,
                     frame,
                 } => {
                     if let Some(sub) = connected.subscriptions.get_mut(&channel) {
+                        // Subscriptions are positioned: the next publication is exactly
+                        // the one after the client's. Another epoch (the stream was lost
+                        // and restarted) or a gap (a push was dropped) means its
+                        // position is wrong: it reconnects and recovers, or learns it
+                        // cannot (3010).
+                        if *epoch != *sub.epoch || offset > sub.offset.saturating_add(1) {
+                            tracing::info!(%channel, client = %connected.handle.id, offset, expected = sub.offset + 1, "stream position lost; disconnecting (3010)");
+                            connected.handle.end(DisconnectCode::InsufficientState);
+                            break;
+                        }
                         if offset > sub.offset {
                             sub.offset = offset;
                             ws.feed_shared(&frame).await?;
@@ -254,6 +300,14 @@ impl Session {
         }
         ws.flush().await
     }
+}
+
+/// The instant `expired_close_delay` after `exp` (Unix seconds), clamped so that a
+/// far-future `exp` cannot overflow the clock.
+fn close_deadline(exp: Option<u64>, delay: Duration) -> Option<TokioInstant> {
+    const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
+    let left = exp?.saturating_sub(unix_now()).min(TEN_YEARS);
+    Some(TokioInstant::now() + Duration::from_secs(left) + delay)
 }
 
 /// Bounds a write: a peer that stops reading must not hold the session (and its timers)
