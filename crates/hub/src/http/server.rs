@@ -57,6 +57,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
         };
         let _ = stream.set_nodelay(true);
         let node = node.clone();
+        let shutdown = node.shutdown.clone();
         let inner_tasks = tasks.clone();
         tasks.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
@@ -69,7 +70,17 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .with_upgrades();
-            if let Err(e) = connection.await {
+            // On shutdown, an idle keep-alive connection closes at once instead of
+            // holding the shutdown until its header read timeout.
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
         });
