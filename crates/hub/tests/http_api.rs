@@ -216,14 +216,23 @@ async fn an_idle_keep_alive_connection_does_not_hold_shutdown() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut hub = TestHub::start(config()).await;
     let mut idle = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = [0u8; 256];
     let n = idle.read(&mut answer).await.unwrap();
-    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
     // The connection stays open and idle; shutdown must not wait for it.
     tokio::time::timeout(std::time::Duration::from_secs(3), hub.stop())
         .await
         .expect("shutdown is not held by an idle HTTP connection");
-    let n = tokio::time::timeout(WAIT, idle.read(&mut answer)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, idle.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(n, 0, "the hub closed the idle connection");
 }

@@ -206,39 +206,38 @@ impl Client {
         self.reply(id).await
     }
 
-    /// Waits for the reply to command `id`.
+    /// Waits for the reply to command `id` (everything else received meanwhile is kept).
     pub async fn reply(&mut self, id: u64) -> Value {
-        if let Some(i) = self.backlog.iter().position(|v| v["id"] == json!(id)) {
-            return self.backlog.remove(i).unwrap();
-        }
         loop {
-            let value = self.receive().await;
-            if value["id"] == json!(id) {
-                return value;
+            if let Some(i) = self.backlog.iter().position(|v| v["id"] == json!(id)) {
+                return self.backlog.remove(i).unwrap();
             }
-            self.backlog.push_back(value);
+            self.fill().await;
         }
     }
 
     /// The next push (a reply without id and with `push`), in arrival order.
     pub async fn push(&mut self) -> Value {
-        if let Some(i) = self.backlog.iter().position(|v| v.get("push").is_some()) {
-            return self.backlog.remove(i).unwrap()["push"].clone();
-        }
         loop {
-            let value = self.receive().await;
-            if value.get("push").is_some() {
-                return value["push"].clone();
+            if let Some(i) = self.backlog.iter().position(|v| v.get("push").is_some()) {
+                return self.backlog.remove(i).unwrap()["push"].clone();
             }
-            self.backlog.push_back(value);
+            self.fill().await;
         }
     }
 
     /// The next line from the hub, whatever it is.
     pub async fn receive(&mut self) -> Value {
-        if let Some(v) = self.backlog.pop_front() {
-            return v;
+        loop {
+            if let Some(v) = self.backlog.pop_front() {
+                return v;
+            }
+            self.fill().await;
         }
+    }
+
+    /// Reads one WebSocket message from the hub into the backlog, line by line.
+    async fn fill(&mut self) {
         loop {
             let message = tokio::time::timeout(WAIT, self.ws.recv())
                 .await
@@ -248,12 +247,11 @@ impl Client {
             match message {
                 Message::Text(text) => {
                     for line in text.as_str().split('\n') {
-                        self.backlog.push_back(
-                            serde_json::from_str(line)
-                                .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}")),
-                        );
+                        let value = serde_json::from_str(line)
+                            .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+                        self.backlog.push_back(value);
                     }
-                    return self.backlog.pop_front().unwrap();
+                    return;
                 }
                 Message::Close(frame) => panic!("closed by the hub: {frame:?}"),
                 _ => continue,
