@@ -52,6 +52,8 @@ pub struct Config {
     pub api_key: Option<String>,
     /// Whether clients may connect without a token.
     pub allow_anonymous: bool,
+    /// Browser origins allowed to connect; empty: only the hub's own pages; `["*"]`: all.
+    pub allowed_origins: Vec<String>,
     /// How often the hub pings each client.
     #[serde(deserialize_with = "duration")]
     pub ping_interval: Duration,
@@ -92,6 +94,7 @@ impl Default for Config {
             token_hmac_secret: None,
             api_key: None,
             allow_anonymous: false,
+            allowed_origins: Vec::new(),
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
@@ -276,6 +279,8 @@ enum Kind {
     Str,
     Int,
     Bool,
+    /// Comma-separated strings.
+    List,
 }
 
 /// The keys settable from the environment, `DUPLEX_` + the key in capitals with `.` as `_`.
@@ -288,6 +293,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("token_hmac_secret", Kind::Str),
     ("api_key", Kind::Str),
     ("allow_anonymous", Kind::Bool),
+    ("allowed_origins", Kind::List),
     ("ping_interval", Kind::Str),
     ("pong_timeout", Kind::Str),
     ("connect_timeout", Kind::Str),
@@ -376,6 +382,14 @@ impl Config {
             };
             let value = match kind {
                 Kind::Str => toml::Value::String(value.clone()),
+                Kind::List => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_owned()))
+                        .collect(),
+                ),
                 Kind::Int => value
                     .trim()
                     .parse::<i64>()
@@ -477,6 +491,11 @@ impl Config {
                     "token_hmac_secret",
                     "must be at least 32 characters (HS256 wants 256 bits); generate one with `openssl rand -hex 32`",
                 );
+            }
+        }
+        for pattern in &self.allowed_origins {
+            if let Err(message) = crate::http::origin::validate_pattern(pattern) {
+                return bad("allowed_origins", &message);
             }
         }
         if self.api_key.as_deref() == Some("") {

@@ -236,3 +236,73 @@ async fn an_idle_keep_alive_connection_does_not_hold_shutdown() {
         .unwrap();
     assert_eq!(n, 0, "the hub closed the idle connection");
 }
+
+async fn handshake_with_origin(hub: &TestHub, origin: Option<&str>) -> Result<(), String> {
+    let mut builder = duplex::ClientBuilder::new(hub.ws_url());
+    if let Some(origin) = origin {
+        builder = builder.origin(origin);
+    }
+    builder
+        .connect()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn browser_origins_are_checked_before_the_upgrade() {
+    let hub = TestHub::start(config()).await;
+    let own = format!("http://{}", hub.addr);
+    assert!(
+        handshake_with_origin(&hub, None).await.is_ok(),
+        "no Origin: not a browser"
+    );
+    assert!(
+        handshake_with_origin(&hub, Some(&own)).await.is_ok(),
+        "the hub's own pages"
+    );
+    let refused = handshake_with_origin(&hub, Some("https://evil.example"))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("403"), "{refused}");
+    assert_eq!(hub.node.metrics.handshake_failures.get("origin"), 1);
+    assert_eq!(
+        hub.node.metrics.handshake_failures.get("403"),
+        0,
+        "counted once, by reason"
+    );
+
+    let mut cfg = config();
+    cfg.allowed_origins = vec![
+        "https://*.example.com".into(),
+        "http://localhost:3000".into(),
+    ];
+    let listed = TestHub::start(cfg).await;
+    assert!(
+        handshake_with_origin(&listed, Some("https://app.example.com"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        handshake_with_origin(&listed, Some("http://localhost:3000"))
+            .await
+            .is_ok()
+    );
+    assert!(handshake_with_origin(&listed, Some("https://example.com"))
+        .await
+        .is_err());
+    let own = format!("http://{}", listed.addr);
+    assert!(
+        handshake_with_origin(&listed, Some(&own)).await.is_err(),
+        "a list replaces the same-origin default"
+    );
+
+    let mut cfg = config();
+    cfg.allowed_origins = vec!["*".into()];
+    let open = TestHub::start(cfg).await;
+    assert!(
+        handshake_with_origin(&open, Some("https://anywhere.example"))
+            .await
+            .is_ok()
+    );
+}

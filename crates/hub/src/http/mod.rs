@@ -2,5 +2,6 @@
 //! the start page.
 
 pub mod api;
+pub mod origin;
 mod page;
 pub mod server;

@@ -102,7 +102,23 @@ async fn route(
                     "shutting down\n",
                 );
             }
-            match duplex::hyper::upgrade(&mut request, node.websocket.clone()) {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned);
+            let allowed = &node.config.allowed_origins;
+            let decide = |upgrade: &duplex::UpgradeRequest| {
+                super::origin::check(upgrade.origin(), host.as_deref(), allowed).map_err(
+                    |reason| {
+                        node.metrics.handshake_failures.inc("origin");
+                        tracing::info!(%reason, "WebSocket handshake refused (403)");
+                        duplex::Reject::new(StatusCode::FORBIDDEN, reason)
+                    },
+                )?;
+                Ok(duplex::Accept::default())
+            };
+            match duplex::hyper::upgrade_with(&mut request, node.websocket.clone(), decide) {
                 Ok((response, pending)) => {
                     tasks.spawn(async move {
                         match pending.await {
@@ -113,9 +129,12 @@ async fn route(
                     response
                 }
                 Err(rejection) => {
-                    node.metrics
-                        .handshake_failures
-                        .inc(&rejection.status().as_u16().to_string());
+                    // Origin refusals are counted (as "origin") where they are decided.
+                    if rejection.status() != StatusCode::FORBIDDEN {
+                        node.metrics
+                            .handshake_failures
+                            .inc(&rejection.status().as_u16().to_string());
+                    }
                     tracing::info!(
                         status = rejection.status().as_u16(),
                         reason = rejection.reason(),
