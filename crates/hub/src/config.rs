@@ -238,6 +238,16 @@ impl Channels {
     }
 }
 
+/// Whether `user` may use `channel` when the channel is user-limited: a channel whose
+/// name has a `#` (`dialog:#alice,bob`) belongs to the comma-separated users after the
+/// last `#`; other channels belong to everyone.
+pub fn user_may_use(channel: &str, user: &str) -> bool {
+    match channel.rsplit_once('#') {
+        Some((_, users)) => !user.is_empty() && users.split(',').any(|u| u == user),
+        None => true,
+    }
+}
+
 /// A configuration that cannot be used: names the key (or file) and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -759,3 +759,34 @@ async fn many_history_replies_in_one_message_are_written_in_parts() {
         "each reply over the budget is written before the next is read ({messages} messages)"
     );
 }
+
+#[tokio::test]
+async fn user_limited_channels_only_for_their_users() {
+    let hub = TestHub::start(config()).await;
+    let mut alice = Client::connect(&hub, &token("alice")).await;
+    let mut carol = Client::connect(&hub, &token("carol")).await;
+    let reply = alice
+        .call(json!({"subscribe": {"channel": "chat:#alice,bob"}}))
+        .await;
+    assert!(reply.get("subscribe").is_some(), "{reply}");
+    let reply = carol
+        .call(json!({"subscribe": {"channel": "chat:#alice,bob"}}))
+        .await;
+    assert_eq!(error_code(&reply), 103);
+    let reply = alice
+        .call(json!({"publish": {"channel": "chat:#alice,bob", "data": "hi bob"}}))
+        .await;
+    assert_eq!(reply["publish"], json!({}));
+    let mut cfg_hub_open = config();
+    cfg_hub_open.channels.allow_publish_for_client = true;
+    let open = TestHub::start(cfg_hub_open).await;
+    let mut carol = Client::connect(&open, &token("carol")).await;
+    let reply = carol
+        .call(json!({"publish": {"channel": "dm#alice,bob", "data": "x"}}))
+        .await;
+    assert_eq!(
+        error_code(&reply),
+        103,
+        "publishing into another users' channel"
+    );
+}

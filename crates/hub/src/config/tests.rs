@@ -188,3 +188,18 @@ fn a_broken_file_says_where() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn user_limited_channels_belong_to_the_users_after_the_hash() {
+    assert!(user_may_use("dialog:#alice,bob", "alice"));
+    assert!(user_may_use("dialog:#alice,bob", "bob"));
+    assert!(!user_may_use("dialog:#alice,bob", "carol"));
+    assert!(!user_may_use("dialog:#alice,bob", "ali"));
+    assert!(
+        !user_may_use("dialog:#alice,bob", ""),
+        "anonymous is nobody's"
+    );
+    assert!(user_may_use("notes:#alice", "alice"));
+    assert!(!user_may_use("notes:#", "alice"));
+    assert!(user_may_use("chat:lobby", "anyone"));
+}

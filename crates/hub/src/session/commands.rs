@@ -3,6 +3,7 @@
 
 use super::{close_deadline, stats, Connected, Failure, Session, Step, Subscription, VERSION};
 use crate::auth::{unix_now, Identity, TokenError};
+use crate::config::user_may_use;
 use crate::engine::HistoryQuery;
 use crate::protocol::command::{
     ChannelRequest, ConnectRequest, HistoryRequest, PublishRequest, RefreshRequest,
@@ -211,7 +212,7 @@ impl Session {
             } else {
                 options.allow_subscribe_for_client
             };
-            if !allowed {
+            if !allowed || !user_may_use(channel, &connected.identity.user) {
                 return Err(Failure::Error(ErrorCode::PermissionDenied));
             }
         }
@@ -342,8 +343,9 @@ impl Session {
         let subscribed = connected
             .subscriptions
             .contains_key(request.channel.as_str());
-        let allowed = (options.allow_publish_for_client
-            || (subscribed && options.allow_publish_for_subscriber))
+        let allowed = user_may_use(&request.channel, &connected.identity.user)
+            && (options.allow_publish_for_client
+                || (subscribed && options.allow_publish_for_subscriber))
             && (!connected.anonymous || options.allow_anonymous);
         if !allowed {
             return Err(ErrorCode::PermissionDenied);
