@@ -70,6 +70,12 @@ pub struct Config {
     /// disconnected as slow.
     #[serde(deserialize_with = "duration")]
     pub write_timeout: Duration,
+    /// Connected clients on this node at most (0: no limit).
+    pub max_connections: usize,
+    /// Connections of one user at most (0: no limit; anonymous clients are not counted).
+    pub max_connections_per_user: usize,
+    /// Channels one connection may be subscribed to at once (0: no limit).
+    pub max_subscriptions_per_client: usize,
     /// Messages queued for one client before it is disconnected as slow.
     pub client_queue_size: usize,
     /// Largest WebSocket message a client may send, in bytes.
@@ -100,6 +106,9 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             expired_close_delay: Duration::from_secs(25),
             write_timeout: Duration::from_secs(10),
+            max_connections: 0,
+            max_connections_per_user: 0,
+            max_subscriptions_per_client: 1024,
             client_queue_size: 4096,
             max_message_size: 65536,
             shutdown_timeout: Duration::from_secs(10),
@@ -310,6 +319,9 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("write_timeout", Kind::Str),
     ("expired_close_delay", Kind::Str),
     ("client_queue_size", Kind::Int),
+    ("max_connections", Kind::Int),
+    ("max_connections_per_user", Kind::Int),
+    ("max_subscriptions_per_client", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),
     ("channels.history_size", Kind::Int),

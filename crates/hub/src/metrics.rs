@@ -114,6 +114,8 @@ pub struct Metrics {
     pub handshake_failures: LabelledCounter,
     /// Refused credentials, by reason.
     pub auth_failures: LabelledCounter,
+    /// Requests refused by a limit, by the limit's key.
+    pub limits: LabelledCounter,
 }
 
 impl Metrics {
@@ -198,6 +200,13 @@ impl Metrics {
             "Refused credentials by reason.",
             "reason",
             &self.auth_failures,
+        );
+        labelled(
+            &mut out,
+            "duplex_hub_limit_refusals_total",
+            "Requests refused by a configured limit.",
+            "limit",
+            &self.limits,
         );
         let name = "duplex_hub_publish_ack_seconds";
         let _ = writeln!(out, "# HELP {name} Time from a publish to its acknowledgement (after the commit).\n# TYPE {name} histogram");

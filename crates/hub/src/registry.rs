@@ -112,6 +112,15 @@ struct Subscriber {
     join_leave: bool,
 }
 
+/// Which connection limit a connect would pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionLimit {
+    /// `max_connections` on this node.
+    Node,
+    /// `max_connections_per_user`.
+    User,
+}
+
 /// Channel subscriptions on this node.
 pub struct Registry {
     channels: Mutex<HashMap<Arc<str>, Vec<Subscriber>>>,
@@ -133,11 +142,28 @@ impl Registry {
         }
     }
 
-    /// Adds a connected client.
-    pub fn add_client(&self, client: Arc<ClientHandle>) {
-        self.metrics.connections.inc();
+    /// Adds a connected client unless that would pass `max_total` connections on this
+    /// node or `max_per_user` for its user (0: no limit), checked and added under one
+    /// lock so that concurrent connects cannot overshoot.
+    pub fn add_client(
+        &self,
+        client: Arc<ClientHandle>,
+        max_total: usize,
+        max_per_user: usize,
+    ) -> Result<(), ConnectionLimit> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if max_total > 0 && clients.len() >= max_total {
+            return Err(ConnectionLimit::Node);
+        }
+        if max_per_user > 0 && !client.user.is_empty() {
+            let mine = clients.values().filter(|c| c.user == client.user).count();
+            if mine >= max_per_user {
+                return Err(ConnectionLimit::User);
+            }
+        }
+        self.metrics.connections.inc();
         clients.insert(client.id.clone(), client);
+        Ok(())
     }
 
     /// Removes a client (its subscriptions are removed by the session).

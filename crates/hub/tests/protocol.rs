@@ -790,3 +790,65 @@ async fn user_limited_channels_only_for_their_users() {
         "publishing into another users' channel"
     );
 }
+
+#[tokio::test]
+async fn connection_and_subscription_limits() {
+    let mut cfg = config();
+    cfg.max_connections = 3;
+    cfg.max_connections_per_user = 2;
+    cfg.max_subscriptions_per_client = 2;
+    let hub = TestHub::start(cfg).await;
+    let mut a1 = Client::connect(&hub, &token("a")).await;
+    let _a2 = Client::connect(&hub, &token("a")).await;
+    let mut a3 = Client::open(&hub).await;
+    a3.send(json!({"connect": {"token": token("a")}})).await;
+    assert_eq!(
+        a3.closed().await,
+        (3504, "connection limit".into()),
+        "a third connection of user a"
+    );
+    let _b1 = Client::connect(&hub, &token("b")).await;
+    let mut b2 = Client::open(&hub).await;
+    b2.send(json!({"connect": {"token": token("b")}})).await;
+    assert_eq!(
+        b2.closed().await.0,
+        3504,
+        "a fourth connection on a node of three"
+    );
+    assert_eq!(hub.node.metrics.limits.get("max_connections_per_user"), 1);
+    assert_eq!(hub.node.metrics.limits.get("max_connections"), 1);
+
+    a1.call(json!({"subscribe": {"channel": "chat:1"}})).await;
+    a1.call(json!({"subscribe": {"channel": "chat:2"}})).await;
+    let reply = a1.call(json!({"subscribe": {"channel": "chat:3"}})).await;
+    assert_eq!(error_code(&reply), 106);
+    a1.call(json!({"unsubscribe": {"channel": "chat:1"}})).await;
+    let reply = a1.call(json!({"subscribe": {"channel": "chat:3"}})).await;
+    assert!(
+        reply.get("subscribe").is_some(),
+        "room again after an unsubscribe: {reply}"
+    );
+    assert_eq!(
+        hub.node.metrics.limits.get("max_subscriptions_per_client"),
+        1
+    );
+
+    // A connection that leaves frees its place.
+    drop(a1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut again = Client::open(&hub).await;
+        let reply = again
+            .call_or_close(json!({"connect": {"token": token("c")}}))
+            .await;
+        if reply.is_some() {
+            break;
+        }
+        // The hub notices the dropped connection asynchronously; no event marks it.
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place of a closed connection is never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -13,7 +13,7 @@ use crate::protocol::reply::{
     self, ConnectResult, HistoryResult, PresenceResult, RefreshResult, Reply, SubscribeResult,
 };
 use crate::protocol::{decode, DisconnectCode, ErrorCode, Request};
-use crate::registry::ClientHandle;
+use crate::registry::{ClientHandle, ConnectionLimit};
 use duplex::WebSocket;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,7 +131,19 @@ impl Session {
             identity.user.clone(),
             config.client_queue_size,
         );
-        self.node.registry.add_client(handle.clone());
+        if let Err(limit) = self.node.registry.add_client(
+            handle.clone(),
+            config.max_connections,
+            config.max_connections_per_user,
+        ) {
+            let label = match limit {
+                ConnectionLimit::Node => "max_connections",
+                ConnectionLimit::User => "max_connections_per_user",
+            };
+            self.node.metrics.limits.inc(label);
+            tracing::info!(user = %identity.user, limit = label, "connection limit reached; disconnecting (3504)");
+            return Err(Failure::Disconnect(DisconnectCode::ConnectionLimit));
+        }
         tracing::debug!(client = %handle.id, user = %identity.user, sdk = %request.name, sdk_version = %request.version, "client connected");
         let ttl = identity.expires_at.map(|at| at.saturating_sub(unix_now()));
         let server_channels = identity.channels.clone();
@@ -201,6 +213,11 @@ impl Session {
         let connected = self.connected();
         if connected.subscriptions.contains_key(channel) {
             return Err(Failure::Error(ErrorCode::AlreadySubscribed));
+        }
+        let max = node.config.max_subscriptions_per_client;
+        if max > 0 && connected.subscriptions.len() >= max {
+            node.metrics.limits.inc("max_subscriptions_per_client");
+            return Err(Failure::Error(ErrorCode::LimitExceeded));
         }
         if !server {
             if !request.token.is_empty() {

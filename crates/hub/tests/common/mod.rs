@@ -206,6 +206,28 @@ impl Client {
         self.reply(id).await
     }
 
+    /// Sends `command`; its reply, or `None` when the hub closes the connection instead.
+    pub async fn call_or_close(&mut self, command: Value) -> Option<Value> {
+        let id = self.send(command).await;
+        loop {
+            if let Some(i) = self.backlog.iter().position(|v| v["id"] == json!(id)) {
+                return self.backlog.remove(i);
+            }
+            match tokio::time::timeout(WAIT, self.ws.recv())
+                .await
+                .expect("an answer in time")
+            {
+                Some(Ok(Message::Text(text))) => {
+                    for line in text.as_str().split('\n') {
+                        self.backlog.push_back(serde_json::from_str(line).unwrap());
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Waits for the reply to command `id` (everything else received meanwhile is kept).
     pub async fn reply(&mut self, id: u64) -> Value {
         loop {
