@@ -26,6 +26,26 @@ pub struct Claims {
     /// Channels the hub subscribes the connection to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
+    /// Not valid before, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Audience: a string or a list of strings (checked when `token_audience` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+    /// Issuer (checked when `token_issuer` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+}
+
+/// What a token must say beyond its signature.
+#[derive(Clone, Debug, Default)]
+pub struct TokenChecks {
+    /// `aud` must be (or contain) this.
+    pub audience: Option<String>,
+    /// `iss` must be this.
+    pub issuer: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway: u64,
 }
 
 /// Who a verified token says the client is.
@@ -60,6 +80,7 @@ pub enum TokenError {
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    checks: TokenChecks,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -71,13 +92,21 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier for tokens signed with `secret`.
     pub fn new(secret: &str) -> Self {
+        Self::with_checks(secret, TokenChecks::default())
+    }
+
+    /// A verifier for tokens signed with `secret` that also checks `checks`.
+    pub fn with_checks(secret: &str, checks: TokenChecks) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked against the caller's clock in `verify`; `exp` is optional.
+        // Time, audience and issuer are checked in `verify`, against the caller's clock;
+        // `exp` is optional.
         validation.validate_exp = false;
+        validation.validate_aud = false;
         validation.required_spec_claims.clear();
         Verifier {
             key: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            checks,
         }
     }
 
@@ -86,9 +115,34 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let claims = data.claims;
+        let leeway = self.checks.leeway;
         if let Some(exp) = claims.exp {
-            if exp <= now {
+            if exp.saturating_add(leeway) <= now {
                 return Err(TokenError::Expired { ago: now - exp });
+            }
+        }
+        if let Some(nbf) = claims.nbf {
+            if nbf > now.saturating_add(leeway) {
+                return Err(TokenError::Invalid(format!(
+                    "not valid before {nbf} (now {now})"
+                )));
+            }
+        }
+        if let Some(audience) = &self.checks.audience {
+            let matches = match &claims.aud {
+                Some(serde_json::Value::String(a)) => a == audience,
+                Some(serde_json::Value::Array(list)) => {
+                    list.iter().any(|a| a.as_str() == Some(audience))
+                }
+                _ => false,
+            };
+            if !matches {
+                return Err(TokenError::Invalid(format!("audience is not {audience:?}")));
+            }
+        }
+        if let Some(issuer) = &self.checks.issuer {
+            if claims.iss.as_deref() != Some(issuer.as_str()) {
+                return Err(TokenError::Invalid(format!("issuer is not {issuer:?}")));
             }
         }
         Ok(Identity {
@@ -129,6 +183,7 @@ mod tests {
             exp,
             info: Some(RawValue::from_string("{\"name\":\"Ada\"}".into()).unwrap()),
             channels: vec!["news".into()],
+            ..Default::default()
         }
     }
 
@@ -161,6 +216,77 @@ mod tests {
             Verifier::new(SECRET).verify(&token, 1_060).unwrap_err(),
             TokenError::Expired { ago: 60 }
         );
+    }
+
+    #[test]
+    fn audience_issuer_not_before_and_leeway() {
+        let checks = TokenChecks {
+            audience: Some("hub".into()),
+            issuer: Some("auth.example".into()),
+            leeway: 5,
+        };
+        let verifier = Verifier::with_checks(SECRET, checks);
+        let token = |aud: serde_json::Value, iss: &str, nbf: Option<u64>, exp: Option<u64>| {
+            sign(
+                SECRET,
+                &Claims {
+                    sub: "1".into(),
+                    aud: Some(aud),
+                    iss: Some(iss.into()),
+                    nbf,
+                    exp,
+                    ..Default::default()
+                },
+            )
+        };
+        let hub = serde_json::json!("hub");
+        assert!(verifier
+            .verify(&token(hub.clone(), "auth.example", None, None), 100)
+            .is_ok());
+        assert!(verifier
+            .verify(
+                &token(serde_json::json!(["x", "hub"]), "auth.example", None, None),
+                100
+            )
+            .is_ok());
+        assert!(matches!(
+            verifier.verify(
+                &token(serde_json::json!("other"), "auth.example", None, None),
+                100
+            ),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            verifier.verify(&token(hub.clone(), "evil", None, None), 100),
+            Err(TokenError::Invalid(_))
+        ));
+        let no_aud = sign(
+            SECRET,
+            &Claims {
+                sub: "1".into(),
+                iss: Some("auth.example".into()),
+                ..Default::default()
+            },
+        );
+        assert!(
+            matches!(verifier.verify(&no_aud, 100), Err(TokenError::Invalid(_))),
+            "aud required once configured"
+        );
+        // nbf and exp within the 5 s leeway pass; beyond it they do not.
+        assert!(verifier
+            .verify(&token(hub.clone(), "auth.example", Some(104), None), 100)
+            .is_ok());
+        assert!(matches!(
+            verifier.verify(&token(hub.clone(), "auth.example", Some(106), None), 100),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(verifier
+            .verify(&token(hub.clone(), "auth.example", None, Some(97)), 100)
+            .is_ok());
+        assert!(matches!(
+            verifier.verify(&token(hub, "auth.example", None, Some(95)), 100),
+            Err(TokenError::Expired { ago: 5 })
+        ));
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub struct Config {
     pub durability: Durability,
     /// HS256 secret for connection tokens; unset means development mode.
     pub token_hmac_secret: Option<String>,
+    /// Required `aud` of connection tokens (unset: not checked).
+    pub token_audience: Option<String>,
+    /// Required `iss` of connection tokens (unset: not checked).
+    pub token_issuer: Option<String>,
+    /// Clock skew allowed on tokens' `exp` and `nbf`.
+    #[serde(deserialize_with = "duration")]
+    pub token_leeway: Duration,
     /// Key for the server HTTP API; unset disables the API (outside development mode).
     pub api_key: Option<String>,
     /// Whether clients may connect without a token.
@@ -98,6 +105,9 @@ impl Default for Config {
             engine: EngineKind::Sqlite,
             durability: Durability::Commit,
             token_hmac_secret: None,
+            token_audience: None,
+            token_issuer: None,
+            token_leeway: Duration::ZERO,
             api_key: None,
             allow_anonymous: false,
             allowed_origins: Vec::new(),
@@ -311,6 +321,9 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("durability", Kind::Str),
     ("token_hmac_secret", Kind::Str),
     ("api_key", Kind::Str),
+    ("token_audience", Kind::Str),
+    ("token_issuer", Kind::Str),
+    ("token_leeway", Kind::Str),
     ("allow_anonymous", Kind::Bool),
     ("allowed_origins", Kind::List),
     ("ping_interval", Kind::Str),

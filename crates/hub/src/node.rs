@@ -64,7 +64,15 @@ impl Node {
         websocket.limits.max_frame_size = config.max_message_size;
         // The hub's own ping (the protocol's, in JSON) checks liveness.
         websocket.ping_interval = None;
-        let verifier = config.token_hmac_secret.as_deref().map(Verifier::new);
+        let checks = crate::auth::TokenChecks {
+            audience: config.token_audience.clone(),
+            issuer: config.token_issuer.clone(),
+            leeway: config.token_leeway.as_secs(),
+        };
+        let verifier = config
+            .token_hmac_secret
+            .as_deref()
+            .map(|secret| Verifier::with_checks(secret, checks));
         Ok(Arc::new(Node {
             channels,
             engine,
