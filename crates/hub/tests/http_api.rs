@@ -306,3 +306,50 @@ async fn browser_origins_are_checked_before_the_upgrade() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn an_idempotent_publish_retried_across_a_restart_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let mut cfg = config();
+    cfg.engine = duplex_hub::config::EngineKind::Sqlite;
+    let mut hub = TestHub::start_in(cfg.clone(), Some(dir)).await;
+    let body = json!({"channel": "chat:pay", "data": {"amount": 5}, "idempotency_key": "order-17"});
+    let (_, first) = hub.api("publish", body.clone()).await;
+    let (_, retry) = hub.api("publish", body.clone()).await;
+    assert_eq!(
+        first["result"], retry["result"],
+        "the retry gets the first answer"
+    );
+    hub.stop().await;
+    let dir = hub.dir.take().unwrap();
+    assert_eq!(dir.path(), path);
+    let restarted = TestHub::start_in(cfg, Some(dir)).await;
+    let (_, after) = restarted.api("publish", body).await;
+    assert_eq!(
+        after["result"], first["result"],
+        "remembered across the restart"
+    );
+    let (_, history) = restarted
+        .api("history", json!({"channel": "chat:pay", "limit": -1}))
+        .await;
+    assert_eq!(
+        history["result"]["publications"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
+    let (_, broadcast) = restarted
+        .api(
+            "broadcast",
+            json!({"channels": ["chat:pay", "chat:other"], "data": 1, "idempotency_key": "b-1"}),
+        )
+        .await;
+    let (_, again) = restarted
+        .api(
+            "broadcast",
+            json!({"channels": ["chat:pay", "chat:other"], "data": 1, "idempotency_key": "b-1"}),
+        )
+        .await;
+    assert_eq!(broadcast, again);
+    assert_eq!(broadcast["result"]["responses"][0]["result"]["offset"], 2);
+}

@@ -27,6 +27,8 @@ struct Stream {
 pub struct MemoryEngine {
     channels: Channels,
     streams: Mutex<HashMap<String, Stream>>,
+    /// (channel, idempotency key) to the first position and when it is forgotten (ms).
+    idempotency: Mutex<HashMap<(String, String), (Position, i64)>>,
     delivery: Delivery,
     presence: LocalPresence,
     stopped: AtomicBool,
@@ -38,6 +40,7 @@ impl MemoryEngine {
         MemoryEngine {
             channels,
             streams: Mutex::new(HashMap::new()),
+            idempotency: Mutex::new(HashMap::new()),
             delivery,
             presence: LocalPresence::default(),
             stopped: AtomicBool::new(false),
@@ -96,6 +99,29 @@ impl MemoryEngine {
         Ok(position)
     }
 
+    fn publish_once_now(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+        key: String,
+    ) -> Result<Position, Error> {
+        self.check_running()?;
+        let now = now_ms();
+        // Held across the publish, so that two publishes with one key cannot both store.
+        let mut seen = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = (channel.to_owned(), key);
+        if let Some((position, until)) = seen.get(&entry) {
+            if *until > now {
+                return Ok(position.clone());
+            }
+        }
+        let position = self.publish_now(channel, data, info)?;
+        let window = i64::try_from(super::IDEMPOTENCY_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        seen.insert(entry, (position.clone(), now.saturating_add(window)));
+        Ok(position)
+    }
+
     fn history_now(&self, channel: &str, query: HistoryQuery) -> Result<History, Error> {
         self.check_running()?;
         let options = self
@@ -143,6 +169,10 @@ impl MemoryEngine {
 
     fn expire_now(&self) {
         let now = now_ms();
+        self.idempotency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, until)| *until > now);
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         streams.retain(|channel, stream| {
             let Some(options) = self.channels.options(channel) else {
@@ -173,6 +203,16 @@ impl Engine for MemoryEngine {
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>> {
         std::future::ready(self.publish_now(channel, data, info)).boxed()
+    }
+
+    fn publish_once(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+        idempotency_key: String,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
+        std::future::ready(self.publish_once_now(channel, data, info, idempotency_key)).boxed()
     }
 
     fn history(

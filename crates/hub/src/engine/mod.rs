@@ -74,6 +74,18 @@ pub trait Engine: Send + Sync + 'static {
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>>;
 
+    /// Like [`publish`](Self::publish), but a second publish with the same
+    /// `idempotency_key` in `channel` within [`IDEMPOTENCY_WINDOW`] (across restarts,
+    /// where the engine keeps data) stores nothing and resolves with the first one's
+    /// position.
+    fn publish_once(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+        idempotency_key: String,
+    ) -> BoxFuture<'static, Result<Position, Error>>;
+
     /// Reads history; creates the stream (and its epoch) when the channel has none, so
     /// the position a subscriber gets stays valid for the publications that follow.
     fn history(
@@ -106,6 +118,9 @@ pub trait Engine: Send + Sync + 'static {
     /// Finishes pending writes and stops; later calls fail.
     fn shutdown(&self) -> BoxFuture<'static, ()>;
 }
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A new random epoch.
 pub(crate) fn new_epoch() -> String {

@@ -10,7 +10,7 @@
 
 use super::{
     new_epoch, now_ms, Delivery, Engine, History, HistoryQuery, LocalPresence, Position,
-    PresenceMap,
+    PresenceMap, IDEMPOTENCY_WINDOW,
 };
 use crate::config::{Channels, Durability};
 use crate::error::Error;
@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS publications (
     PRIMARY KEY (channel, offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+    channel TEXT NOT NULL,
+    key TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    epoch TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (channel, key)
+) WITHOUT ROWID;
 ";
 
 enum Op {
@@ -52,6 +60,8 @@ enum Op {
         channel: String,
         data: Json,
         info: Option<ClientInfo>,
+        /// Remembered for [`IDEMPOTENCY_WINDOW`]; a repeat answers the first position.
+        key: Option<String>,
         reply: oneshot::Sender<Result<Position, Error>>,
     },
     /// Creates the channel's stream if it has none.
@@ -272,6 +282,8 @@ struct Writer {
 /// What one operation produced inside the transaction, answered after the commit.
 enum Done {
     Published(String, Publication, Position),
+    /// A repeated idempotency key: the first publication's position, nothing stored.
+    Repeated(Position),
     Unit,
 }
 
@@ -312,6 +324,9 @@ impl Writer {
             (Op::Ensure { reply, .. } | Op::Check { reply } | Op::Expire { reply }, _) => {
                 let _ = reply.send(Ok(()));
             }
+            (Op::Publish { reply, .. }, Done::Repeated(position)) => {
+                let _ = reply.send(Ok(position));
+            }
             (Op::Publish { reply, .. }, Done::Unit) => {
                 let _ = reply.send(Err(Error::Storage(
                     "publish produced no publication".into(),
@@ -328,7 +343,17 @@ impl Writer {
         let now = now_ms();
         for op in batch {
             done.push(match op {
-                Op::Publish { channel, data, info, .. } => {
+                Op::Publish { channel, data, info, key, .. } => {
+                    if let Some(key) = key {
+                        let seen = tx
+                            .prepare_cached("SELECT offset, epoch FROM idempotency WHERE channel = ?1 AND key = ?2 AND expires_ms > ?3")?
+                            .query_row(params![channel, key, now], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
+                            .optional()?;
+                        if let Some((offset, epoch)) = seen {
+                            done.push(Done::Repeated(Position { offset: u64::try_from(offset).unwrap_or(0), epoch }));
+                            continue;
+                        }
+                    }
                     let (epoch, top) = ensure(&tx, channel)?;
                     let offset = top + 1;
                     let options = self.channels.options(channel);
@@ -364,6 +389,11 @@ impl Writer {
                         offset: publication.offset,
                         epoch,
                     };
+                    if let Some(key) = key {
+                        let window = i64::try_from(IDEMPOTENCY_WINDOW.as_millis()).unwrap_or(i64::MAX);
+                        tx.prepare_cached("INSERT OR REPLACE INTO idempotency (channel, key, offset, epoch, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                            .execute(params![channel, key, offset, position.epoch, now.saturating_add(window)])?;
+                    }
                     Done::Published(channel.clone(), publication, position)
                 }
                 Op::Ensure { channel, .. } => {
@@ -376,6 +406,7 @@ impl Writer {
                 }
                 Op::Expire { .. } => {
                     expire(&self.channels, &tx, now)?;
+                    tx.execute("DELETE FROM idempotency WHERE expires_ms <= ?1", [now])?;
                     Done::Unit
                 }
             });
@@ -478,6 +509,32 @@ impl Engine for SqliteEngine {
             channel: channel.to_owned(),
             data,
             info,
+            key: None,
+            reply,
+        });
+        async move {
+            queued?;
+            answer(receiver).await
+        }
+        .boxed()
+    }
+
+    fn publish_once(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+        idempotency_key: String,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
+        if self.inner.channels.options(channel).is_none() {
+            return std::future::ready(Err(Error::UnknownChannel(channel.into()))).boxed();
+        }
+        let (reply, receiver) = oneshot::channel();
+        let queued = self.inner.send(Op::Publish {
+            channel: channel.to_owned(),
+            data,
+            info,
+            key: Some(idempotency_key),
             reply,
         });
         async move {

@@ -341,3 +341,41 @@ async fn never_published_streams_expire_too() {
         engine.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn an_idempotency_key_stores_once_and_answers_the_first_position() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, engine, delivered) in engines(100, dir.path()) {
+        // Two with one key queued together (one commit group), then a retry later.
+        let a = engine.publish_once("i", json("1"), None, "k1".into());
+        let b = engine.publish_once("i", json("1"), None, "k1".into());
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!(a, b, "{name}");
+        let retry = engine
+            .publish_once("i", json("1"), None, "k1".into())
+            .await
+            .unwrap();
+        assert_eq!(retry, a, "{name}");
+        let other = engine
+            .publish_once("i", json("2"), None, "k2".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            other.offset, 2,
+            "{name}: another key is another publication"
+        );
+        let same_key_elsewhere = engine
+            .publish_once("j", json("1"), None, "k1".into())
+            .await
+            .unwrap();
+        assert_eq!(same_key_elsewhere.offset, 1, "{name}: keys are per channel");
+        let history = engine.history("i", HistoryQuery::default()).await.unwrap();
+        assert_eq!(history.publications.len(), 2, "{name}");
+        assert_eq!(
+            delivered.lock().unwrap().len(),
+            3,
+            "{name}: repeats are not delivered"
+        );
+        engine.shutdown().await;
+    }
+}

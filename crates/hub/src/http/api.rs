@@ -62,12 +62,32 @@ pub fn authorized(headers: &HeaderMap, key: &str) -> bool {
 struct PublishParams {
     channel: String,
     data: Option<Box<RawValue>>,
+    /// A retry with the same key within five minutes gets the first result.
+    idempotency_key: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct BroadcastParams {
     channels: Vec<String>,
     data: Option<Box<RawValue>>,
+    /// Applies to each channel.
+    idempotency_key: Option<String>,
+}
+
+/// Stores a publication, once per idempotency key when one is given.
+fn store(
+    node: &Node,
+    channel: &str,
+    data: Arc<RawValue>,
+    key: Option<&str>,
+) -> futures_util::future::BoxFuture<'static, Result<Position, crate::Error>> {
+    match key {
+        Some(key) if !key.is_empty() => {
+            node.engine
+                .publish_once(channel, data, None, key.to_owned())
+        }
+        _ => node.engine.publish(channel, data, None),
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,7 +163,13 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
     Ok(match method {
         "publish" => {
             let params: PublishParams = parse(body)?;
-            publish(node, &params.channel, params.data).await
+            publish(
+                node,
+                &params.channel,
+                params.data,
+                params.idempotency_key.as_deref(),
+            )
+            .await
         }
         "broadcast" => {
             let params: BroadcastParams = parse(body)?;
@@ -159,7 +185,12 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
                 .map(|channel| {
                     (
                         node.channels.options(channel).is_some(),
-                        node.engine.publish(channel, data.clone(), None),
+                        store(
+                            node,
+                            channel,
+                            data.clone(),
+                            params.idempotency_key.as_deref(),
+                        ),
                     )
                 })
                 .collect();
@@ -297,7 +328,12 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
     })
 }
 
-async fn publish(node: &Arc<Node>, channel: &str, data: Option<Box<RawValue>>) -> String {
+async fn publish(
+    node: &Arc<Node>,
+    channel: &str,
+    data: Option<Box<RawValue>>,
+    key: Option<&str>,
+) -> String {
     if node.channels.options(channel).is_none() {
         return error(ErrorCode::UnknownChannel);
     }
@@ -305,7 +341,7 @@ async fn publish(node: &Arc<Node>, channel: &str, data: Option<Box<RawValue>>) -
         return error(ErrorCode::BadRequest);
     };
     let started = Instant::now();
-    match node.engine.publish(channel, Arc::from(data), None).await {
+    match store(node, channel, Arc::from(data), key).await {
         Ok(position) => {
             node.metrics.publications.inc();
             node.metrics.ack_latency.observe(started.elapsed());
