@@ -1,7 +1,9 @@
 //! The server HTTP API, compatible with Centrifugo's: `POST /api/<method>` with a JSON
 //! body, the key in `X-API-Key: KEY` or `Authorization: apikey KEY`, and an answer of
 //! `{"result": ...}` or `{"error": {"code", "message"}}`. Publish answers only after the
-//! commit, with the publication's offset and epoch. Methods: publish, broadcast,
+//! commit, with the publication's offset and epoch (with an `idempotency_key`, a retry
+//! within five minutes, across restarts with SQLite, gets the first answer and stores
+//! nothing). Methods: publish, broadcast,
 //! history, presence, presence_stats, info, unsubscribe (a user's subscription, with an
 //! `unsubscribe` push) and disconnect (a user's connections, 3503 or with `reconnect`
 //! 3011).
