@@ -26,6 +26,9 @@ pub struct Claims {
     /// Channels the hub subscribes the connection to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
+    /// The channel a subscription token is for (absent in connection tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Not valid before, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
@@ -61,6 +64,15 @@ pub struct Identity {
     pub channels: Vec<String>,
 }
 
+/// What a verified subscription token grants.
+#[derive(Debug, Clone)]
+pub struct ChannelGrant {
+    /// When the subscription's credentials end, Unix seconds.
+    pub expires_at: Option<u64>,
+    /// The `info` claim: channel info shown with this client in the channel.
+    pub info: Option<Json>,
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -73,6 +85,9 @@ pub enum TokenError {
     /// The token is malformed, forged or signed with another algorithm.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// A valid subscription token, for another channel or user.
+    #[error("token is not for this: {0}")]
+    NotForThis(String),
 }
 
 /// Verifies tokens with one secret.
@@ -115,6 +130,22 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let claims = data.claims;
+        if claims.channel.is_some() {
+            return Err(TokenError::NotForThis(
+                "a subscription token is not a connection token".into(),
+            ));
+        }
+        self.check_claims(&claims, now)?;
+        Ok(Identity {
+            user: claims.sub,
+            expires_at: claims.exp,
+            info: claims.info.map(Arc::from),
+            channels: claims.channels,
+        })
+    }
+
+    /// `exp`, `nbf`, `aud` and `iss` against the configured checks.
+    fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), TokenError> {
         let leeway = self.checks.leeway;
         if let Some(exp) = claims.exp {
             if exp.saturating_add(leeway) <= now {
@@ -145,11 +176,44 @@ impl Verifier {
                 return Err(TokenError::Invalid(format!("issuer is not {issuer:?}")));
             }
         }
-        Ok(Identity {
-            user: claims.sub,
+        Ok(())
+    }
+}
+
+impl Verifier {
+    /// Checks a subscription token for `channel` held by `user` at `now`: a token
+    /// without a `channel` claim (a connection token) or for another channel or user is
+    /// refused.
+    pub fn verify_channel(
+        &self,
+        token: &str,
+        channel: &str,
+        user: &str,
+        now: u64,
+    ) -> Result<ChannelGrant, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        match claims.channel.as_deref() {
+            Some(c) if c == channel => {}
+            Some(other) => {
+                return Err(TokenError::NotForThis(format!(
+                    "channel {other:?}, not {channel:?}"
+                )))
+            }
+            None => return Err(TokenError::NotForThis("no channel claim".into())),
+        }
+        if claims.sub != user {
+            return Err(TokenError::NotForThis(format!(
+                "user {:?}, not {user:?}",
+                claims.sub
+            )));
+        }
+        // Time, audience and issuer as for connection tokens.
+        self.check_claims(&claims, now)?;
+        Ok(ChannelGrant {
             expires_at: claims.exp,
             info: claims.info.map(Arc::from),
-            channels: claims.channels,
         })
     }
 }

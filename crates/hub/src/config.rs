@@ -154,6 +154,8 @@ pub struct ChannelOptions {
     /// Whether anonymous clients (no token) may subscribe and, where publishing is
     /// allowed, publish here.
     pub allow_anonymous: bool,
+    /// Private channels: subscribing needs a subscription token for the channel.
+    pub require_subscription_token: bool,
 }
 
 impl Default for ChannelOptions {
@@ -169,6 +171,7 @@ impl Default for ChannelOptions {
             allow_history_for_subscriber: true,
             allow_presence_for_subscriber: true,
             allow_anonymous: false,
+            require_subscription_token: false,
         }
     }
 }
@@ -189,6 +192,7 @@ pub struct NamespaceOptions {
     pub allow_history_for_subscriber: Option<bool>,
     pub allow_presence_for_subscriber: Option<bool>,
     pub allow_anonymous: Option<bool>,
+    pub require_subscription_token: Option<bool>,
 }
 
 impl NamespaceOptions {
@@ -214,6 +218,9 @@ impl NamespaceOptions {
                 .allow_presence_for_subscriber
                 .unwrap_or(base.allow_presence_for_subscriber),
             allow_anonymous: self.allow_anonymous.unwrap_or(base.allow_anonymous),
+            require_subscription_token: self
+                .require_subscription_token
+                .unwrap_or(base.require_subscription_token),
         }
     }
 }
@@ -347,6 +354,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("channels.allow_history_for_subscriber", Kind::Bool),
     ("channels.allow_presence_for_subscriber", Kind::Bool),
     ("channels.allow_anonymous", Kind::Bool),
+    ("channels.require_subscription_token", Kind::Bool),
 ];
 
 /// The environment variable for a key.

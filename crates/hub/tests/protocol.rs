@@ -206,14 +206,6 @@ async fn publish_and_subscribe_refusals() {
         .call(json!({"subscribe": {"channel": "locked:x"}}))
         .await;
     assert_eq!(error_code(&reply), 103);
-    let reply = client
-        .call(json!({"subscribe": {"channel": "chat:x", "token": "abc"}}))
-        .await;
-    assert_eq!(
-        error_code(&reply),
-        108,
-        "channel tokens are not available yet"
-    );
     client
         .call(json!({"subscribe": {"channel": "chat:x"}}))
         .await;
@@ -243,10 +235,16 @@ async fn publish_and_subscribe_refusals() {
         .call(json!({"publish": {"channel": "nosuch:x", "data": 1}}))
         .await;
     assert_eq!(error_code(&reply), 102);
-    for method in ["rpc", "sub_refresh"] {
-        let reply = client.call(json!({method: {}})).await;
-        assert_eq!(error_code(&reply), 108, "{method}");
-    }
+    let reply = client.call(json!({"rpc": {"method": "x"}})).await;
+    assert_eq!(error_code(&reply), 108, "rpc");
+    let reply = client
+        .call(json!({"sub_refresh": {"channel": "chat:nosub", "token": "t"}}))
+        .await;
+    assert_eq!(
+        error_code(&reply),
+        103,
+        "sub_refresh without the subscription"
+    );
     let reply = client.call(json!({"ping": {}})).await;
     assert_eq!(reply["ping"], json!({}));
 }
@@ -435,10 +433,10 @@ async fn an_expired_connection_gets_expired_close_delay_to_refresh_then_3005() {
         exp: Some(exp),
         ..Default::default()
     };
-    let mut refreshed = Client::connect(&hub, &token_with(claims(unix_now() + 1))).await;
-    let mut lapsed = Client::connect(&hub, &token_with(claims(unix_now() + 1))).await;
-    // The SDKs refresh once ttl has run out; the token's second has to pass first.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut refreshed = Client::connect(&hub, &token_with(claims(unix_now() + 2))).await;
+    let mut lapsed = Client::connect(&hub, &token_with(claims(unix_now() + 2))).await;
+    // The SDKs refresh once ttl has run out; the token's two seconds have to pass first.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let reply = refreshed
         .call(json!({"refresh": {"token": token_with(claims(unix_now() + 3600))}}))
         .await;
@@ -627,7 +625,7 @@ async fn an_active_client_with_an_expired_token_is_still_disconnected() {
     let hub = TestHub::start(cfg).await;
     let claims = Claims {
         sub: "u".into(),
-        exp: Some(unix_now() + 1),
+        exp: Some(unix_now() + 2),
         ..Default::default()
     };
     let mut client = Client::connect(&hub, &token_with(claims)).await;
@@ -851,4 +849,141 @@ async fn connection_and_subscription_limits() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+fn channel_token(user: &str, channel: &str, exp: Option<u64>, info: Option<&str>) -> String {
+    token_with(Claims {
+        sub: user.into(),
+        channel: Some(channel.into()),
+        exp,
+        info: info.map(|i| serde_json::value::RawValue::from_string(i.into()).unwrap()),
+        ..Default::default()
+    })
+}
+
+fn private_config() -> duplex_hub::Config {
+    let mut cfg = config();
+    cfg.namespaces.insert(
+        "private".into(),
+        duplex_hub::config::NamespaceOptions {
+            require_subscription_token: Some(true),
+            allow_publish_for_subscriber: Some(true),
+            join_leave: Some(true),
+            ..Default::default()
+        },
+    );
+    cfg
+}
+
+#[tokio::test]
+async fn private_channels_need_a_subscription_token_for_that_channel_and_user() {
+    let hub = TestHub::start(private_config()).await;
+    let mut alice = Client::connect(&hub, &token("alice")).await;
+    let reply = alice
+        .call(json!({"subscribe": {"channel": "private:room"}}))
+        .await;
+    assert_eq!(error_code(&reply), 103, "no token");
+    let wrong_channel = channel_token("alice", "private:other", None, None);
+    let reply = alice
+        .call(json!({"subscribe": {"channel": "private:room", "token": wrong_channel}}))
+        .await;
+    assert_eq!(error_code(&reply), 103, "a token for another channel");
+    let wrong_user = channel_token("bob", "private:room", None, None);
+    let reply = alice
+        .call(json!({"subscribe": {"channel": "private:room", "token": wrong_user}}))
+        .await;
+    assert_eq!(error_code(&reply), 103, "a token for another user");
+    let reply = alice
+        .call(json!({"subscribe": {"channel": "private:room", "token": token("alice")}}))
+        .await;
+    assert_eq!(
+        error_code(&reply),
+        103,
+        "a connection token is not a subscription token"
+    );
+    let expired = channel_token("alice", "private:room", Some(unix_now() - 5), None);
+    let reply = alice
+        .call(json!({"subscribe": {"channel": "private:room", "token": expired}}))
+        .await;
+    assert_eq!(error_code(&reply), 109);
+    let good = channel_token(
+        "alice",
+        "private:room",
+        Some(unix_now() + 600),
+        Some("{\"role\":\"admin\"}"),
+    );
+    let reply = alice
+        .call(json!({"subscribe": {"channel": "private:room", "token": good}}))
+        .await;
+    let sub = &reply["subscribe"];
+    assert_eq!(sub["expires"], true, "{reply}");
+    assert!(sub["ttl"].as_u64().unwrap() > 590, "{reply}");
+    // The token's info is the client's chan_info in the channel.
+    let presence = alice
+        .call(json!({"presence": {"channel": "private:room"}}))
+        .await;
+    assert_eq!(
+        presence["presence"]["presence"][&alice.client_id]["chan_info"],
+        json!({"role": "admin"})
+    );
+    alice
+        .call(json!({"publish": {"channel": "private:room", "data": 1}}))
+        .await;
+    assert_eq!(
+        alice.push().await["pub"]["info"]["chan_info"],
+        json!({"role": "admin"})
+    );
+    // A subscription token cannot connect.
+    let mut client = Client::open(&hub).await;
+    let reply = client
+        .call(json!({"connect": {"token": channel_token("alice", "private:room", None, None)}}))
+        .await;
+    assert_eq!(error_code(&reply), 103);
+    // A forged one ends the connection.
+    let forged = duplex_hub::auth::sign(
+        "another-secret-another-secret-another",
+        &Claims {
+            sub: "alice".into(),
+            channel: Some("private:x".into()),
+            ..Default::default()
+        },
+    );
+    alice
+        .send(json!({"subscribe": {"channel": "private:x", "token": forged}}))
+        .await;
+    assert_eq!(alice.closed().await.0, 3500);
+}
+
+#[tokio::test]
+async fn sub_refresh_extends_a_private_subscription_and_without_it_3006() {
+    let mut cfg = private_config();
+    cfg.expired_close_delay = Duration::from_millis(300);
+    let hub = TestHub::start(cfg).await;
+    let mut refreshed = Client::connect(&hub, &token("alice")).await;
+    let mut lapsed = Client::connect(&hub, &token("bob")).await;
+    let short = |user: &str| channel_token(user, "private:r", Some(unix_now() + 2), None);
+    refreshed
+        .call(json!({"subscribe": {"channel": "private:r", "token": short("alice")}}))
+        .await;
+    lapsed
+        .call(json!({"subscribe": {"channel": "private:r", "token": short("bob")}}))
+        .await;
+    let long = channel_token("alice", "private:r", Some(unix_now() + 3600), None);
+    let reply = refreshed
+        .call(json!({"sub_refresh": {"channel": "private:r", "token": long}}))
+        .await;
+    assert_eq!(reply["sub_refresh"]["expires"], true, "{reply}");
+    assert!(reply["sub_refresh"]["ttl"].as_u64().unwrap() > 3500);
+    let wrong = channel_token("alice", "private:other", Some(unix_now() + 3600), None);
+    let reply = refreshed
+        .call(json!({"sub_refresh": {"channel": "private:r", "token": wrong}}))
+        .await;
+    assert_eq!(error_code(&reply), 103);
+    assert_eq!(lapsed.closed().await, (3006, "subscription expired".into()));
+    let reply = refreshed.call(json!({"ping": {}})).await;
+    assert_eq!(
+        reply["ping"],
+        json!({}),
+        "the refreshed subscription's connection stays"
+    );
 }

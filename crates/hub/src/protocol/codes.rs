@@ -90,6 +90,8 @@ pub enum DisconnectCode {
     ServerError,
     /// 3005: the connection's token expired and was not refreshed; reconnect with a new one.
     Expired,
+    /// 3006: a subscription's token expired and was not refreshed; reconnect.
+    SubscriptionExpired,
     /// 3008: the client did not read fast enough; reconnect and recover.
     Slow,
     /// 3010: the client's position in a stream went wrong; reconnect and recover.
@@ -119,6 +121,7 @@ impl DisconnectCode {
             DisconnectCode::Shutdown => 3001,
             DisconnectCode::ServerError => 3004,
             DisconnectCode::Expired => 3005,
+            DisconnectCode::SubscriptionExpired => 3006,
             DisconnectCode::Slow => 3008,
             DisconnectCode::InsufficientState => 3010,
             DisconnectCode::ForceReconnect => 3011,
@@ -138,6 +141,7 @@ impl DisconnectCode {
             DisconnectCode::Shutdown => "shutdown",
             DisconnectCode::ServerError => "internal server error",
             DisconnectCode::Expired => "expired",
+            DisconnectCode::SubscriptionExpired => "subscription expired",
             DisconnectCode::Slow => "slow",
             DisconnectCode::InsufficientState => "insufficient state",
             DisconnectCode::ForceReconnect => "force reconnect",

@@ -44,8 +44,8 @@ pub enum Request {
     Rpc,
     /// `refresh`
     Refresh(RefreshRequest),
-    /// `sub_refresh` (not available yet).
-    SubRefresh,
+    /// `sub_refresh`: a new subscription token for a channel.
+    SubRefresh(SubRefreshRequest),
 }
 
 impl Request {
@@ -64,7 +64,7 @@ impl Request {
             Request::Send => "send",
             Request::Rpc => "rpc",
             Request::Refresh(_) => "refresh",
-            Request::SubRefresh => "sub_refresh",
+            Request::SubRefresh(_) => "sub_refresh",
         }
     }
 }
@@ -153,6 +153,16 @@ pub struct HistoryRequest {
     pub reverse: bool,
 }
 
+/// `SubRefreshRequest` (the token-tracking fields of newer SDKs are ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SubRefreshRequest {
+    /// The channel.
+    pub channel: String,
+    /// The new subscription token.
+    pub token: String,
+}
+
 /// `RefreshRequest`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -177,7 +187,7 @@ struct RawCommand {
     send: Option<serde::de::IgnoredAny>,
     rpc: Option<serde::de::IgnoredAny>,
     refresh: Option<RefreshRequest>,
-    sub_refresh: Option<serde::de::IgnoredAny>,
+    sub_refresh: Option<SubRefreshRequest>,
 }
 
 /// Why a client's message is not a valid batch of commands.
@@ -249,8 +259,8 @@ fn into_command(raw: RawCommand) -> Command {
         Request::Rpc
     } else if let Some(r) = raw.refresh {
         Request::Refresh(r)
-    } else if raw.sub_refresh.is_some() {
-        Request::SubRefresh
+    } else if let Some(r) = raw.sub_refresh {
+        Request::SubRefresh(r)
     } else {
         Request::Pong
     };

@@ -77,6 +77,12 @@ pub struct ConnectResult {
 /// `SubscribeResult`.
 #[derive(Debug, Default, Serialize)]
 pub struct SubscribeResult {
+    /// Whether the subscription expires (its token's `exp`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub expires: bool,
+    /// Seconds until then.
+    #[serde(skip_serializing_if = "is_zero32")]
+    pub ttl: u32,
     /// Whether the channel keeps a stream the client can recover from.
     #[serde(skip_serializing_if = "is_false")]
     pub recoverable: bool,
@@ -144,6 +150,17 @@ pub struct RefreshResult {
     pub ttl: u32,
 }
 
+/// `SubRefreshResult`.
+#[derive(Debug, Default, Serialize)]
+pub struct SubRefreshResult {
+    /// Whether the subscription expires.
+    #[serde(skip_serializing_if = "is_false")]
+    pub expires: bool,
+    /// Seconds until then.
+    #[serde(skip_serializing_if = "is_zero32")]
+    pub ttl: u32,
+}
+
 /// The successful result of a command.
 #[derive(Debug)]
 pub enum Reply {
@@ -165,6 +182,8 @@ pub enum Reply {
     Ping,
     /// `refresh`
     Refresh(RefreshResult),
+    /// `sub_refresh`
+    SubRefresh(SubRefreshResult),
 }
 
 /// One line: the reply to command `id`.
@@ -179,6 +198,7 @@ pub fn encode_reply(id: u32, reply: &Reply) -> String {
         Reply::History(r) => ("history", to_json(r)),
         Reply::Ping => ("ping", "{}".to_owned()),
         Reply::Refresh(r) => ("refresh", to_json(r)),
+        Reply::SubRefresh(r) => ("sub_refresh", to_json(r)),
     };
     format!("{{\"id\":{id},\"{field}\":{body}}}")
 }

@@ -2,15 +2,16 @@
 //! client's credentials allow, then answers with a result or the protocol's error code.
 
 use super::{close_deadline, stats, Connected, Failure, Session, Step, Subscription, VERSION};
-use crate::auth::{unix_now, Identity, TokenError};
+use crate::auth::{unix_now, ChannelGrant, Identity, TokenError};
 use crate::config::user_may_use;
 use crate::engine::HistoryQuery;
 use crate::protocol::command::{
     ChannelRequest, ConnectRequest, HistoryRequest, PublishRequest, RefreshRequest,
-    SubscribeRequest,
+    SubRefreshRequest, SubscribeRequest,
 };
 use crate::protocol::reply::{
-    self, ConnectResult, HistoryResult, PresenceResult, RefreshResult, Reply, SubscribeResult,
+    self, ConnectResult, HistoryResult, PresenceResult, RefreshResult, Reply, SubRefreshResult,
+    SubscribeResult,
 };
 use crate::protocol::{decode, DisconnectCode, ErrorCode, Request};
 use crate::registry::{ClientHandle, ConnectionLimit};
@@ -65,7 +66,8 @@ impl Session {
                 Request::Ping => Ok(Reply::Ping),
                 Request::Refresh(r) => self.refresh(r),
                 Request::Send => continue,
-                Request::Rpc | Request::SubRefresh => Err(Failure::Error(ErrorCode::NotAvailable)),
+                Request::SubRefresh(r) => self.sub_refresh(r),
+                Request::Rpc => Err(Failure::Error(ErrorCode::NotAvailable)),
             };
             match result {
                 Ok(reply) => self.out.push(reply::encode_reply(id, &reply)),
@@ -83,25 +85,74 @@ impl Session {
         Step::Continue
     }
 
-    fn verify(&self, token: &str) -> Result<Identity, Failure> {
-        let metrics = &self.node.metrics;
-        let Some(verifier) = &self.node.verifier else {
-            metrics.auth_failures.inc("no secret configured");
+    fn verifier(&self) -> Result<&crate::auth::Verifier, Failure> {
+        self.node.verifier.as_ref().ok_or_else(|| {
+            self.node.metrics.auth_failures.inc("no secret configured");
             tracing::info!("token refused: no token_hmac_secret is configured");
-            return Err(Failure::Disconnect(DisconnectCode::InvalidToken));
-        };
-        verifier.verify(token, unix_now()).map_err(|e| match e {
+            Failure::Disconnect(DisconnectCode::InvalidToken)
+        })
+    }
+
+    /// The protocol's answer to a refused token: expired 109 (the SDK gets a new one),
+    /// valid but for another channel or user 103, forged or malformed 3500.
+    fn token_failure(&self, e: TokenError) -> Failure {
+        let metrics = &self.node.metrics;
+        match e {
             TokenError::Expired { .. } => {
                 metrics.auth_failures.inc("expired");
                 tracing::info!(error = %e, "token refused");
                 Failure::Error(ErrorCode::TokenExpired)
+            }
+            TokenError::NotForThis(_) => {
+                metrics.auth_failures.inc("not for this");
+                tracing::info!(error = %e, "token refused");
+                Failure::Error(ErrorCode::PermissionDenied)
             }
             TokenError::Invalid(_) => {
                 metrics.auth_failures.inc("invalid");
                 tracing::info!(error = %e, "token refused; disconnecting (3500)");
                 Failure::Disconnect(DisconnectCode::InvalidToken)
             }
-        })
+        }
+    }
+
+    fn verify(&self, token: &str) -> Result<Identity, Failure> {
+        self.verifier()?
+            .verify(token, unix_now())
+            .map_err(|e| self.token_failure(e))
+    }
+
+    fn verify_channel(&self, token: &str, channel: &str) -> Result<ChannelGrant, Failure> {
+        let user = &self.connected().identity.user;
+        self.verifier()?
+            .verify_channel(token, channel, user, unix_now())
+            .map_err(|e| self.token_failure(e))
+    }
+
+    fn sub_refresh(&mut self, request: SubRefreshRequest) -> Result<Reply, Failure> {
+        if !self
+            .connected()
+            .subscriptions
+            .contains_key(request.channel.as_str())
+        {
+            return Err(Failure::Error(ErrorCode::PermissionDenied));
+        }
+        let grant = self.verify_channel(&request.token, &request.channel)?;
+        let delay = self.node.config.expired_close_delay;
+        let connected = self.connected.as_mut().expect("checked before dispatch");
+        let sub = connected
+            .subscriptions
+            .get_mut(request.channel.as_str())
+            .expect("checked above");
+        sub.closes_at = close_deadline(grant.expires_at, delay);
+        if grant.info.is_some() {
+            sub.chan_info = grant.info;
+        }
+        let ttl = grant.expires_at.map(|at| at.saturating_sub(unix_now()));
+        Ok(Reply::SubRefresh(SubRefreshResult {
+            expires: ttl.is_some(),
+            ttl: ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
+        }))
     }
 
     async fn connect(&mut self, mut request: ConnectRequest) -> Result<Reply, Failure> {
@@ -219,10 +270,16 @@ impl Session {
             node.metrics.limits.inc("max_subscriptions_per_client");
             return Err(Failure::Error(ErrorCode::LimitExceeded));
         }
-        if !server {
-            if !request.token.is_empty() {
-                // Channel tokens (private channels) come with a later version.
-                return Err(Failure::Error(ErrorCode::NotAvailable));
+        // A subscription token grants the channel (private channels need one).
+        let grant = if !server && !request.token.is_empty() {
+            Some(self.verify_channel(&request.token, channel)?)
+        } else {
+            None
+        };
+        let connected = self.connected();
+        if !server && grant.is_none() {
+            if options.require_subscription_token {
+                return Err(Failure::Error(ErrorCode::PermissionDenied));
             }
             let allowed = if connected.anonymous {
                 options.allow_anonymous
@@ -234,7 +291,9 @@ impl Session {
             }
         }
         let join_leave = options.join_leave && (request.join_leave || server);
-        let info = connected.info();
+        let chan_info = grant.as_ref().and_then(|g| g.info.clone());
+        let mut info = connected.info();
+        info.chan_info = chan_info.clone();
         let handle = connected.handle.clone();
         // Register first, then read: every publication stored after the read is in the
         // queue, every one before it in the history; the offset filter drops the overlap.
@@ -261,7 +320,13 @@ impl Session {
             }
         };
         let position = history.position;
+        let ttl = grant
+            .as_ref()
+            .and_then(|g| g.expires_at)
+            .map(|at| at.saturating_sub(unix_now()));
         let mut result = SubscribeResult {
+            expires: ttl.is_some(),
+            ttl: ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
             recoverable: true,
             positioned: true,
             epoch: position.epoch.clone(),
@@ -306,6 +371,10 @@ impl Session {
                 offset: position.offset,
                 epoch: position.epoch,
                 join_leave,
+                chan_info,
+                closes_at: grant
+                    .as_ref()
+                    .and_then(|g| close_deadline(g.expires_at, node.config.expired_close_delay)),
             },
         );
         Ok(result)
@@ -320,10 +389,11 @@ impl Session {
         let Some(connected) = self.connected.as_mut() else {
             return;
         };
-        if connected.subscriptions.remove(channel).is_none() {
+        let Some(subscription) = connected.subscriptions.remove(channel) else {
             return;
-        }
-        let info = connected.info();
+        };
+        let mut info = connected.info();
+        info.chan_info = subscription.chan_info;
         let node = &self.node;
         node.registry.unsubscribe(channel, &info.client);
         if let Some(options) = node.channels.options(channel) {
@@ -369,9 +439,11 @@ impl Session {
         }
         let data = request.data.ok_or(ErrorCode::BadRequest)?;
         let started = Instant::now();
-        let ack = node
-            .engine
-            .publish(&request.channel, Arc::from(data), Some(connected.info()));
+        let ack = node.engine.publish(
+            &request.channel,
+            Arc::from(data),
+            Some(connected.info_in(&request.channel)),
+        );
         self.pending.push(Box::pin(async move {
             match ack.await {
                 Ok(_) => {

@@ -37,6 +37,10 @@ struct Subscription {
     offset: u64,
     /// The stream's epoch when the client subscribed.
     epoch: String,
+    /// The subscription token's `info`, shown with this client in the channel.
+    chan_info: Option<reply::Json>,
+    /// When the subscription ends unless its token is refreshed.
+    closes_at: Option<TokioInstant>,
     join_leave: bool,
 }
 
@@ -59,6 +63,16 @@ impl Connected {
             conn_info: self.identity.info.clone(),
             chan_info: None,
         }
+    }
+
+    /// Who this client is in `channel`: with the subscription token's info.
+    fn info_in(&self, channel: &str) -> ClientInfo {
+        let mut info = self.info();
+        info.chan_info = self
+            .subscriptions
+            .get(channel)
+            .and_then(|s| s.chan_info.clone());
+        info
     }
 }
 
@@ -144,6 +158,10 @@ impl Session {
         let write_limit = config.write_timeout;
         loop {
             let expires = self.expiry_deadline();
+            let subscription_expires = self
+                .connected
+                .as_ref()
+                .and_then(|c| c.subscriptions.values().filter_map(|s| s.closes_at).min());
             let handle = self.connected.as_ref().map(|c| c.handle.clone());
             let step = tokio::select! {
                 () = shutdown.cancelled() => Step::Disconnect(DisconnectCode::Shutdown),
@@ -186,6 +204,10 @@ impl Session {
                 () = async { match pong_deadline { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
                     tracing::info!("no pong within pong_timeout; disconnecting (3012)");
                     Step::Disconnect(DisconnectCode::NoPong)
+                }
+                () = async { match subscription_expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
+                    tracing::info!("subscription token expired without a sub_refresh; disconnecting (3006)");
+                    Step::Disconnect(DisconnectCode::SubscriptionExpired)
                 }
                 () = async { match expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
                     tracing::info!("connection token expired without a refresh; disconnecting (3005)");
