@@ -83,6 +83,8 @@ pub struct Config {
     pub max_connections_per_user: usize,
     /// Channels one connection may be subscribed to at once (0: no limit).
     pub max_subscriptions_per_client: usize,
+    /// Commands one connection may send per second, in bursts of as many (0: no limit).
+    pub max_commands_per_second: u32,
     /// Messages queued for one client before it is disconnected as slow.
     pub client_queue_size: usize,
     /// Largest WebSocket message a client may send, in bytes.
@@ -119,6 +121,7 @@ impl Default for Config {
             max_connections: 0,
             max_connections_per_user: 0,
             max_subscriptions_per_client: 1024,
+            max_commands_per_second: 0,
             client_queue_size: 4096,
             max_message_size: 65536,
             shutdown_timeout: Duration::from_secs(10),
@@ -342,6 +345,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("max_connections", Kind::Int),
     ("max_connections_per_user", Kind::Int),
     ("max_subscriptions_per_client", Kind::Int),
+    ("max_commands_per_second", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),
     ("channels.history_size", Kind::Int),

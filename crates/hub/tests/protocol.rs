@@ -987,3 +987,39 @@ async fn sub_refresh_extends_a_private_subscription_and_without_it_3006() {
         "the refreshed subscription's connection stays"
     );
 }
+
+#[tokio::test]
+async fn commands_over_the_rate_get_111_and_neighbours_are_untouched() {
+    let mut cfg = config();
+    cfg.max_commands_per_second = 5;
+    let hub = TestHub::start(cfg).await;
+    let mut noisy = Client::connect(&hub, &token("noisy")).await;
+    let mut quiet = Client::connect(&hub, &token("quiet")).await;
+    let batch: Vec<String> = (1..=20)
+        .map(|id| json!({"id": id, "ping": {}}).to_string())
+        .collect();
+    noisy.send_raw(&batch.join("\n")).await;
+    let mut ok = 0;
+    let mut limited = 0;
+    for id in 1..=20u64 {
+        let reply = noisy.reply(id).await;
+        if reply.get("ping").is_some() {
+            ok += 1;
+        } else {
+            assert_eq!(error_code(&reply), 111, "{reply}");
+            limited += 1;
+        }
+    }
+    // A burst of five, plus at most one more if the bucket refilled meanwhile.
+    assert!((5..=6).contains(&ok), "{ok} passed, {limited} limited");
+    assert_eq!(
+        hub.node.metrics.limits.get("max_commands_per_second"),
+        limited
+    );
+    let reply = quiet.call(json!({"ping": {}})).await;
+    assert_eq!(
+        reply["ping"],
+        json!({}),
+        "another connection has its own budget"
+    );
+}

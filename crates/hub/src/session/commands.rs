@@ -39,6 +39,19 @@ impl Session {
         for command in commands {
             self.node.metrics.commands.inc(command.request.method());
             let id = command.id;
+            let limited = !matches!(command.request, Request::Pong | Request::Connect(_))
+                && self
+                    .command_rate
+                    .as_ref()
+                    .is_some_and(|r| r.check().is_err());
+            if limited {
+                self.node.metrics.limits.inc("max_commands_per_second");
+                if id != 0 {
+                    self.out
+                        .push(reply::encode_error(id, ErrorCode::TooManyRequests));
+                }
+                continue;
+            }
             let result = match command.request {
                 Request::Pong => continue,
                 Request::Connect(r) => {

@@ -105,6 +105,8 @@ where
         out: Vec::new(),
         pending: FuturesUnordered::new(),
         connect_failed: false,
+        command_rate: std::num::NonZeroU32::new(node.config.max_commands_per_second)
+            .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
     };
     let code = session.serve(&mut ws).await;
     // Leave the channels first: whatever the last writes do, presence and the
@@ -141,6 +143,8 @@ struct Session {
     pending: Pending,
     /// The last connect was refused: later commands are dropped, not a protocol error.
     connect_failed: bool,
+    /// `max_commands_per_second`, when set.
+    command_rate: Option<governor::DefaultDirectRateLimiter>,
 }
 
 impl Session {
