@@ -33,6 +33,11 @@ pub enum Outgoing {
         /// The channel.
         channel: Arc<str>,
     },
+    /// The hub subscribes the connection to the channel (server API).
+    Subscribe {
+        /// The channel.
+        channel: Arc<str>,
+    },
     /// Any other push for a channel (join, leave), sent while subscribed.
     Push {
         /// The channel.
@@ -85,6 +90,13 @@ impl ClientHandle {
             }
             self.ended.notified().await;
         }
+    }
+
+    /// Asks the session to subscribe to `channel` (a `subscribe` push).
+    pub fn subscribe(&self, channel: &str) {
+        self.offer(Outgoing::Subscribe {
+            channel: Arc::from(channel),
+        });
     }
 
     /// Asks the session to end its subscription to `channel` (an `unsubscribe` push).
@@ -206,6 +218,15 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .len()
+    }
+
+    /// Channels with subscribers on this node, and how many each has.
+    pub fn channel_counts(&self) -> Vec<(String, usize)> {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels
+            .iter()
+            .map(|(c, s)| (c.to_string(), s.len()))
+            .collect()
     }
 
     /// The number of connected clients.

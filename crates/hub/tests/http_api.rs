@@ -353,3 +353,68 @@ async fn an_idempotent_publish_retried_across_a_restart_is_stored_once() {
     assert_eq!(broadcast, again);
     assert_eq!(broadcast["result"]["responses"][0]["result"]["offset"], 2);
 }
+
+#[tokio::test]
+async fn channels_history_remove_batch_and_server_side_subscribe() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("ada")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:a"}}))
+        .await;
+    let (_, channels) = hub.api("channels", json!({})).await;
+    assert_eq!(
+        channels["result"]["channels"]["chat:a"]["num_clients"], 1,
+        "{channels}"
+    );
+
+    // A server-side subscription arrives as a subscribe push, then its publications.
+    let (_, answer) = hub
+        .api("subscribe", json!({"user": "ada", "channel": "chat:news"}))
+        .await;
+    assert_eq!(answer["result"], json!({}));
+    let push = client.push().await;
+    assert_eq!(push["channel"], "chat:news");
+    assert_eq!(push["subscribe"]["recoverable"], true, "{push}");
+    hub.api("publish", json!({"channel": "chat:news", "data": "n"}))
+        .await;
+    assert_eq!(client.push().await["pub"]["data"], "n");
+    let (_, answer) = hub
+        .api("subscribe", json!({"user": "ada", "channel": "nosuch:x"}))
+        .await;
+    assert_eq!(answer["error"]["code"], 102);
+
+    // history_remove drops the publications and keeps the position.
+    let (_, published) = hub
+        .api("publish", json!({"channel": "chat:a", "data": 1}))
+        .await;
+    let (_, answer) = hub
+        .api("history_remove", json!({"channel": "chat:a"}))
+        .await;
+    assert_eq!(answer["result"], json!({}));
+    let (_, history) = hub
+        .api("history", json!({"channel": "chat:a", "limit": -1}))
+        .await;
+    assert!(history["result"].get("publications").is_none(), "{history}");
+    assert_eq!(history["result"]["offset"], published["result"]["offset"]);
+    assert_eq!(history["result"]["epoch"], published["result"]["epoch"]);
+
+    // batch: each command's reply under its method's name, errors as errors.
+    let (_, batch) = hub
+        .api(
+            "batch",
+            json!({"commands": [
+                {"publish": {"channel": "chat:a", "data": 2}},
+                {"presence_stats": {"channel": "chat:a"}},
+                {"publish": {"channel": "nosuch:x", "data": 3}},
+                {"batch": {"commands": []}}
+            ]}),
+        )
+        .await;
+    let replies = batch["replies"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{batch}"));
+    assert_eq!(replies[0]["publish"]["offset"], 2, "{batch}");
+    assert_eq!(replies[1]["presence_stats"]["num_clients"], 1);
+    assert_eq!(replies[2]["error"]["code"], 102);
+    assert_eq!(replies[3]["error"]["code"], 107, "no batch inside a batch");
+}

@@ -18,6 +18,9 @@ struct Stream {
     epoch: String,
     /// When the stream was created, in ms (never-published streams expire by it).
     created_ms: i64,
+    /// When it was last published to, in ms (the stream is lost once its whole history
+    /// has expired by time, not when its history was removed).
+    last_ms: i64,
     top: u64,
     /// (publish time in ms, publication), oldest first.
     publications: VecDeque<(i64, Publication)>,
@@ -70,10 +73,12 @@ impl MemoryEngine {
         let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
             epoch: new_epoch(),
             created_ms: now_ms(),
+            last_ms: 0,
             top: 0,
             publications: VecDeque::new(),
         });
         stream.top += 1;
+        stream.last_ms = now;
         let publication = Publication {
             data,
             info,
@@ -134,6 +139,7 @@ impl MemoryEngine {
         let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
             epoch: new_epoch(),
             created_ms: now_ms(),
+            last_ms: 0,
             top: 0,
             publications: VecDeque::new(),
         });
@@ -189,8 +195,13 @@ impl MemoryEngine {
             // A stream whose history expired entirely is lost: dropping it frees the
             // memory, and its next use starts a new epoch. A never-published one goes
             // once it is as old as the time-to-live.
-            let old = stream.created_ms < now.saturating_sub(ttl);
-            !(stream.publications.is_empty() && (stream.top > 0 || old))
+            let cutoff = now.saturating_sub(ttl);
+            let lost = if stream.top > 0 {
+                stream.last_ms < cutoff
+            } else {
+                stream.created_ms < cutoff
+            };
+            !(stream.publications.is_empty() && lost)
         });
     }
 }
@@ -247,6 +258,14 @@ impl Engine for MemoryEngine {
     }
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
+        std::future::ready(self.check_running()).boxed()
+    }
+
+    fn remove_history(&self, channel: &str) -> BoxFuture<'static, Result<(), Error>> {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stream) = streams.get_mut(channel) {
+            stream.publications.clear();
+        }
         std::future::ready(self.check_running()).boxed()
     }
 

@@ -112,6 +112,10 @@ pub trait Engine: Send + Sync + 'static {
     /// Ok when a publish would be stored now (for `/healthz`).
     fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>>;
 
+    /// Removes `channel`'s publications; its position (offset and epoch) stays, so
+    /// clients that missed any of them learn that they cannot recover.
+    fn remove_history(&self, channel: &str) -> BoxFuture<'static, Result<(), Error>>;
+
     /// Drops streams whose whole history expired (their next use gets a new epoch).
     fn expire(&self) -> BoxFuture<'static, Result<(), Error>>;
 

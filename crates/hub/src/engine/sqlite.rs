@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS streams (
     channel TEXT PRIMARY KEY,
     epoch TEXT NOT NULL,
     top INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL DEFAULT 0
+    created_ms INTEGER NOT NULL DEFAULT 0,
+    last_ms INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS publications (
     channel TEXT NOT NULL,
@@ -70,6 +71,10 @@ enum Op {
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Check {
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    RemoveHistory {
+        channel: String,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Expire {
@@ -321,7 +326,13 @@ impl Writer {
                 (self.delivery)(&channel, &publication, &position.epoch);
                 let _ = reply.send(Ok(position));
             }
-            (Op::Ensure { reply, .. } | Op::Check { reply } | Op::Expire { reply }, _) => {
+            (
+                Op::Ensure { reply, .. }
+                | Op::Check { reply }
+                | Op::Expire { reply }
+                | Op::RemoveHistory { reply, .. },
+                _,
+            ) => {
                 let _ = reply.send(Ok(()));
             }
             (Op::Publish { reply, .. }, Done::Repeated(position)) => {
@@ -370,8 +381,8 @@ impl Writer {
                         info.as_ref().and_then(|i| i.conn_info.as_ref()).map(|j| j.get()),
                         info.as_ref().and_then(|i| i.chan_info.as_ref()).map(|j| j.get()),
                     ])?;
-                    tx.prepare_cached("UPDATE streams SET top = ?2 WHERE channel = ?1")?
-                        .execute(params![channel, offset])?;
+                    tx.prepare_cached("UPDATE streams SET top = ?2, last_ms = ?3 WHERE channel = ?1")?
+                        .execute(params![channel, offset, now])?;
                     if let Some(options) = options {
                         let keep = i64::try_from(options.history_size).unwrap_or(i64::MAX);
                         let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
@@ -402,6 +413,10 @@ impl Writer {
                 }
                 Op::Check { .. } => {
                     tx.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?1)", [now])?;
+                    Done::Unit
+                }
+                Op::RemoveHistory { channel, .. } => {
+                    tx.execute("DELETE FROM publications WHERE channel = ?1", [channel])?;
                     Done::Unit
                 }
                 Op::Expire { .. } => {
@@ -438,7 +453,7 @@ fn expire(
         // to goes once it is as old as the time-to-live, so subscribing to ever new
         // names cannot grow the table for good.
         tx.execute(
-            "DELETE FROM streams WHERE channel = ?1 AND (top > 0 OR created_ms < ?2) AND NOT EXISTS (SELECT 1 FROM publications WHERE channel = ?1)",
+            "DELETE FROM streams WHERE channel = ?1 AND ((top > 0 AND last_ms < ?2) OR (top = 0 AND created_ms < ?2)) AND NOT EXISTS (SELECT 1 FROM publications WHERE channel = ?1)",
             params![channel, now.saturating_sub(ttl)],
         )?;
     }
@@ -447,17 +462,21 @@ fn expire(
 
 /// Brings a database from an earlier version up to [`SCHEMA`].
 fn migrate(conn: &Connection) -> Result<(), Error> {
-    let has_created: bool = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('streams') WHERE name = 'created_ms'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .map_err(storage)?
-        > 0;
-    if !has_created {
-        conn.execute_batch("ALTER TABLE streams ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0")
+    for column in ["created_ms", "last_ms"] {
+        let present: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('streams') WHERE name = ?1",
+                [column],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(storage)?
+            > 0;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE streams ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+            ))
             .map_err(storage)?;
+        }
     }
     Ok(())
 }
@@ -484,7 +503,10 @@ fn fail(op: Op, error: Error) {
         Op::Publish { reply, .. } => {
             let _ = reply.send(Err(error));
         }
-        Op::Ensure { reply, .. } | Op::Check { reply } | Op::Expire { reply } => {
+        Op::Ensure { reply, .. }
+        | Op::Check { reply }
+        | Op::Expire { reply }
+        | Op::RemoveHistory { reply, .. } => {
             let _ = reply.send(Err(error));
         }
     }
@@ -601,6 +623,19 @@ impl Engine for SqliteEngine {
     fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
         let (reply, receiver) = oneshot::channel();
         let queued = self.inner.send(Op::Check { reply });
+        async move {
+            queued?;
+            answer(receiver).await
+        }
+        .boxed()
+    }
+
+    fn remove_history(&self, channel: &str) -> BoxFuture<'static, Result<(), Error>> {
+        let (reply, receiver) = oneshot::channel();
+        let queued = self.inner.send(Op::RemoveHistory {
+            channel: channel.to_owned(),
+            reply,
+        });
         async move {
             queued?;
             answer(receiver).await

@@ -379,3 +379,25 @@ async fn an_idempotency_key_stores_once_and_answers_the_first_position() {
         engine.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn removed_history_keeps_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, engine, _) in engines(10, dir.path()) {
+        let first = engine.publish("r", json("1"), None).await.unwrap();
+        engine.remove_history("r").await.unwrap();
+        engine.expire().await.unwrap();
+        let history = engine.history("r", HistoryQuery::default()).await.unwrap();
+        assert!(history.publications.is_empty(), "{name}");
+        assert_eq!(
+            history.position, first,
+            "{name}: same epoch and offset after removal and expiry"
+        );
+        assert_eq!(
+            engine.publish("r", json("2"), None).await.unwrap().offset,
+            2,
+            "{name}"
+        );
+        engine.shutdown().await;
+    }
+}

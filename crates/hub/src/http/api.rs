@@ -4,9 +4,11 @@
 //! commit, with the publication's offset and epoch (with an `idempotency_key`, a retry
 //! within five minutes, across restarts with SQLite, gets the first answer and stores
 //! nothing). Methods: publish, broadcast,
-//! history, presence, presence_stats, info, unsubscribe (a user's subscription, with an
-//! `unsubscribe` push) and disconnect (a user's connections, 3503 or with `reconnect`
-//! 3011).
+//! history, history_remove, presence, presence_stats, info, channels (channels with
+//! subscribers here and their counts), subscribe and unsubscribe (a user's server-side
+//! subscription, with a `subscribe` or `unsubscribe` push), disconnect (a user's
+//! connections, 3503 or with `reconnect` 3011) and batch (up to 1,000 of these, answered
+//! as Centrifugo does, `{"replies": [...]}`).
 
 use crate::engine::{HistoryQuery, Position};
 use crate::node::Node;
@@ -19,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The most commands one `batch` call may carry.
+const MAX_BATCH: usize = 1000;
 
 /// What the API answers: the HTTP status and the JSON body.
 pub type Answer = (StatusCode, String);
@@ -269,6 +274,86 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
                     error(ErrorCode::Internal)
                 }
             }
+        }
+        "subscribe" => {
+            let params: UnsubscribeParams = parse(body)?;
+            if node.channels.options(&params.channel).is_none() {
+                return Ok(error(ErrorCode::UnknownChannel));
+            }
+            for client in node
+                .registry
+                .clients_of(&params.user, params.client.as_deref())
+            {
+                client.subscribe(&params.channel);
+            }
+            "{\"result\":{}}".to_owned()
+        }
+        "channels" => {
+            #[derive(Serialize)]
+            struct ChannelInfo {
+                num_clients: usize,
+            }
+            let channels: std::collections::BTreeMap<String, ChannelInfo> = node
+                .registry
+                .channel_counts()
+                .into_iter()
+                .map(|(c, n)| (c, ChannelInfo { num_clients: n }))
+                .collect();
+            #[derive(Serialize)]
+            struct Channels {
+                channels: std::collections::BTreeMap<String, ChannelInfo>,
+            }
+            result(&Channels { channels })
+        }
+        "history_remove" => {
+            let params: ChannelParams = parse(body)?;
+            if node.channels.options(&params.channel).is_none() {
+                return Ok(error(ErrorCode::UnknownChannel));
+            }
+            match node.engine.remove_history(&params.channel).await {
+                Ok(()) => "{\"result\":{}}".to_owned(),
+                Err(e) => {
+                    tracing::error!(error = %e, "API history_remove failed");
+                    error(ErrorCode::Internal)
+                }
+            }
+        }
+        "batch" => {
+            #[derive(Deserialize)]
+            struct BatchParams {
+                commands: Vec<serde_json::Map<String, serde_json::Value>>,
+            }
+            let params: BatchParams = parse(body)?;
+            if params.commands.len() > MAX_BATCH {
+                return Ok(error(ErrorCode::LimitExceeded));
+            }
+            let mut replies = Vec::with_capacity(params.commands.len());
+            for command in params.commands {
+                // Each command is an object with one method name as its key.
+                let Some((method, params)) = command.into_iter().next() else {
+                    replies.push(error(ErrorCode::BadRequest));
+                    continue;
+                };
+                if method == "batch" {
+                    replies.push(error(ErrorCode::BadRequest));
+                    continue;
+                }
+                let body = params.to_string();
+                let answer = match Box::pin(dispatch(node, &method, body.as_bytes())).await {
+                    Ok(answer) | Err((_, answer)) => answer,
+                };
+                // `{"result": R}` becomes `{"<method>": R}`; errors stay as they are.
+                let reply = match answer.strip_prefix("{\"result\":") {
+                    Some(rest) => format!(
+                        "{{{}:{rest}",
+                        serde_json::to_string(&method).expect("a string serializes")
+                    ),
+                    None => answer,
+                };
+                replies.push(reply);
+            }
+            // Centrifugo answers a batch with `replies` at the top, not inside `result`.
+            format!("{{\"replies\":[{}]}}", replies.join(","))
         }
         "unsubscribe" => {
             let params: UnsubscribeParams = parse(body)?;

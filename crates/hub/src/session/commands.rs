@@ -257,6 +257,38 @@ impl Session {
         self.connected.as_ref().expect("checked before dispatch")
     }
 
+    /// A server-side subscription made after connect (the API's `subscribe`): the
+    /// client learns of it from a `subscribe` push.
+    pub(super) async fn subscribe_from_server<S>(
+        &mut self,
+        ws: &mut WebSocket<S>,
+        channel: &str,
+    ) -> Result<(), duplex::Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let request = SubscribeRequest {
+            channel: channel.to_owned(),
+            ..Default::default()
+        };
+        match self.subscribe_checked(request, true).await {
+            Ok(result) => {
+                ws.feed(duplex::Message::text(reply::encode_subscribe(
+                    channel, &result,
+                )))
+                .await
+            }
+            Err(Failure::Error(code)) => {
+                tracing::info!(%channel, error = code.message(), "server-side subscription failed");
+                Ok(())
+            }
+            Err(Failure::Disconnect(code)) => {
+                self.connected().handle.end(code);
+                Ok(())
+            }
+        }
+    }
+
     async fn subscribe(&mut self, request: SubscribeRequest) -> Result<SubscribeResult, Failure> {
         self.subscribe_checked(request, false).await
     }

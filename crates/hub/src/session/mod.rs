@@ -271,6 +271,7 @@ impl Session {
         let mut item = Some(first);
         let mut taken = 0;
         let mut unsubscribed = Vec::new();
+        let mut subscribed = Vec::new();
         while let Some(current) = item.take() {
             let Some(connected) = self.connected.as_mut() else {
                 break;
@@ -304,6 +305,11 @@ impl Session {
                         unsubscribed.push(channel);
                     }
                 }
+                Outgoing::Subscribe { channel } => {
+                    if !connected.subscriptions.contains_key(&channel) {
+                        subscribed.push(channel);
+                    }
+                }
                 Outgoing::Push { channel, frame } => {
                     if connected
                         .subscriptions
@@ -323,6 +329,9 @@ impl Session {
             self.leave(&channel).await;
             let line = reply::encode_unsubscribe(&channel, UnsubscribeCode::Server);
             ws.feed(Message::text(line)).await?;
+        }
+        for channel in subscribed {
+            self.subscribe_from_server(ws, &channel).await?;
         }
         ws.flush().await
     }
