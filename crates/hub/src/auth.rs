@@ -90,46 +90,112 @@ pub enum TokenError {
     NotForThis(String),
 }
 
-/// Verifies tokens with one secret.
+/// The keys tokens may be signed with, one per algorithm: a token's `alg` picks its
+/// key, and an algorithm without a key is refused (so an HS256 token "signed" with the
+/// RSA public key as its secret meets the HMAC secret, not the RSA key).
+#[derive(Clone, Default)]
+pub struct TokenKeys {
+    /// HS256: the shared secret.
+    pub hmac: Option<DecodingKey>,
+    /// RS256: the RSA public key.
+    pub rsa: Option<DecodingKey>,
+    /// ES256: the P-256 public key.
+    pub ecdsa: Option<DecodingKey>,
+}
+
+impl TokenKeys {
+    /// An HS256 secret only.
+    pub fn hmac(secret: &str) -> Self {
+        TokenKeys {
+            hmac: Some(DecodingKey::from_secret(secret.as_bytes())),
+            ..Default::default()
+        }
+    }
+
+    /// Whether any key is set.
+    pub fn is_empty(&self) -> bool {
+        self.hmac.is_none() && self.rsa.is_none() && self.ecdsa.is_none()
+    }
+}
+
+/// Reads a PEM public key given inline (`-----BEGIN ...`) or as a file path.
+pub fn load_public_key(value: &str, algorithm: Algorithm) -> Result<DecodingKey, String> {
+    let pem = if value.trim_start().starts_with("-----BEGIN") {
+        value.to_owned()
+    } else {
+        std::fs::read_to_string(value).map_err(|e| format!("cannot read {value}: {e}"))?
+    };
+    let key = match algorithm {
+        Algorithm::RS256 => DecodingKey::from_rsa_pem(pem.as_bytes()),
+        Algorithm::ES256 => DecodingKey::from_ec_pem(pem.as_bytes()),
+        other => return Err(format!("no public key for {other:?}")),
+    };
+    key.map_err(|e| format!("not a PEM {algorithm:?} public key: {e}"))
+}
+
+/// Verifies tokens.
 #[derive(Clone)]
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: TokenKeys,
     checks: TokenChecks,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Verifier(HS256)")
+        f.debug_struct("Verifier")
+            .field("hs256", &self.keys.hmac.is_some())
+            .field("rs256", &self.keys.rsa.is_some())
+            .field("es256", &self.keys.ecdsa.is_some())
+            .finish()
     }
 }
 
 impl Verifier {
-    /// A verifier for tokens signed with `secret`.
+    /// A verifier for tokens signed with `secret` (HS256).
     pub fn new(secret: &str) -> Self {
         Self::with_checks(secret, TokenChecks::default())
     }
 
     /// A verifier for tokens signed with `secret` that also checks `checks`.
     pub fn with_checks(secret: &str, checks: TokenChecks) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Time, audience and issuer are checked in `verify`, against the caller's clock;
-        // `exp` is optional.
+        Self::with_keys(TokenKeys::hmac(secret), checks)
+    }
+
+    /// A verifier for tokens signed with any of `keys`.
+    pub fn with_keys(keys: TokenKeys, checks: TokenChecks) -> Self {
+        Verifier { keys, checks }
+    }
+
+    /// Checks the signature with the key of the token's algorithm.
+    fn decode(&self, token: &str) -> Result<Claims, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let key = match header.alg {
+            Algorithm::HS256 => self.keys.hmac.as_ref(),
+            Algorithm::RS256 => self.keys.rsa.as_ref(),
+            Algorithm::ES256 => self.keys.ecdsa.as_ref(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            TokenError::Invalid(format!(
+                "tokens signed with {:?} are not accepted",
+                header.alg
+            ))
+        })?;
+        let mut validation = Validation::new(header.alg);
+        // Time, audience and issuer are checked in `check_claims`, against the caller's
+        // clock; `exp` is optional.
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        Verifier {
-            key: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
-            checks,
-        }
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
     /// Checks `token`'s signature and expiry at `now` (Unix seconds).
     pub fn verify(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        let claims = data.claims;
+        let claims = self.decode(token)?;
         if claims.channel.is_some() {
             return Err(TokenError::NotForThis(
                 "a subscription token is not a connection token".into(),
@@ -191,9 +257,7 @@ impl Verifier {
         user: &str,
         now: u64,
     ) -> Result<ChannelGrant, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        let claims = data.claims;
+        let claims = self.decode(token)?;
         match claims.channel.as_deref() {
             Some(c) if c == channel => {}
             Some(other) => {
@@ -351,6 +415,118 @@ mod tests {
             verifier.verify(&token(hub, "auth.example", None, Some(95)), 100),
             Err(TokenError::Expired { ago: 5 })
         ));
+    }
+
+    const RSA_PRIVATE: &str = include_str!("../tests/keys/rsa_private.pem");
+    const RSA_PUBLIC: &str = include_str!("../tests/keys/rsa_public.pem");
+    const EC_PRIVATE: &str = include_str!("../tests/keys/ec_private.pem");
+    const EC_PUBLIC: &str = include_str!("../tests/keys/ec_public.pem");
+
+    fn signed(algorithm: Algorithm, key: &EncodingKey, claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(algorithm), claims, key).unwrap()
+    }
+
+    fn all_keys() -> Verifier {
+        Verifier::with_keys(
+            TokenKeys {
+                hmac: Some(DecodingKey::from_secret(SECRET.as_bytes())),
+                rsa: Some(load_public_key(RSA_PUBLIC, Algorithm::RS256).unwrap()),
+                ecdsa: Some(load_public_key(EC_PUBLIC, Algorithm::ES256).unwrap()),
+            },
+            TokenChecks::default(),
+        )
+    }
+
+    #[test]
+    fn rs256_and_es256_tokens_verify_with_their_public_keys() {
+        let claims = Claims {
+            sub: "42".into(),
+            ..Default::default()
+        };
+        let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        let ec = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
+        let verifier = all_keys();
+        assert_eq!(
+            verifier
+                .verify(&signed(Algorithm::RS256, &rsa, &claims), 0)
+                .unwrap()
+                .user,
+            "42"
+        );
+        assert_eq!(
+            verifier
+                .verify(&signed(Algorithm::ES256, &ec, &claims), 0)
+                .unwrap()
+                .user,
+            "42"
+        );
+        // Only the algorithms with a key are accepted.
+        let hmac_only = Verifier::new(SECRET);
+        assert!(matches!(
+            hmac_only.verify(&signed(Algorithm::RS256, &rsa, &claims), 0),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_hs256_token_signed_with_the_rsa_public_key_is_refused() {
+        // The classic algorithm confusion: the public key used as an HMAC secret.
+        let claims = Claims {
+            sub: "admin".into(),
+            ..Default::default()
+        };
+        let forged = signed(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
+            &claims,
+        );
+        assert!(matches!(
+            all_keys().verify(&forged, 0),
+            Err(TokenError::Invalid(_))
+        ));
+        let rsa_only = Verifier::with_keys(
+            TokenKeys {
+                rsa: Some(load_public_key(RSA_PUBLIC, Algorithm::RS256).unwrap()),
+                ..Default::default()
+            },
+            TokenChecks::default(),
+        );
+        assert!(matches!(
+            rsa_only.verify(&forged, 0),
+            Err(TokenError::Invalid(_))
+        ));
+        // And an RS256 token verified as ES256 or with another key.
+        let other_ec = Verifier::with_keys(
+            TokenKeys {
+                ecdsa: Some(load_public_key(EC_PUBLIC, Algorithm::ES256).unwrap()),
+                ..Default::default()
+            },
+            TokenChecks::default(),
+        );
+        let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        assert!(matches!(
+            other_ec.verify(&signed(Algorithm::RS256, &rsa, &claims), 0),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn public_keys_are_read_from_pem_text_or_a_file_and_checked() {
+        assert!(load_public_key(RSA_PUBLIC, Algorithm::RS256).is_ok());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ec_public.pem");
+        assert!(load_public_key(path, Algorithm::ES256).is_ok());
+        assert!(load_public_key("/nonexistent.pem", Algorithm::ES256)
+            .unwrap_err()
+            .contains("cannot read"));
+        assert!(load_public_key(
+            "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n",
+            Algorithm::RS256
+        )
+        .is_err());
+        assert!(
+            load_public_key(EC_PUBLIC, Algorithm::RS256).is_err(),
+            "an EC key is not an RSA key"
+        );
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Config {
     pub durability: Durability,
     /// HS256 secret for connection tokens; unset means development mode.
     pub token_hmac_secret: Option<String>,
+    /// RS256 public key for tokens: PEM text, or the path of a PEM file.
+    pub token_rsa_public_key: Option<String>,
+    /// ES256 (P-256) public key for tokens: PEM text, or the path of a PEM file.
+    pub token_ecdsa_public_key: Option<String>,
     /// Required `aud` of connection tokens (unset: not checked).
     pub token_audience: Option<String>,
     /// Required `iss` of connection tokens (unset: not checked).
@@ -107,6 +111,8 @@ impl Default for Config {
             engine: EngineKind::Sqlite,
             durability: Durability::Commit,
             token_hmac_secret: None,
+            token_rsa_public_key: None,
+            token_ecdsa_public_key: None,
             token_audience: None,
             token_issuer: None,
             token_leeway: Duration::ZERO,
@@ -331,6 +337,8 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("durability", Kind::Str),
     ("token_hmac_secret", Kind::Str),
     ("api_key", Kind::Str),
+    ("token_rsa_public_key", Kind::Str),
+    ("token_ecdsa_public_key", Kind::Str),
     ("token_audience", Kind::Str),
     ("token_issuer", Kind::Str),
     ("token_leeway", Kind::Str),
@@ -545,6 +553,7 @@ impl Config {
                 return bad("allowed_origins", &message);
             }
         }
+        self.token_keys()?;
         if self.api_key.as_deref() == Some("") {
             return bad(
                 "api_key",
@@ -552,6 +561,39 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The keys tokens are verified with, read and parsed (PEM files included).
+    pub fn token_keys(&self) -> Result<crate::auth::TokenKeys, ConfigError> {
+        use jsonwebtoken::Algorithm;
+        let load = |key: &str, value: &Option<String>, algorithm| {
+            value
+                .as_deref()
+                .map(|v| crate::auth::load_public_key(v, algorithm))
+                .transpose()
+                .map_err(|message| ConfigError::Key {
+                    key: key.into(),
+                    message,
+                })
+        };
+        Ok(crate::auth::TokenKeys {
+            hmac: self
+                .token_hmac_secret
+                .as_deref()
+                .map(|s| jsonwebtoken::DecodingKey::from_secret(s.as_bytes())),
+            rsa: load(
+                "token_rsa_public_key",
+                &self.token_rsa_public_key,
+                Algorithm::RS256,
+            )?,
+            ecdsa: load(
+                "token_ecdsa_public_key",
+                &self.token_ecdsa_public_key,
+                Algorithm::ES256,
+            )?,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Development mode: what `duplex serve` does with no configuration at all.
 //!
-//! When no `token_hmac_secret` is configured, the hub generates a token secret and an
+//! When no token key is configured (`token_hmac_secret`, `token_rsa_public_key` or
+//! `token_ecdsa_public_key`), the hub generates a token secret and an
 //! API key on first start, keeps them in `<data_dir>/dev-secrets.toml` (mode 0600) so
 //! tokens stay valid across restarts, and lets anonymous clients into the `chat` and
 //! `ticker` namespaces only, so the start page works. Each start logs that this mode is
@@ -92,7 +93,10 @@ fn load_or_generate(dir: &Path) -> Result<(Secrets, DevSecrets), Error> {
 
 /// Turns development mode on when no token secret is configured; returns what it did.
 pub fn apply(config: &mut Config) -> Result<Option<DevSecrets>, Error> {
-    if config.token_hmac_secret.is_some() {
+    if config.token_hmac_secret.is_some()
+        || config.token_rsa_public_key.is_some()
+        || config.token_ecdsa_public_key.is_some()
+    {
         return Ok(None);
     }
     let (secrets, dev) = load_or_generate(&config.data_dir)?;

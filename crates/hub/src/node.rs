@@ -69,10 +69,8 @@ impl Node {
             issuer: config.token_issuer.clone(),
             leeway: config.token_leeway.as_secs(),
         };
-        let verifier = config
-            .token_hmac_secret
-            .as_deref()
-            .map(|secret| Verifier::with_checks(secret, checks));
+        let keys = config.token_keys()?;
+        let verifier = (!keys.is_empty()).then(|| Verifier::with_keys(keys, checks));
         Ok(Arc::new(Node {
             channels,
             engine,

@@ -203,3 +203,21 @@ fn user_limited_channels_belong_to_the_users_after_the_hash() {
     assert!(!user_may_use("notes:#", "alice"));
     assert!(user_may_use("chat:lobby", "anyone"));
 }
+
+#[test]
+fn token_public_keys_are_read_at_load_and_a_bad_one_is_named() {
+    let mut flags = Overrides::default();
+    flags.set("token_rsa_public_key", "/nonexistent/key.pem");
+    let (key, message) = key_error(Config::load(None, env(&[]), &flags));
+    assert_eq!(key, "token_rsa_public_key");
+    assert!(message.contains("/nonexistent/key.pem"), "{message}");
+    let mut flags = Overrides::default();
+    flags.set("token_ecdsa_public_key", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa_public.pem"));
+    let (key, _) = key_error(Config::load(None, env(&[]), &flags));
+    assert_eq!(key, "token_ecdsa_public_key", "an RSA key where an EC key belongs");
+    let mut flags = Overrides::default();
+    flags.set("token_ecdsa_public_key", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ec_public.pem"));
+    let config = Config::load(None, env(&[]), &flags).unwrap();
+    let keys = config.token_keys().unwrap();
+    assert!(keys.ecdsa.is_some() && keys.hmac.is_none() && keys.rsa.is_none());
+}

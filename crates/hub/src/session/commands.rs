@@ -101,7 +101,7 @@ impl Session {
     fn verifier(&self) -> Result<&crate::auth::Verifier, Failure> {
         self.node.verifier.as_ref().ok_or_else(|| {
             self.node.metrics.auth_failures.inc("no secret configured");
-            tracing::info!("token refused: no token_hmac_secret is configured");
+            tracing::info!("token refused: no token key is configured (token_hmac_secret, token_rsa_public_key or token_ecdsa_public_key)");
             Failure::Disconnect(DisconnectCode::InvalidToken)
         })
     }
