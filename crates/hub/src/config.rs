@@ -87,6 +87,8 @@ pub struct Config {
     pub max_connections_per_user: usize,
     /// Channels one connection may be subscribed to at once (0: no limit).
     pub max_subscriptions_per_client: usize,
+    /// The longest channel name accepted, in bytes.
+    pub max_channel_length: usize,
     /// Commands one connection may send per second, in bursts of as many (0: no limit).
     pub max_commands_per_second: u32,
     /// Messages queued for one client before it is disconnected as slow.
@@ -127,6 +129,7 @@ impl Default for Config {
             max_connections: 0,
             max_connections_per_user: 0,
             max_subscriptions_per_client: 1024,
+            max_channel_length: MAX_CHANNEL_LEN,
             max_commands_per_second: 0,
             client_queue_size: 4096,
             max_message_size: 65536,
@@ -165,6 +168,8 @@ pub struct ChannelOptions {
     pub allow_anonymous: bool,
     /// Private channels: subscribing needs a subscription token for the channel.
     pub require_subscription_token: bool,
+    /// The largest publication data, in bytes of JSON (0: only the message limits).
+    pub max_publication_size: usize,
 }
 
 impl Default for ChannelOptions {
@@ -181,6 +186,7 @@ impl Default for ChannelOptions {
             allow_presence_for_subscriber: true,
             allow_anonymous: false,
             require_subscription_token: false,
+            max_publication_size: 0,
         }
     }
 }
@@ -202,6 +208,7 @@ pub struct NamespaceOptions {
     pub allow_presence_for_subscriber: Option<bool>,
     pub allow_anonymous: Option<bool>,
     pub require_subscription_token: Option<bool>,
+    pub max_publication_size: Option<usize>,
 }
 
 impl NamespaceOptions {
@@ -230,16 +237,20 @@ impl NamespaceOptions {
             require_subscription_token: self
                 .require_subscription_token
                 .unwrap_or(base.require_subscription_token),
+            max_publication_size: self
+                .max_publication_size
+                .unwrap_or(base.max_publication_size),
         }
     }
 }
 
-/// The longest channel name accepted, in bytes.
+/// The default longest channel name, in bytes (`max_channel_length`).
 pub const MAX_CHANNEL_LEN: usize = 255;
 
 /// Channel options resolved per namespace, ready for lookups.
 #[derive(Clone, Debug)]
 pub struct Channels {
+    max_length: usize,
     default: ChannelOptions,
     namespaces: BTreeMap<String, ChannelOptions>,
 }
@@ -248,6 +259,7 @@ impl Channels {
     /// Resolves every namespace against `[channels]`.
     pub fn new(config: &Config) -> Self {
         Channels {
+            max_length: config.max_channel_length,
             default: config.channels.clone(),
             namespaces: config
                 .namespaces
@@ -261,7 +273,7 @@ impl Channels {
     /// not configured.
     pub fn options(&self, channel: &str) -> Option<&ChannelOptions> {
         if channel.is_empty()
-            || channel.len() > MAX_CHANNEL_LEN
+            || channel.len() > self.max_length
             || channel.chars().any(|c| c.is_control())
         {
             return None;
@@ -353,6 +365,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("max_connections", Kind::Int),
     ("max_connections_per_user", Kind::Int),
     ("max_subscriptions_per_client", Kind::Int),
+    ("max_channel_length", Kind::Int),
     ("max_commands_per_second", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),
@@ -367,6 +380,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("channels.allow_presence_for_subscriber", Kind::Bool),
     ("channels.allow_anonymous", Kind::Bool),
     ("channels.require_subscription_token", Kind::Bool),
+    ("channels.max_publication_size", Kind::Int),
 ];
 
 /// The environment variable for a key.
@@ -533,6 +547,9 @@ impl Config {
         }
         if self.write_timeout.is_zero() {
             return bad("write_timeout", "must be longer than 0s (e.g. \"10s\")");
+        }
+        if self.max_channel_length == 0 {
+            return bad("max_channel_length", "must be at least 1");
         }
         if self.client_queue_size == 0 {
             return bad("client_queue_size", "must be at least 1");

@@ -1023,3 +1023,45 @@ async fn commands_over_the_rate_get_111_and_neighbours_are_untouched() {
         "another connection has its own budget"
     );
 }
+
+#[tokio::test]
+async fn publications_over_the_namespace_size_get_106() {
+    let mut cfg = config();
+    cfg.namespaces.insert(
+        "small".into(),
+        duplex_hub::config::NamespaceOptions {
+            max_publication_size: Some(16),
+            allow_publish_for_subscriber: Some(true),
+            ..Default::default()
+        },
+    );
+    let hub = TestHub::start(cfg).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "small:a"}}))
+        .await;
+    let reply = client
+        .call(json!({"publish": {"channel": "small:a", "data": "0123456789abcdef"}}))
+        .await;
+    assert_eq!(error_code(&reply), 106, "18 bytes of JSON over 16");
+    let reply = client
+        .call(json!({"publish": {"channel": "small:a", "data": "0123456789abcd"}}))
+        .await;
+    assert_eq!(reply["publish"], json!({}), "16 bytes: allowed");
+    let (_, answer) = hub
+        .api(
+            "publish",
+            json!({"channel": "small:a", "data": "0123456789abcdef"}),
+        )
+        .await;
+    assert_eq!(answer["error"]["code"], 106);
+    let (_, answer) = hub
+        .api(
+            "broadcast",
+            json!({"channels": ["small:a", "chat:b"], "data": "0123456789abcdef"}),
+        )
+        .await;
+    assert_eq!(answer["result"]["responses"][0]["error"]["code"], 106);
+    assert_eq!(answer["result"]["responses"][1]["result"]["offset"], 1);
+    assert_eq!(hub.node.metrics.limits.get("max_publication_size"), 3);
+}

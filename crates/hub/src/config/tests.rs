@@ -71,6 +71,7 @@ fn namespaces_inherit_channels_and_override_what_they_set() {
     assert_eq!(channels.options("plain").unwrap().history_size, 50);
     assert!(channels.options("nosuch:x").is_none(), "unknown namespace");
     assert!(channels.options("").is_none());
+    assert!(channels.options(&"a".repeat(MAX_CHANNEL_LEN)).is_some());
     assert!(channels.options(&"a".repeat(MAX_CHANNEL_LEN + 1)).is_none());
     assert!(channels.options("bad\nname").is_none());
 }
@@ -212,12 +213,31 @@ fn token_public_keys_are_read_at_load_and_a_bad_one_is_named() {
     assert_eq!(key, "token_rsa_public_key");
     assert!(message.contains("/nonexistent/key.pem"), "{message}");
     let mut flags = Overrides::default();
-    flags.set("token_ecdsa_public_key", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa_public.pem"));
+    flags.set(
+        "token_ecdsa_public_key",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa_public.pem"),
+    );
     let (key, _) = key_error(Config::load(None, env(&[]), &flags));
-    assert_eq!(key, "token_ecdsa_public_key", "an RSA key where an EC key belongs");
+    assert_eq!(
+        key, "token_ecdsa_public_key",
+        "an RSA key where an EC key belongs"
+    );
     let mut flags = Overrides::default();
-    flags.set("token_ecdsa_public_key", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ec_public.pem"));
+    flags.set(
+        "token_ecdsa_public_key",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ec_public.pem"),
+    );
     let config = Config::load(None, env(&[]), &flags).unwrap();
     let keys = config.token_keys().unwrap();
     assert!(keys.ecdsa.is_some() && keys.hmac.is_none() && keys.rsa.is_none());
+}
+
+#[test]
+fn max_channel_length_is_configurable() {
+    let mut flags = Overrides::default();
+    flags.set("max_channel_length", 8);
+    let config = Config::load(None, env(&[]), &flags).unwrap();
+    let channels = Channels::new(&config);
+    assert!(channels.options("12345678").is_some());
+    assert!(channels.options("123456789").is_none());
 }

@@ -81,6 +81,19 @@ struct BroadcastParams {
     idempotency_key: Option<String>,
 }
 
+/// Why a publication cannot go to `channel`: an unknown namespace (102) or data over
+/// the namespace's `max_publication_size` (106).
+fn refusal(node: &Node, channel: &str, data: &RawValue) -> Option<ErrorCode> {
+    let Some(options) = node.channels.options(channel) else {
+        return Some(ErrorCode::UnknownChannel);
+    };
+    if options.max_publication_size > 0 && data.get().len() > options.max_publication_size {
+        node.metrics.limits.inc("max_publication_size");
+        return Some(ErrorCode::LimitExceeded);
+    }
+    None
+}
+
 /// Stores a publication, once per idempotency key when one is given.
 fn store(
     node: &Node,
@@ -189,24 +202,21 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
             let acks: Vec<_> = params
                 .channels
                 .iter()
-                .map(|channel| {
-                    (
-                        node.channels.options(channel).is_some(),
-                        store(
-                            node,
-                            channel,
-                            data.clone(),
-                            params.idempotency_key.as_deref(),
-                        ),
-                    )
+                .map(|channel| match refusal(node, channel, &data) {
+                    Some(code) => Err(code),
+                    None => Ok(store(
+                        node,
+                        channel,
+                        data.clone(),
+                        params.idempotency_key.as_deref(),
+                    )),
                 })
                 .collect();
             let mut responses = Vec::with_capacity(acks.len());
-            for (known, ack) in acks {
-                responses.push(if !known {
-                    error(ErrorCode::UnknownChannel)
-                } else {
-                    match ack.await {
+            for ack in acks {
+                responses.push(match ack {
+                    Err(code) => error(code),
+                    Ok(ack) => match ack.await {
                         Ok(position) => {
                             node.metrics.publications.inc();
                             node.metrics.ack_latency.observe(started.elapsed());
@@ -216,7 +226,7 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
                             tracing::error!(error = %e, "API broadcast not stored");
                             error(ErrorCode::Internal)
                         }
-                    }
+                    },
                 });
             }
             format!("{{\"result\":{{\"responses\":[{}]}}}}", responses.join(","))
@@ -421,14 +431,15 @@ async fn publish(
     data: Option<Box<RawValue>>,
     key: Option<&str>,
 ) -> String {
-    if node.channels.options(channel).is_none() {
-        return error(ErrorCode::UnknownChannel);
-    }
     let Some(data) = data else {
         return error(ErrorCode::BadRequest);
     };
+    let data: Arc<RawValue> = Arc::from(data);
+    if let Some(code) = refusal(node, channel, &data) {
+        return error(code);
+    }
     let started = Instant::now();
-    match store(node, channel, Arc::from(data), key).await {
+    match store(node, channel, data, key).await {
         Ok(position) => {
             node.metrics.publications.inc();
             node.metrics.ack_latency.observe(started.elapsed());

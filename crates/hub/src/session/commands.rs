@@ -483,6 +483,10 @@ impl Session {
             return Err(ErrorCode::PermissionDenied);
         }
         let data = request.data.ok_or(ErrorCode::BadRequest)?;
+        if options.max_publication_size > 0 && data.get().len() > options.max_publication_size {
+            node.metrics.limits.inc("max_publication_size");
+            return Err(ErrorCode::LimitExceeded);
+        }
         let started = Instant::now();
         let ack = node.engine.publish(
             &request.channel,
