@@ -91,6 +91,9 @@ pub struct Config {
     pub max_channel_length: usize,
     /// Commands one connection may send per second, in bursts of as many (0: no limit).
     pub max_commands_per_second: u32,
+    /// WebSocket handshakes one client address may make per second, in bursts of as
+    /// many (0: no limit).
+    pub max_connections_per_second_per_ip: u32,
     /// Messages queued for one client before it is disconnected as slow.
     pub client_queue_size: usize,
     /// Largest WebSocket message a client may send, in bytes.
@@ -131,6 +134,7 @@ impl Default for Config {
             max_subscriptions_per_client: 1024,
             max_channel_length: MAX_CHANNEL_LEN,
             max_commands_per_second: 0,
+            max_connections_per_second_per_ip: 0,
             client_queue_size: 4096,
             max_message_size: 65536,
             shutdown_timeout: Duration::from_secs(10),
@@ -367,6 +371,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("max_subscriptions_per_client", Kind::Int),
     ("max_channel_length", Kind::Int),
     ("max_commands_per_second", Kind::Int),
+    ("max_connections_per_second_per_ip", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),
     ("channels.history_size", Kind::Int),

@@ -89,6 +89,11 @@ impl Hub {
                     tokio::select! {
                         () = node.shutdown.cancelled() => return,
                         _ = tick.tick() => {
+                            // Forget the addresses whose buckets are full again.
+                            if let Some(rate) = &node.handshake_rate {
+                                rate.retain_recent();
+                                rate.shrink_to_fit();
+                            }
                             if let Err(e) = node.engine.expire().await {
                                 tracing::warn!(error = %e, "expiring old history failed");
                             }

@@ -28,6 +28,8 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// WebSocket settings for client connections.
     pub websocket: Arc<duplex::Config>,
+    /// `max_connections_per_second_per_ip`, when set: a token bucket per client address.
+    pub handshake_rate: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// When the node started (for `info`'s uptime).
     pub started: std::time::Instant,
     next_client: AtomicU64,
@@ -79,6 +81,8 @@ impl Node {
             metrics,
             shutdown: CancellationToken::new(),
             websocket: Arc::new(websocket),
+            handshake_rate: std::num::NonZeroU32::new(config.max_connections_per_second_per_ip)
+                .map(|n| governor::RateLimiter::hashmap(governor::Quota::per_second(n))),
             started: std::time::Instant::now(),
             next_client: AtomicU64::new(1),
             health: std::sync::Mutex::new(None),

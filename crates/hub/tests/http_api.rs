@@ -418,3 +418,35 @@ async fn channels_history_remove_batch_and_server_side_subscribe() {
     assert_eq!(replies[2]["error"]["code"], 102);
     assert_eq!(replies[3]["error"]["code"], 107, "no batch inside a batch");
 }
+
+#[tokio::test]
+async fn new_connections_per_second_per_address_are_limited_with_429() {
+    let mut cfg = config();
+    cfg.max_connections_per_second_per_ip = 2;
+    let hub = TestHub::start(cfg).await;
+    assert!(handshake_with_origin(&hub, None).await.is_ok());
+    assert!(handshake_with_origin(&hub, None).await.is_ok());
+    // The bucket holds two and refills one every 500 ms: of three more made at once,
+    // at least one finds it empty.
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        if let Err(e) = handshake_with_origin(&hub, None).await {
+            refused.push(e);
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "no 429 after five handshakes in a burst of two"
+    );
+    assert!(refused.iter().all(|e| e.contains("429")), "{refused:?}");
+    assert_eq!(
+        hub.node
+            .metrics
+            .limits
+            .get("max_connections_per_second_per_ip"),
+        refused.len() as u64
+    );
+    // Plain HTTP is not counted.
+    let (status, _) = http(hub.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 200);
+}

@@ -63,7 +63,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
             let service = hyper::service::service_fn(move |request| {
                 let node = node.clone();
                 let tasks = inner_tasks.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(node, tasks, request).await) }
+                async move { Ok::<_, std::convert::Infallible>(route(node, tasks, peer, request).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -90,6 +90,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
 async fn route(
     node: Arc<Node>,
     tasks: TaskTracker,
+    peer: std::net::SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
@@ -101,6 +102,21 @@ async fn route(
                     "text/plain",
                     "shutting down\n",
                 );
+            }
+            if let Some(rate) = &node.handshake_rate {
+                if rate.check_key(&peer.ip()).is_err() {
+                    node.metrics.limits.inc("max_connections_per_second_per_ip");
+                    tracing::info!(ip = %peer.ip(), "too many new connections from this address (429)");
+                    let mut response = respond(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "text/plain",
+                        "too many new connections from this address; retry in a second\n",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                    return response;
+                }
             }
             let host = request
                 .headers()
