@@ -1,5 +1,6 @@
 use super::*;
 use std::io::Write;
+use std::path::Path;
 
 fn file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
