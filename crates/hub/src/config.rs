@@ -104,6 +104,8 @@ pub struct Config {
     /// How long shutdown waits for clients to be disconnected and commits to finish.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Backend proxies: endpoints the application answers.
+    pub proxy: ProxyOptions,
     /// Defaults for every channel.
     pub channels: ChannelOptions,
     /// Overrides for channels named `<namespace>:<rest>`.
@@ -141,8 +143,47 @@ impl Default for Config {
             client_queue_size: 4096,
             max_message_size: 65536,
             shutdown_timeout: Duration::from_secs(10),
+            proxy: ProxyOptions::default(),
             channels: ChannelOptions::default(),
             namespaces: BTreeMap::new(),
+        }
+    }
+}
+
+/// Backend proxies (`[proxy]`): each endpoint set sends that event to the application.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyOptions {
+    /// Called when a client connects without a token.
+    pub connect_endpoint: Option<String>,
+    /// Called when a proxied connection reaches its `expire_at`.
+    pub refresh_endpoint: Option<String>,
+    /// Called on subscribes to namespaces with `proxy_subscribe`.
+    pub subscribe_endpoint: Option<String>,
+    /// Called on client publishes to namespaces with `proxy_publish`.
+    pub publish_endpoint: Option<String>,
+    /// Called on `rpc` (without it, rpc answers 108).
+    pub rpc_endpoint: Option<String>,
+    /// Called on `send` (without it, sends are dropped).
+    pub send_endpoint: Option<String>,
+    /// How long one call may take, connecting included.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Handshake headers of the client passed on to the backend (e.g. `Cookie`).
+    pub http_headers: Vec<String>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            connect_endpoint: None,
+            refresh_endpoint: None,
+            subscribe_endpoint: None,
+            publish_endpoint: None,
+            rpc_endpoint: None,
+            send_endpoint: None,
+            timeout: Duration::from_secs(1),
+            http_headers: Vec::new(),
         }
     }
 }
@@ -177,6 +218,10 @@ pub struct ChannelOptions {
     pub require_subscription_token: bool,
     /// The largest publication data, in bytes of JSON (0: only the message limits).
     pub max_publication_size: usize,
+    /// Subscribes without a subscription token are decided by `proxy.subscribe_endpoint`.
+    pub proxy_subscribe: bool,
+    /// Client publishes are decided (and may be rewritten) by `proxy.publish_endpoint`.
+    pub proxy_publish: bool,
 }
 
 impl Default for ChannelOptions {
@@ -194,6 +239,8 @@ impl Default for ChannelOptions {
             allow_anonymous: false,
             require_subscription_token: false,
             max_publication_size: 0,
+            proxy_subscribe: false,
+            proxy_publish: false,
         }
     }
 }
@@ -216,6 +263,8 @@ pub struct NamespaceOptions {
     pub allow_anonymous: Option<bool>,
     pub require_subscription_token: Option<bool>,
     pub max_publication_size: Option<usize>,
+    pub proxy_subscribe: Option<bool>,
+    pub proxy_publish: Option<bool>,
 }
 
 impl NamespaceOptions {
@@ -247,6 +296,8 @@ impl NamespaceOptions {
             max_publication_size: self
                 .max_publication_size
                 .unwrap_or(base.max_publication_size),
+            proxy_subscribe: self.proxy_subscribe.unwrap_or(base.proxy_subscribe),
+            proxy_publish: self.proxy_publish.unwrap_or(base.proxy_publish),
         }
     }
 }

@@ -6,10 +6,12 @@
 //!
 //! The parts, each in its own module: [`protocol`] (the codec, no IO), [`session`] (one
 //! connection), [`registry`] (subscriptions and fan-out), [`engine`] (storage, delivery
-//! and presence: memory and SQLite), [`auth`], [`config`], [`http`] (the API, health,
+//! and presence: memory and SQLite), [`auth`], [`backend`] (proxies to the application),
+//! [`config`], [`http`] (the API, health,
 //! metrics, the start page) and [`metrics`].
 
 pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod devmode;
 pub mod engine;

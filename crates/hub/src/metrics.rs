@@ -116,6 +116,8 @@ pub struct Metrics {
     pub auth_failures: LabelledCounter,
     /// Requests refused by a limit, by the limit's key.
     pub limits: LabelledCounter,
+    /// Backend proxy calls without a usable answer, by event.
+    pub proxy_errors: LabelledCounter,
 }
 
 impl Metrics {
@@ -207,6 +209,13 @@ impl Metrics {
             "Requests refused by a configured limit.",
             "limit",
             &self.limits,
+        );
+        labelled(
+            &mut out,
+            "duplex_hub_proxy_errors_total",
+            "Backend proxy calls without a usable answer (down, slow, garbage) by event.",
+            "event",
+            &self.proxy_errors,
         );
         let name = "duplex_hub_publish_ack_seconds";
         let _ = writeln!(out, "# HELP {name} Time from a publish to its acknowledgement (after the commit).\n# TYPE {name} histogram");

@@ -18,6 +18,8 @@ pub struct Node {
     pub channels: Channels,
     /// Storage, delivery and presence.
     pub engine: Arc<dyn Engine>,
+    /// Backend proxies, when any endpoint is configured.
+    pub backend: Option<crate::backend::Backend>,
     /// Connection token verifier (absent: tokens are refused).
     pub verifier: Option<Verifier>,
     /// Subscriptions on this node.
@@ -74,6 +76,7 @@ impl Node {
         let keys = config.token_keys()?;
         let verifier = (!keys.is_empty()).then(|| Verifier::with_keys(keys, checks));
         Ok(Arc::new(Node {
+            backend: crate::backend::Backend::new(&config.proxy, metrics.clone()),
             channels,
             engine,
             verifier,

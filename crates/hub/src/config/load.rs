@@ -92,6 +92,16 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("channels.allow_anonymous", Kind::Bool),
     ("channels.require_subscription_token", Kind::Bool),
     ("channels.max_publication_size", Kind::Int),
+    ("channels.proxy_subscribe", Kind::Bool),
+    ("channels.proxy_publish", Kind::Bool),
+    ("proxy.connect_endpoint", Kind::Str),
+    ("proxy.refresh_endpoint", Kind::Str),
+    ("proxy.subscribe_endpoint", Kind::Str),
+    ("proxy.publish_endpoint", Kind::Str),
+    ("proxy.rpc_endpoint", Kind::Str),
+    ("proxy.send_endpoint", Kind::Str),
+    ("proxy.timeout", Kind::Str),
+    ("proxy.http_headers", Kind::List),
 ];
 
 /// The environment variable for a key.
@@ -228,6 +238,18 @@ impl Config {
                     "must be longer than 0s (e.g. \"24h\")",
                 );
             }
+            if o.proxy_subscribe && self.proxy.subscribe_endpoint.is_none() {
+                return bad(
+                    &format!("{prefix}.proxy_subscribe"),
+                    "needs proxy.subscribe_endpoint (the URL the backend answers on)",
+                );
+            }
+            if o.proxy_publish && self.proxy.publish_endpoint.is_none() {
+                return bad(
+                    &format!("{prefix}.proxy_publish"),
+                    "needs proxy.publish_endpoint (the URL the backend answers on)",
+                );
+            }
             Ok(())
         };
         check_channel("channels", &self.channels)?;
@@ -282,6 +304,7 @@ impl Config {
             }
         }
         self.token_keys()?;
+        self.validate_proxy()?;
         if self.api_key.as_deref() == Some("") {
             return bad(
                 "api_key",
@@ -293,6 +316,49 @@ impl Config {
 }
 
 impl Config {
+    fn validate_proxy(&self) -> Result<(), ConfigError> {
+        let p = &self.proxy;
+        let endpoints = [
+            ("proxy.connect_endpoint", &p.connect_endpoint),
+            ("proxy.refresh_endpoint", &p.refresh_endpoint),
+            ("proxy.subscribe_endpoint", &p.subscribe_endpoint),
+            ("proxy.publish_endpoint", &p.publish_endpoint),
+            ("proxy.rpc_endpoint", &p.rpc_endpoint),
+            ("proxy.send_endpoint", &p.send_endpoint),
+        ];
+        for (key, url) in endpoints {
+            let Some(url) = url else { continue };
+            let ok = url
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|u| u.host().is_some())
+                .is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")));
+            if !ok {
+                return Err(ConfigError::Key {
+                    key: key.into(),
+                    message: format!(
+                        "{url:?} is not an http:// or https:// URL (e.g. \"http://127.0.0.1:3000/centrifugo/connect\")"
+                    ),
+                });
+            }
+        }
+        if p.timeout.is_zero() {
+            return Err(ConfigError::Key {
+                key: "proxy.timeout".into(),
+                message: "must be longer than 0s (e.g. \"1s\")".into(),
+            });
+        }
+        for name in &p.http_headers {
+            if http::HeaderName::try_from(name.as_str()).is_err() {
+                return Err(ConfigError::Key {
+                    key: "proxy.http_headers".into(),
+                    message: format!("{name:?} is not an HTTP header name"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The keys tokens are verified with, read and parsed (PEM files included).
     pub fn token_keys(&self) -> Result<crate::auth::TokenKeys, ConfigError> {
         use jsonwebtoken::Algorithm;

@@ -134,11 +134,17 @@ async fn route(
                 )?;
                 Ok(duplex::Accept::default())
             };
+            // The headers backend proxies get (`proxy.http_headers`), kept from the handshake.
+            let forwarded = node
+                .backend
+                .as_ref()
+                .map(|b| b.forwarded(request.headers()))
+                .unwrap_or_default();
             match duplex::hyper::upgrade_with(&mut request, node.websocket.clone(), decide) {
                 Ok((response, pending)) => {
                     tasks.spawn(async move {
                         match pending.await {
-                            Ok(ws) => session::run(node, ws).await,
+                            Ok(ws) => session::run(node, ws, forwarded).await,
                             Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
                         }
                     });

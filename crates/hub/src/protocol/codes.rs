@@ -157,13 +157,19 @@ impl DisconnectCode {
 
     /// Whether the client should reconnect (the protocol's code ranges say so).
     pub fn reconnect(self) -> bool {
-        self.code() < 3500
+        reconnects(self.code())
     }
 
     /// A short label for logs and metrics.
     pub fn label(self) -> &'static str {
         self.reason()
     }
+}
+
+/// Whether a disconnect code asks the client to reconnect: 3000-3499 and 4000-4499 do,
+/// 3500-3999 and 4500-4999 do not.
+pub fn reconnects(code: u16) -> bool {
+    matches!(code, 3000..=3499 | 4000..=4499)
 }
 
 /// Why the hub ends one subscription (an `unsubscribe` push): below 2500 the subscription
@@ -202,5 +208,7 @@ mod tests {
         assert!(!DisconnectCode::InvalidToken.reconnect());
         assert!(!DisconnectCode::BadRequest.reconnect());
         assert!(!DisconnectCode::Stale.reconnect());
+        assert!(reconnects(4000) && reconnects(4499));
+        assert!(!reconnects(4500) && !reconnects(4999) && !reconnects(1000));
     }
 }

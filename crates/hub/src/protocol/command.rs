@@ -39,9 +39,9 @@ pub enum Request {
     /// `ping` (a client-initiated ping, answered with an empty result)
     Ping,
     /// `send`: an asynchronous message without a reply (not available yet).
-    Send,
+    Send(SendRequest),
     /// `rpc` (not available yet).
-    Rpc,
+    Rpc(RpcRequest),
     /// `refresh`
     Refresh(RefreshRequest),
     /// `sub_refresh`: a new subscription token for a channel.
@@ -61,8 +61,8 @@ impl Request {
             Request::PresenceStats(_) => "presence_stats",
             Request::History(_) => "history",
             Request::Ping => "ping",
-            Request::Send => "send",
-            Request::Rpc => "rpc",
+            Request::Send(_) => "send",
+            Request::Rpc(_) => "rpc",
             Request::Refresh(_) => "refresh",
             Request::SubRefresh(_) => "sub_refresh",
         }
@@ -105,6 +105,8 @@ pub struct SubscribeRequest {
     pub recoverable: bool,
     /// Asks for join and leave pushes.
     pub join_leave: bool,
+    /// Custom data for the backend's subscribe proxy (raw JSON).
+    pub data: Option<Box<RawValue>>,
     /// Subscription features: 1 channel compaction (not supported: the hub never sets
     /// a numeric id, so channel names stay), 2 reject an unrecoverable position with an
     /// error instead of `recovered: false`.
@@ -117,6 +119,24 @@ pub struct SubscribeRequest {
 pub struct ChannelRequest {
     /// The channel.
     pub channel: String,
+}
+
+/// `RPCRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RpcRequest {
+    /// The application's method name.
+    pub method: String,
+    /// The call's data (raw JSON).
+    pub data: Option<Box<RawValue>>,
+}
+
+/// `SendRequest`: a message for the application, no reply.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SendRequest {
+    /// The message (raw JSON).
+    pub data: Option<Box<RawValue>>,
 }
 
 /// `PublishRequest`.
@@ -184,8 +204,8 @@ struct RawCommand {
     presence_stats: Option<ChannelRequest>,
     history: Option<HistoryRequest>,
     ping: Option<serde::de::IgnoredAny>,
-    send: Option<serde::de::IgnoredAny>,
-    rpc: Option<serde::de::IgnoredAny>,
+    send: Option<SendRequest>,
+    rpc: Option<RpcRequest>,
     refresh: Option<RefreshRequest>,
     sub_refresh: Option<SubRefreshRequest>,
 }
@@ -224,7 +244,7 @@ pub fn decode(message: &str) -> Result<Vec<Command>, DecodeError> {
             reason: e.to_string(),
         })?;
         let command = into_command(raw);
-        let needs_id = !matches!(command.request, Request::Pong | Request::Send);
+        let needs_id = !matches!(command.request, Request::Pong | Request::Send(_));
         if needs_id && command.id == 0 {
             return Err(DecodeError::MissingId {
                 line: index + 1,
@@ -253,10 +273,10 @@ fn into_command(raw: RawCommand) -> Command {
         Request::History(r)
     } else if raw.ping.is_some() {
         Request::Ping
-    } else if raw.send.is_some() {
-        Request::Send
-    } else if raw.rpc.is_some() {
-        Request::Rpc
+    } else if let Some(r) = raw.send {
+        Request::Send(r)
+    } else if let Some(r) = raw.rpc {
+        Request::Rpc(r)
     } else if let Some(r) = raw.refresh {
         Request::Refresh(r)
     } else if let Some(r) = raw.sub_refresh {

@@ -72,6 +72,9 @@ pub struct ConnectResult {
     /// Whether the client must answer pings.
     #[serde(skip_serializing_if = "is_false")]
     pub pong: bool,
+    /// Data from the backend's connect proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Json>,
 }
 
 /// `SubscribeResult`.
@@ -104,6 +107,9 @@ pub struct SubscribeResult {
     /// Whether the client asked to recover.
     #[serde(skip_serializing_if = "is_false")]
     pub was_recovering: bool,
+    /// Data from the backend's subscribe proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Json>,
 }
 
 /// `HistoryResult`.
@@ -180,6 +186,8 @@ pub enum Reply {
     History(HistoryResult),
     /// `ping`
     Ping,
+    /// `rpc`: the backend's answer.
+    Rpc(Option<Json>),
     /// `refresh`
     Refresh(RefreshResult),
     /// `sub_refresh`
@@ -197,10 +205,24 @@ pub fn encode_reply(id: u32, reply: &Reply) -> String {
         Reply::PresenceStats(r) => ("presence_stats", to_json(r)),
         Reply::History(r) => ("history", to_json(r)),
         Reply::Ping => ("ping", "{}".to_owned()),
+        Reply::Rpc(data) => (
+            "rpc",
+            match data {
+                Some(d) => format!("{{\"data\":{}}}", d.get()),
+                None => "{}".to_owned(),
+            },
+        ),
         Reply::Refresh(r) => ("refresh", to_json(r)),
         Reply::SubRefresh(r) => ("sub_refresh", to_json(r)),
     };
     format!("{{\"id\":{id},\"{field}\":{body}}}")
+}
+
+/// One line: command `id` failed with an error the backend chose (any code and message).
+pub fn encode_custom_error(id: u32, code: u32, message: &str, temporary: bool) -> String {
+    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"\"".into());
+    let temporary = if temporary { ",\"temporary\":true" } else { "" };
+    format!("{{\"id\":{id},\"error\":{{\"code\":{code},\"message\":{message}{temporary}}}}}")
 }
 
 /// One line: command `id` failed with `code`.
@@ -251,12 +273,14 @@ pub fn encode_unsubscribe(channel: &str, code: UnsubscribeCode) -> String {
 /// A `disconnect` push, sent just before the close frame with the same code: the SDKs
 /// act on either, and it survives intermediaries that rewrite close codes.
 pub fn encode_disconnect(code: super::DisconnectCode) -> String {
-    format!(
-        "{{\"push\":{{\"disconnect\":{{\"code\":{},\"reason\":\"{}\",\"reconnect\":{}}}}}}}",
-        code.code(),
-        code.reason(),
-        code.reconnect()
-    )
+    encode_custom_disconnect(code.code(), code.reason())
+}
+
+/// A `disconnect` push with any code and reason (the backend's).
+pub fn encode_custom_disconnect(code: u16, reason: &str) -> String {
+    let reason = serde_json::to_string(reason).unwrap_or_else(|_| "\"\"".into());
+    let reconnect = super::codes::reconnects(code);
+    format!("{{\"push\":{{\"disconnect\":{{\"code\":{code},\"reason\":{reason},\"reconnect\":{reconnect}}}}}}}")
 }
 
 /// A `subscribe` push: a server-side subscription made after connect.

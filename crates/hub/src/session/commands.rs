@@ -1,6 +1,7 @@
 //! The commands of a connected session: each checks what the channel's options and the
 //! client's credentials allow, then answers with a result or the protocol's error code.
 
+use super::proxied::acknowledge;
 use super::{close_deadline, stats, Connected, Failure, Session, Step, Subscription, VERSION};
 use crate::auth::{unix_now, ChannelGrant, Identity, TokenError};
 use crate::config::user_may_use;
@@ -18,7 +19,7 @@ use crate::registry::{ClientHandle, ConnectionLimit};
 use duplex::WebSocket;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// `SubscribeRequest.flag` bit: answer an unrecoverable position with error 112.
@@ -73,19 +74,34 @@ impl Session {
                     Ok(()) => continue,
                     Err(e) => Err(Failure::Error(e)),
                 },
+                Request::Rpc(r) => match self.rpc(id, r) {
+                    Ok(()) => continue,
+                    Err(failure) => Err(failure),
+                },
                 Request::Presence(r) => self.presence(r).await,
                 Request::PresenceStats(r) => self.presence_stats(r).await,
                 Request::History(r) => self.history(r).await,
                 Request::Ping => Ok(Reply::Ping),
                 Request::Refresh(r) => self.refresh(r),
-                Request::Send => continue,
+                Request::Send(r) => {
+                    self.send(r);
+                    continue;
+                }
                 Request::SubRefresh(r) => self.sub_refresh(r),
-                Request::Rpc => Err(Failure::Error(ErrorCode::NotAvailable)),
             };
             match result {
                 Ok(reply) => self.out.push(reply::encode_reply(id, &reply)),
                 Err(Failure::Error(code)) => self.out.push(reply::encode_error(id, code)),
+                Err(Failure::Backend(e)) => self.out.push(reply::encode_custom_error(
+                    id,
+                    e.code,
+                    &e.message,
+                    e.temporary,
+                )),
                 Err(Failure::Disconnect(code)) => return Step::Disconnect(code),
+                Err(Failure::BackendDisconnect(code, reason)) => {
+                    return Step::BackendDisconnect(code, reason)
+                }
             }
             if self.out_is_full() {
                 match self.write_out(ws).await {
@@ -173,7 +189,15 @@ impl Session {
             tracing::info!("second connect command; disconnecting (3501)");
             return Err(Failure::Disconnect(DisconnectCode::BadRequest));
         }
-        let (identity, anonymous) = if request.token.is_empty() {
+        let client_id = self.node.new_client_id();
+        let mut backend_data = None;
+        let via_backend = request.token.is_empty() && self.connects_via_backend();
+        let (identity, anonymous) = if via_backend {
+            let (identity, data) = self.identity_from_backend(&client_id, &request).await?;
+            backend_data = data;
+            let anonymous = identity.user.is_empty();
+            (identity, anonymous)
+        } else if request.token.is_empty() {
             if !self.node.config.allow_anonymous {
                 self.node.metrics.auth_failures.inc("missing token");
                 tracing::info!("connect without a token refused: allow_anonymous is off");
@@ -190,11 +214,8 @@ impl Session {
             (self.verify(&request.token)?, false)
         };
         let config = &self.node.config;
-        let (handle, queue) = ClientHandle::new(
-            self.node.new_client_id(),
-            identity.user.clone(),
-            config.client_queue_size,
-        );
+        let (handle, queue) =
+            ClientHandle::new(client_id, identity.user.clone(), config.client_queue_size);
         if let Err(limit) = self.node.registry.add_client(
             handle.clone(),
             config.max_connections,
@@ -209,13 +230,22 @@ impl Session {
             return Err(Failure::Disconnect(DisconnectCode::ConnectionLimit));
         }
         tracing::debug!(client = %handle.id, user = %identity.user, sdk = %request.name, sdk_version = %request.version, "client connected");
-        let ttl = identity.expires_at.map(|at| at.saturating_sub(unix_now()));
+        // A proxied connection is prolonged by the hub asking the backend at `expire_at`;
+        // the client is not told to refresh (it has no token to refresh with).
+        let (ttl, closes_at) = if via_backend {
+            (None, close_deadline(identity.expires_at, Duration::ZERO))
+        } else {
+            (
+                identity.expires_at.map(|at| at.saturating_sub(unix_now())),
+                close_deadline(identity.expires_at, config.expired_close_delay),
+            )
+        };
         let server_channels = identity.channels.clone();
-        let closes_at = close_deadline(identity.expires_at, config.expired_close_delay);
         self.connected = Some(Connected {
             closes_at,
             identity,
             anonymous,
+            via_backend,
             handle: handle.clone(),
             queue,
             subscriptions: HashMap::new(),
@@ -227,6 +257,7 @@ impl Session {
             ttl: ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX)),
             ping: u32::try_from(config.ping_interval.as_secs()).unwrap_or(u32::MAX),
             pong: true,
+            data: backend_data,
             ..Default::default()
         };
         for channel in server_channels {
@@ -253,7 +284,7 @@ impl Session {
         Ok(Reply::Connect(result))
     }
 
-    fn connected(&self) -> &Connected {
+    pub(super) fn connected(&self) -> &Connected {
         self.connected.as_ref().expect("checked before dispatch")
     }
 
@@ -284,6 +315,14 @@ impl Session {
             }
             Err(Failure::Disconnect(code)) => {
                 self.connected().handle.end(code);
+                Ok(())
+            }
+            Err(Failure::Backend(e)) => {
+                tracing::info!(%channel, error = %e.message, code = e.code, "server-side subscription refused by the backend");
+                Ok(())
+            }
+            Err(Failure::BackendDisconnect(code, reason)) => {
+                tracing::info!(%channel, code, %reason, "the backend refused a server-side subscription with a disconnect; ignored");
                 Ok(())
             }
         }
@@ -321,8 +360,16 @@ impl Session {
         } else {
             None
         };
+        // Without a token, a proxied namespace asks the backend; the others apply
+        // their options.
+        let proxied = if !server && grant.is_none() && options.proxy_subscribe {
+            let data = request.data.map(crate::protocol::reply::Json::from);
+            Some(self.subscribe_via_backend(channel, data).await?)
+        } else {
+            None
+        };
         let connected = self.connected();
-        if !server && grant.is_none() {
+        if !server && grant.is_none() && proxied.is_none() {
             if options.require_subscription_token {
                 return Err(Failure::Error(ErrorCode::PermissionDenied));
             }
@@ -336,7 +383,10 @@ impl Session {
             }
         }
         let join_leave = options.join_leave && (request.join_leave || server);
-        let chan_info = grant.as_ref().and_then(|g| g.info.clone());
+        let (chan_info, backend_data) = match proxied {
+            Some(p) => (p.info, p.data),
+            None => (grant.as_ref().and_then(|g| g.info.clone()), None),
+        };
         let mut info = connected.info();
         info.chan_info = chan_info.clone();
         let handle = connected.handle.clone();
@@ -377,6 +427,7 @@ impl Session {
             epoch: position.epoch.clone(),
             offset: position.offset,
             was_recovering: request.recover,
+            data: backend_data,
             ..Default::default()
         };
         if request.recover {
@@ -471,6 +522,15 @@ impl Session {
             .channels
             .options(&request.channel)
             .ok_or(ErrorCode::UnknownChannel)?;
+        let data = request.data.ok_or(ErrorCode::BadRequest)?;
+        if options.max_publication_size > 0 && data.get().len() > options.max_publication_size {
+            node.metrics.limits.inc("max_publication_size");
+            return Err(ErrorCode::LimitExceeded);
+        }
+        if options.proxy_publish {
+            self.publish_via_backend(id, request.channel, Arc::from(data));
+            return Ok(());
+        }
         let connected = self.connected();
         let subscribed = connected
             .subscriptions
@@ -482,11 +542,6 @@ impl Session {
         if !allowed {
             return Err(ErrorCode::PermissionDenied);
         }
-        let data = request.data.ok_or(ErrorCode::BadRequest)?;
-        if options.max_publication_size > 0 && data.get().len() > options.max_publication_size {
-            node.metrics.limits.inc("max_publication_size");
-            return Err(ErrorCode::LimitExceeded);
-        }
         let started = Instant::now();
         let ack = node.engine.publish(
             &request.channel,
@@ -494,17 +549,7 @@ impl Session {
             Some(connected.info_in(&request.channel)),
         );
         self.pending.push(Box::pin(async move {
-            match ack.await {
-                Ok(_) => {
-                    node.metrics.publications.inc();
-                    node.metrics.ack_latency.observe(started.elapsed());
-                    reply::encode_reply(id, &Reply::Publish)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "publish not stored; answered with error 100");
-                    reply::encode_error(id, ErrorCode::Internal)
-                }
-            }
+            acknowledge(&node, id, ack, started).await
         }));
         Ok(())
     }

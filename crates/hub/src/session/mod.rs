@@ -8,6 +8,7 @@
 //! no gap and no duplicate.
 
 mod commands;
+mod proxied;
 
 use crate::auth::{unix_now, Identity};
 use crate::node::Node;
@@ -30,7 +31,18 @@ pub const VERSION: &str = concat!("duplex-hub ", env!("CARGO_PKG_VERSION"));
 /// Pushes taken from the queue per write: bounds the time between reads.
 const QUEUE_BATCH: usize = 256;
 
-type Pending = FuturesUnordered<BoxFuture<'static, String>>;
+/// Replies that wait for something: a commit, a backend.
+type Pending = FuturesUnordered<BoxFuture<'static, Deferred>>;
+
+/// What a deferred command ends in.
+enum Deferred {
+    /// This reply line.
+    Reply(String),
+    /// Nothing to send (`send`).
+    Nothing,
+    /// The backend ends the connection.
+    Disconnect(u16, String),
+}
 
 struct Subscription {
     /// The last offset sent (or recovered); later publications only.
@@ -50,6 +62,8 @@ struct Connected {
     /// token's `exp` (the SDKs ask for a new token only once `ttl` has run out).
     closes_at: Option<TokioInstant>,
     anonymous: bool,
+    /// Let in by the connect proxy: at `closes_at` the refresh proxy is asked.
+    via_backend: bool,
     handle: Arc<ClientHandle>,
     queue: mpsc::Receiver<Outgoing>,
     subscriptions: HashMap<Arc<str>, Subscription>,
@@ -82,6 +96,8 @@ enum Step {
     Continue,
     /// End the connection with this code.
     Disconnect(DisconnectCode),
+    /// End the connection as the backend said.
+    BackendDisconnect(u16, String),
     /// The connection failed while writing.
     Gone,
 }
@@ -94,12 +110,22 @@ const OUT_BUDGET: usize = 256 * 1024;
 /// commands until some are acknowledged.
 const MAX_PENDING: usize = 1024;
 
-/// Runs a session until the client leaves or the hub ends it.
-pub async fn run<S>(node: Arc<Node>, mut ws: WebSocket<S>)
+/// How the hub ends a connection.
+enum Ending {
+    /// One of the protocol's codes.
+    Code(DisconnectCode),
+    /// A code and reason from the backend.
+    Backend(u16, String),
+}
+
+/// Runs a session until the client leaves or the hub ends it. `headers`: the handshake
+/// headers passed on to backend proxies.
+pub async fn run<S>(node: Arc<Node>, mut ws: WebSocket<S>, headers: http::HeaderMap)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut session = Session {
+        headers,
         node: node.clone(),
         connected: None,
         out: Vec::new(),
@@ -112,9 +138,25 @@ where
     // Leave the channels first: whatever the last writes do, presence and the
     // registry are clean.
     session.leave_all().await;
-    let Some(code) = code else {
-        node.metrics.disconnects.inc("client closed");
-        return;
+    let code = match code {
+        None => {
+            node.metrics.disconnects.inc("client closed");
+            return;
+        }
+        Some(Ending::Backend(code, reason)) => {
+            node.metrics.disconnects.inc("backend");
+            let goodbye = async {
+                ws.send(Message::text(reply::encode_custom_disconnect(
+                    code, &reason,
+                )))
+                .await?;
+                ws.close(Some(CloseFrame::new(code, reason))).await
+            };
+            let limit = node.config.write_timeout + node.websocket.close_timeout;
+            let _ = tokio::time::timeout(limit, goodbye).await;
+            return;
+        }
+        Some(Ending::Code(code)) => code,
     };
     node.metrics.disconnects.inc(code.label());
     if code == DisconnectCode::Slow {
@@ -136,6 +178,8 @@ where
 
 struct Session {
     node: Arc<Node>,
+    /// Handshake headers for backend proxies (`proxy.http_headers` only).
+    headers: http::HeaderMap,
     connected: Option<Connected>,
     /// Reply lines to send with the next write.
     out: Vec<String>,
@@ -148,8 +192,8 @@ struct Session {
 }
 
 impl Session {
-    /// The main loop; returns the disconnect code, or `None` when the client left.
-    async fn serve<S>(&mut self, ws: &mut WebSocket<S>) -> Option<DisconnectCode>
+    /// The main loop; returns how the hub ends it, or `None` when the client left.
+    async fn serve<S>(&mut self, ws: &mut WebSocket<S>) -> Option<Ending>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -182,15 +226,19 @@ impl Session {
                     }
                     Some(Ok(_)) => Step::Continue,
                 },
-                Some(line) = self.pending.next(), if !self.pending.is_empty() => {
-                    self.out.push(line);
-                    Step::Continue
-                }
+                Some(deferred) = self.pending.next(), if !self.pending.is_empty() => match deferred {
+                    Deferred::Reply(line) => {
+                        self.out.push(line);
+                        Step::Continue
+                    }
+                    Deferred::Nothing => Step::Continue,
+                    Deferred::Disconnect(code, reason) => Step::BackendDisconnect(code, reason),
+                },
                 item = async { match self.connected.as_mut() { Some(c) => c.queue.recv().await, None => std::future::pending().await } } => {
                     if let Some(item) = item {
                         let guard = WriteGuard { limit: write_limit, handle: handle.as_deref(), shutdown: &shutdown };
                         if let Err(stop) = guard.run(self.forward(ws, item)).await {
-                            return stop;
+                            return stop.map(Ending::Code);
                         }
                     }
                     Step::Continue
@@ -214,16 +262,18 @@ impl Session {
                     Step::Disconnect(DisconnectCode::SubscriptionExpired)
                 }
                 () = async { match expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
-                    tracing::info!("connection token expired without a refresh; disconnecting (3005)");
-                    Step::Disconnect(DisconnectCode::Expired)
+                    self.expired().await
                 }
             };
             if let Err(stop) = self.write_out(ws).await {
-                return stop;
+                return stop.map(Ending::Code);
             }
             match step {
                 Step::Continue => {}
-                Step::Disconnect(code) => return Some(code),
+                Step::Disconnect(code) => return Some(Ending::Code(code)),
+                Step::BackendDisconnect(code, reason) => {
+                    return Some(Ending::Backend(code, reason))
+                }
                 Step::Gone => return None,
             }
         }
@@ -396,4 +446,8 @@ pub fn stats(presence: &crate::engine::PresenceMap) -> PresenceStatsResult {
 enum Failure {
     Error(ErrorCode),
     Disconnect(DisconnectCode),
+    /// The backend's own error for the client.
+    Backend(crate::backend::BackendError),
+    /// The backend ends the connection.
+    BackendDisconnect(u16, String),
 }

@@ -167,6 +167,11 @@ impl Client {
         let (ws, _) = duplex::connect(&hub.ws_url())
             .await
             .expect("WebSocket connects");
+        Client::from_ws(ws)
+    }
+
+    /// A client on a WebSocket opened some other way (with headers, say).
+    pub fn from_ws(ws: WebSocket<ClientStream>) -> Client {
         Client {
             ws,
             next_id: 0,
