@@ -1,4 +1,6 @@
-//! Connection tokens: HS256 JWTs signed with `token_hmac_secret`.
+//! Connection and subscription tokens: JWTs signed with `token_hmac_secret` (HS256), the
+//! configured RSA or P-256 public key (RS256, ES256), or a key from a JWKS URL (chosen
+//! by the token's `kid`; see [`jwks`]).
 //!
 //! Claims: `sub` (the user id; empty is allowed), `exp` (Unix seconds, optional), `info`
 //! (any JSON, shown to other clients in presence and publications) and `channels`
@@ -10,6 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::sync::Arc;
+
+pub mod jwks;
 
 /// The claims the hub reads.
 #[derive(Debug, Default, Deserialize, Serialize, Clone)]
@@ -138,6 +142,8 @@ pub fn load_public_key(value: &str, algorithm: Algorithm) -> Result<DecodingKey,
 pub struct Verifier {
     keys: TokenKeys,
     checks: TokenChecks,
+    /// Keys from a JWKS URL, for tokens with a `kid`.
+    jwks: Option<Arc<jwks::Jwks>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -146,6 +152,7 @@ impl std::fmt::Debug for Verifier {
             .field("hs256", &self.keys.hmac.is_some())
             .field("rs256", &self.keys.rsa.is_some())
             .field("es256", &self.keys.ecdsa.is_some())
+            .field("jwks", &self.jwks.is_some())
             .finish()
     }
 }
@@ -163,13 +170,37 @@ impl Verifier {
 
     /// A verifier for tokens signed with any of `keys`.
     pub fn with_keys(keys: TokenKeys, checks: TokenChecks) -> Self {
-        Verifier { keys, checks }
+        Verifier {
+            keys,
+            checks,
+            jwks: None,
+        }
+    }
+
+    /// Also accepts tokens whose `kid` names a key of `jwks`.
+    pub fn with_jwks(mut self, jwks: Arc<jwks::Jwks>) -> Self {
+        self.jwks = Some(jwks);
+        self
     }
 
     /// Checks the signature with the key of the token's algorithm.
     fn decode(&self, token: &str) -> Result<Claims, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        // A token naming a key id is checked with that JWKS key, for the algorithm the
+        // key is for (a token cannot pick another).
+        if let (Some(jwks), Some(kid)) = (&self.jwks, header.kid.as_deref()) {
+            let (algorithm, key) = jwks
+                .key(kid)
+                .ok_or_else(|| TokenError::Invalid(format!("unknown key id {kid:?}")))?;
+            if algorithm != header.alg {
+                return Err(TokenError::Invalid(format!(
+                    "key {kid:?} is for {algorithm:?}, the token says {:?}",
+                    header.alg
+                )));
+            }
+            return Self::decode_with(token, &key, algorithm);
+        }
         let key = match header.alg {
             Algorithm::HS256 => self.keys.hmac.as_ref(),
             Algorithm::RS256 => self.keys.rsa.as_ref(),
@@ -182,7 +213,15 @@ impl Verifier {
                 header.alg
             ))
         })?;
-        let mut validation = Validation::new(header.alg);
+        Self::decode_with(token, key, header.alg)
+    }
+
+    fn decode_with(
+        token: &str,
+        key: &DecodingKey,
+        algorithm: Algorithm,
+    ) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(algorithm);
         // Time, audience and issuer are checked in `check_claims`, against the caller's
         // clock; `exp` is optional.
         validation.validate_exp = false;

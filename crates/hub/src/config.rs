@@ -55,6 +55,13 @@ pub struct Config {
     pub token_rsa_public_key: Option<String>,
     /// ES256 (P-256) public key for tokens: PEM text, or the path of a PEM file.
     pub token_ecdsa_public_key: Option<String>,
+    /// URL of a JWKS document (an identity provider's keys): tokens with a `kid` are
+    /// checked with that key (RS256 or ES256).
+    pub token_jwks_url: Option<String>,
+    /// How often the JWKS is fetched again (unknown key ids also fetch it, at most
+    /// every 5 s).
+    #[serde(deserialize_with = "duration")]
+    pub token_jwks_refresh: Duration,
     /// Required `aud` of connection tokens (unset: not checked).
     pub token_audience: Option<String>,
     /// Required `iss` of connection tokens (unset: not checked).
@@ -123,6 +130,8 @@ impl Default for Config {
             token_hmac_secret: None,
             token_rsa_public_key: None,
             token_ecdsa_public_key: None,
+            token_jwks_url: None,
+            token_jwks_refresh: Duration::from_secs(3600),
             token_audience: None,
             token_issuer: None,
             token_leeway: Duration::ZERO,

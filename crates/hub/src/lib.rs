@@ -46,6 +46,13 @@ impl Hub {
     pub async fn bind(config: Config) -> Result<Hub, Error> {
         let addr = format!("{}:{}", config.host, config.port);
         let node = Node::new(config)?;
+        if let Some(jwks) = &node.jwks {
+            // Tokens verify from the first connection; a provider that is down now is
+            // tried again on every unknown key id and every refresh.
+            if let Err(e) = jwks.fetch().await {
+                tracing::warn!(error = %e, "JWKS not fetched at start; retrying on demand and every token_jwks_refresh");
+            }
+        }
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| Error::Bind {
@@ -104,12 +111,32 @@ impl Hub {
                 }
             }
         });
+        let jwks_refresh = node.jwks.clone().map(|jwks| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let period = node.config.token_jwks_refresh;
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    tokio::select! {
+                        () = node.shutdown.cancelled() => return,
+                        _ = tick.tick() => {
+                            if let Err(e) = jwks.fetch().await {
+                                tracing::warn!(error = %e, "JWKS refresh failed; the cached keys stay");
+                            }
+                        }
+                    }
+                }
+            })
+        });
         let server = tokio::spawn(http::server::serve(node.clone(), listener, tasks.clone()));
         shutdown.await;
         tracing::info!("shutting down: disconnecting clients (3001) and finishing commits");
         node.shutdown.cancel();
         let _ = server.await;
         let _ = expiry.await;
+        if let Some(task) = jwks_refresh {
+            let _ = task.await;
+        }
         tasks.close();
         if tokio::time::timeout(node.config.shutdown_timeout, tasks.wait())
             .await

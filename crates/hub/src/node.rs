@@ -20,6 +20,8 @@ pub struct Node {
     pub engine: Arc<dyn Engine>,
     /// Backend proxies, when any endpoint is configured.
     pub backend: Option<crate::backend::Backend>,
+    /// Keys from `token_jwks_url`, when set.
+    pub jwks: Option<Arc<crate::auth::jwks::Jwks>>,
     /// Connection token verifier (absent: tokens are refused).
     pub verifier: Option<Verifier>,
     /// Subscriptions on this node.
@@ -74,8 +76,23 @@ impl Node {
             leeway: config.token_leeway.as_secs(),
         };
         let keys = config.token_keys()?;
-        let verifier = (!keys.is_empty()).then(|| Verifier::with_keys(keys, checks));
+        // The JWKS fetch is bounded like a backend call.
+        let jwks = config
+            .token_jwks_url
+            .as_deref()
+            .and_then(|u| u.parse().ok())
+            .map(|url| {
+                Arc::new(crate::auth::jwks::Jwks::new(
+                    url,
+                    config.proxy.timeout.max(std::time::Duration::from_secs(5)),
+                ))
+            });
+        let verifier = match &jwks {
+            Some(jwks) => Some(Verifier::with_keys(keys, checks).with_jwks(jwks.clone())),
+            None => (!keys.is_empty()).then(|| Verifier::with_keys(keys, checks)),
+        };
         Ok(Arc::new(Node {
+            jwks,
             backend: crate::backend::Backend::new(&config.proxy, metrics.clone()),
             channels,
             engine,

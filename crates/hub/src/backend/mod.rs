@@ -9,7 +9,7 @@
 
 mod client;
 
-pub use client::CallError;
+pub use client::{CallError, HttpClient};
 
 use crate::config::ProxyOptions;
 use crate::metrics::Metrics;

@@ -61,6 +61,8 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("api_key", Kind::Str),
     ("token_rsa_public_key", Kind::Str),
     ("token_ecdsa_public_key", Kind::Str),
+    ("token_jwks_url", Kind::Str),
+    ("token_jwks_refresh", Kind::Str),
     ("token_audience", Kind::Str),
     ("token_issuer", Kind::Str),
     ("token_leeway", Kind::Str),
@@ -319,6 +321,7 @@ impl Config {
     fn validate_proxy(&self) -> Result<(), ConfigError> {
         let p = &self.proxy;
         let endpoints = [
+            ("token_jwks_url", &self.token_jwks_url),
             ("proxy.connect_endpoint", &p.connect_endpoint),
             ("proxy.refresh_endpoint", &p.refresh_endpoint),
             ("proxy.subscribe_endpoint", &p.subscribe_endpoint),
@@ -341,6 +344,12 @@ impl Config {
                     ),
                 });
             }
+        }
+        if self.token_jwks_refresh < Duration::from_secs(1) {
+            return Err(ConfigError::Key {
+                key: "token_jwks_refresh".into(),
+                message: "must be at least \"1s\" (e.g. \"1h\")".into(),
+            });
         }
         if p.timeout.is_zero() {
             return Err(ConfigError::Key {

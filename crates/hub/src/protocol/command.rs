@@ -49,6 +49,18 @@ pub enum Request {
 }
 
 impl Request {
+    /// The token the request carries, if any.
+    pub fn token(&self) -> Option<&str> {
+        let token = match self {
+            Request::Connect(r) => &r.token,
+            Request::Subscribe(r) => &r.token,
+            Request::Refresh(r) => &r.token,
+            Request::SubRefresh(r) => &r.token,
+            _ => return None,
+        };
+        (!token.is_empty()).then_some(token.as_str())
+    }
+
     /// The method name, for logs and metrics.
     pub fn method(&self) -> &'static str {
         match self {

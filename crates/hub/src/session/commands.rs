@@ -53,6 +53,10 @@ impl Session {
                 }
                 continue;
             }
+            // A token naming a key id the JWKS cache lacks (a rotation) fetches the set.
+            if let (Some(jwks), Some(token)) = (self.node.jwks.clone(), command.request.token()) {
+                jwks.prepare(token).await;
+            }
             let result = match command.request {
                 Request::Pong => continue,
                 Request::Connect(r) => {
