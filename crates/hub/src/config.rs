@@ -101,6 +101,9 @@ pub struct Config {
     pub max_channel_length: usize,
     /// Commands one connection may send per second, in bursts of as many (0: no limit).
     pub max_commands_per_second: u32,
+    /// Bytes of commands one connection may send per second, in bursts of as many (0: no
+    /// limit).
+    pub max_bytes_per_second: u32,
     /// WebSocket handshakes one client address may make per second, in bursts of as
     /// many (0: no limit).
     pub max_connections_per_second_per_ip: u32,
@@ -149,6 +152,7 @@ impl Default for Config {
             max_channel_length: MAX_CHANNEL_LEN,
             max_commands_per_second: 0,
             max_connections_per_second_per_ip: 0,
+            max_bytes_per_second: 0,
             client_queue_size: 4096,
             max_message_size: 65536,
             shutdown_timeout: Duration::from_secs(10),
@@ -220,9 +224,10 @@ pub struct ChannelOptions {
     pub allow_history_for_subscriber: bool,
     /// Whether subscribers may read presence.
     pub allow_presence_for_subscriber: bool,
-    /// Whether anonymous clients (no token) may subscribe and, where publishing is
-    /// allowed, publish here.
-    pub allow_anonymous: bool,
+    /// Whether anonymous clients (no token) may subscribe.
+    pub allow_subscribe_for_anonymous: bool,
+    /// Whether anonymous clients may publish (where publishing is allowed at all).
+    pub allow_publish_for_anonymous: bool,
     /// Private channels: subscribing needs a subscription token for the channel.
     pub require_subscription_token: bool,
     /// The largest publication data, in bytes of JSON (0: only the message limits).
@@ -245,7 +250,8 @@ impl Default for ChannelOptions {
             allow_publish_for_client: false,
             allow_history_for_subscriber: true,
             allow_presence_for_subscriber: true,
-            allow_anonymous: false,
+            allow_subscribe_for_anonymous: false,
+            allow_publish_for_anonymous: false,
             require_subscription_token: false,
             max_publication_size: 0,
             proxy_subscribe: false,
@@ -269,7 +275,8 @@ pub struct NamespaceOptions {
     pub allow_publish_for_client: Option<bool>,
     pub allow_history_for_subscriber: Option<bool>,
     pub allow_presence_for_subscriber: Option<bool>,
-    pub allow_anonymous: Option<bool>,
+    pub allow_subscribe_for_anonymous: Option<bool>,
+    pub allow_publish_for_anonymous: Option<bool>,
     pub require_subscription_token: Option<bool>,
     pub max_publication_size: Option<usize>,
     pub proxy_subscribe: Option<bool>,
@@ -298,7 +305,12 @@ impl NamespaceOptions {
             allow_presence_for_subscriber: self
                 .allow_presence_for_subscriber
                 .unwrap_or(base.allow_presence_for_subscriber),
-            allow_anonymous: self.allow_anonymous.unwrap_or(base.allow_anonymous),
+            allow_subscribe_for_anonymous: self
+                .allow_subscribe_for_anonymous
+                .unwrap_or(base.allow_subscribe_for_anonymous),
+            allow_publish_for_anonymous: self
+                .allow_publish_for_anonymous
+                .unwrap_or(base.allow_publish_for_anonymous),
             require_subscription_token: self
                 .require_subscription_token
                 .unwrap_or(base.require_subscription_token),

@@ -109,7 +109,8 @@ pub fn apply(config: &mut Config) -> Result<Option<DevSecrets>, Error> {
         .namespaces
         .entry("chat".into())
         .or_insert_with(|| NamespaceOptions {
-            allow_anonymous: Some(true),
+            allow_subscribe_for_anonymous: Some(true),
+            allow_publish_for_anonymous: Some(true),
             allow_publish_for_subscriber: Some(true),
             join_leave: Some(true),
             ..Default::default()
@@ -118,7 +119,7 @@ pub fn apply(config: &mut Config) -> Result<Option<DevSecrets>, Error> {
         .namespaces
         .entry("ticker".into())
         .or_insert_with(|| NamespaceOptions {
-            allow_anonymous: Some(true),
+            allow_subscribe_for_anonymous: Some(true),
             ..Default::default()
         });
     tracing::warn!(

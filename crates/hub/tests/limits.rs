@@ -145,3 +145,54 @@ async fn publications_over_the_namespace_size_get_106() {
     assert_eq!(answer["result"]["responses"][1]["result"]["offset"], 1);
     assert_eq!(hub.node.metrics.limits.get("max_publication_size"), 3);
 }
+
+#[tokio::test]
+async fn bytes_over_the_rate_get_111_and_neighbours_are_untouched() {
+    let mut cfg = config();
+    cfg.max_message_size = 2048;
+    cfg.max_bytes_per_second = 4096;
+    let hub = TestHub::start(cfg).await;
+    let mut noisy = Client::connect(&hub, &token("noisy")).await;
+    let mut quiet = Client::connect(&hub, &token("quiet")).await;
+    // Ten messages of about 1.5 KiB: the 4 KiB bucket lets two pass (three if it
+    // refilled meanwhile); the rest get 111 for each command they carry.
+    let padding = "x".repeat(1500);
+    for id in 1..=10u64 {
+        noisy
+            .send_raw(&json!({"id": id, "history": {"channel": padding}}).to_string())
+            .await;
+    }
+    let mut passed = 0;
+    let mut limited = 0;
+    for id in 1..=10u64 {
+        let reply = noisy.reply(id).await;
+        match error_code(&reply) {
+            111 => limited += 1,
+            _ => passed += 1, // 102: the long channel name, answered, not limited
+        }
+    }
+    assert!(
+        (2..=3).contains(&passed),
+        "{passed} passed, {limited} limited"
+    );
+    assert_eq!(hub.node.metrics.limits.get("max_bytes_per_second"), limited);
+    let reply = quiet.call(json!({"ping": {}})).await;
+    assert_eq!(
+        reply["ping"],
+        json!({}),
+        "another connection has its own budget"
+    );
+}
+
+#[test]
+fn a_byte_rate_below_the_message_size_is_refused() {
+    let cfg = duplex_hub::Config {
+        max_bytes_per_second: 1000,
+        ..Default::default()
+    };
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("max_bytes_per_second") && e.contains("max_message_size"),
+        "{e}"
+    );
+}

@@ -84,16 +84,31 @@ async fn anonymous_clients_only_where_allowed() {
     cfg.namespaces.insert(
         "public".into(),
         duplex_hub::config::NamespaceOptions {
-            allow_anonymous: Some(true),
+            allow_subscribe_for_anonymous: Some(true),
+            allow_publish_for_subscriber: Some(true),
+            ..Default::default()
+        },
+    );
+    cfg.namespaces.insert(
+        "open".into(),
+        duplex_hub::config::NamespaceOptions {
+            allow_subscribe_for_anonymous: Some(true),
+            allow_publish_for_anonymous: Some(true),
+            allow_publish_for_subscriber: Some(true),
             ..Default::default()
         },
     );
     let hub = TestHub::start(cfg).await;
     let mut client = Client::connect(&hub, "").await;
-    let reply = client
-        .call(json!({"subscribe": {"channel": "public:news"}}))
-        .await;
-    assert!(reply.get("subscribe").is_some(), "{reply}");
+    for channel in ["public:news", "open:news"] {
+        let reply = client.call(json!({"subscribe": {"channel": channel}})).await;
+        assert!(reply.get("subscribe").is_some(), "{reply}");
+    }
+    let publish = |channel: &str| json!({"publish": {"channel": channel, "data": {}}});
+    let reply = client.call(publish("public:news")).await;
+    assert_eq!(error_code(&reply), 103, "subscribing is allowed, publishing not");
+    let reply = client.call(publish("open:news")).await;
+    assert!(reply.get("publish").is_some(), "{reply}");
     let reply = client
         .call(json!({"subscribe": {"channel": "chat:room"}}))
         .await;

@@ -80,6 +80,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("max_channel_length", Kind::Int),
     ("max_commands_per_second", Kind::Int),
     ("max_connections_per_second_per_ip", Kind::Int),
+    ("max_bytes_per_second", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),
     ("channels.history_size", Kind::Int),
@@ -91,7 +92,8 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("channels.allow_publish_for_client", Kind::Bool),
     ("channels.allow_history_for_subscriber", Kind::Bool),
     ("channels.allow_presence_for_subscriber", Kind::Bool),
-    ("channels.allow_anonymous", Kind::Bool),
+    ("channels.allow_subscribe_for_anonymous", Kind::Bool),
+    ("channels.allow_publish_for_anonymous", Kind::Bool),
     ("channels.require_subscription_token", Kind::Bool),
     ("channels.max_publication_size", Kind::Int),
     ("channels.proxy_subscribe", Kind::Bool),
@@ -285,6 +287,17 @@ impl Config {
         }
         if self.max_channel_length == 0 {
             return bad("max_channel_length", "must be at least 1");
+        }
+        if self.max_bytes_per_second > 0
+            && (self.max_bytes_per_second as usize) < self.max_message_size
+        {
+            return bad(
+                "max_bytes_per_second",
+                &format!(
+                    "must be at least max_message_size ({} bytes): the bucket holds one second of bytes, and a message larger than it could never pass; raise it or lower max_message_size",
+                    self.max_message_size
+                ),
+            );
         }
         if self.client_queue_size == 0 {
             return bad("client_queue_size", "must be at least 1");

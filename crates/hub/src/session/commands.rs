@@ -37,16 +37,31 @@ impl Session {
                 return Step::Disconnect(DisconnectCode::BadRequest);
             }
         };
+        // A message over the byte budget has each of its commands refused, as over the
+        // command budget (the budget is at least max_message_size, so any message fits).
+        let over_bytes = self.byte_rate.as_ref().is_some_and(|r| {
+            let n = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            std::num::NonZeroU32::new(n).is_some_and(|n| !matches!(r.check_n(n), Ok(Ok(()))))
+        });
         for command in commands {
             self.node.metrics.commands.inc(command.request.method());
             let id = command.id;
-            let limited = !matches!(command.request, Request::Pong | Request::Connect(_))
-                && self
-                    .command_rate
-                    .as_ref()
-                    .is_some_and(|r| r.check().is_err());
-            if limited {
-                self.node.metrics.limits.inc("max_commands_per_second");
+            let free = matches!(command.request, Request::Pong | Request::Connect(_));
+            let limit = if free {
+                None
+            } else if over_bytes {
+                Some("max_bytes_per_second")
+            } else if self
+                .command_rate
+                .as_ref()
+                .is_some_and(|r| r.check().is_err())
+            {
+                Some("max_commands_per_second")
+            } else {
+                None
+            };
+            if let Some(limit) = limit {
+                self.node.metrics.limits.inc(limit);
                 if id != 0 {
                     self.out
                         .push(reply::encode_error(id, ErrorCode::TooManyRequests));
@@ -378,7 +393,7 @@ impl Session {
                 return Err(Failure::Error(ErrorCode::PermissionDenied));
             }
             let allowed = if connected.anonymous {
-                options.allow_anonymous
+                options.allow_subscribe_for_anonymous
             } else {
                 options.allow_subscribe_for_client
             };
@@ -542,7 +557,7 @@ impl Session {
         let allowed = user_may_use(&request.channel, &connected.identity.user)
             && (options.allow_publish_for_client
                 || (subscribed && options.allow_publish_for_subscriber))
-            && (!connected.anonymous || options.allow_anonymous);
+            && (!connected.anonymous || options.allow_publish_for_anonymous);
         if !allowed {
             return Err(ErrorCode::PermissionDenied);
         }

@@ -133,6 +133,8 @@ where
         connect_failed: false,
         command_rate: std::num::NonZeroU32::new(node.config.max_commands_per_second)
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
+        byte_rate: std::num::NonZeroU32::new(node.config.max_bytes_per_second)
+            .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
     };
     let code = session.serve(&mut ws).await;
     // Leave the channels first: whatever the last writes do, presence and the
@@ -189,6 +191,8 @@ struct Session {
     connect_failed: bool,
     /// `max_commands_per_second`, when set.
     command_rate: Option<governor::DefaultDirectRateLimiter>,
+    /// `max_bytes_per_second`, when set: one cell per byte received.
+    byte_rate: Option<governor::DefaultDirectRateLimiter>,
 }
 
 impl Session {
