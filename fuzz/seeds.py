@@ -181,9 +181,78 @@ def proxy_seeds():
         write("socks5_reply", name, data)
 
 
+def hub_seeds():
+    import base64, hashlib, hmac, json
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    # What the official SDKs send: connect with subscribes, then the other commands.
+    commands = {
+        "connect_subscribe": '{"connect":{"token":"t","name":"js","version":"5.0.0"},"id":1}\n'
+        '{"subscribe":{"channel":"chat:index","recover":true,"offset":3,"epoch":"ab","join_leave":true},"id":2}',
+        "connect_subs": '{"id":1,"connect":{"data":{"a":1},"subs":{"news":{"recover":true,"offset":7,"epoch":"e"}}}}',
+        "publish": '{"id":3,"publish":{"channel":"chat:index","data":{"text":"hi \\u00e9"}}}',
+        "history": '{"id":4,"history":{"channel":"chat:index","limit":10,"since":{"offset":2,"epoch":"ab"},"reverse":true}}',
+        "presence": '{"id":5,"presence":{"channel":"c"}}\n{"id":6,"presence_stats":{"channel":"c"}}',
+        "rpc_send": '{"id":7,"rpc":{"method":"sum","data":[1,2]}}\n{"send":{"data":{"x":1}}}',
+        "refresh": '{"id":8,"refresh":{"token":"t2"}}\n{"id":9,"sub_refresh":{"channel":"c","token":"s"}}',
+        "pong_unsubscribe": '{}\n{"id":10,"unsubscribe":{"channel":"c"}}\n{"id":11,"ping":{}}',
+        "no_id": '{"publish":{"channel":"c","data":1}}',
+    }
+    for name, text in commands.items():
+        write("hub_command", name, text.encode())
+
+    def jwt(header, claims, secret):
+        message = b64(json.dumps(header).encode()) + b"." + b64(json.dumps(claims).encode())
+        sig = hmac.new(secret, message, hashlib.sha256).digest()
+        return message + b"." + b64(sig)
+
+    claims = {"sub": "42", "exp": 1700000100, "info": {"name": "Ada"}, "channels": ["news"]}
+    other = b"another-secret-another-secret-another!"
+    tokens = {
+        "hs256_other_secret": jwt({"alg": "HS256", "typ": "JWT"}, claims, other),
+        "alg_none": b64(b'{"alg":"none"}') + b"." + b64(json.dumps(claims).encode()) + b".",
+        "rs256_bad_sig": b64(b'{"alg":"RS256","kid":"k"}') + b"." + b64(b'{"sub":"1"}') + b"." + b64(bytes(256)),
+        "es256_bad_sig": b64(b'{"alg":"ES256"}') + b"." + b64(b'{"sub":"1"}') + b"." + b64(bytes(64)),
+        "not_a_token": b"abc.def",
+    }
+    for name, token in tokens.items():
+        write("hub_token", name, b"\x00" + token)
+    payloads = {
+        "claims": claims,
+        "expired": {"sub": "1", "exp": 1600000000},
+        "nbf_aud_iss": {"sub": "2", "nbf": 1700000000, "aud": ["a", "b"], "iss": "me"},
+        "subscription": {"sub": "3", "channel": "secret"},
+    }
+    for name, payload in payloads.items():
+        write("hub_token", "signed_" + name, b"\x01" + json.dumps(payload).encode())
+    write("hub_token", "signed_leeway", b"\x15" + json.dumps(payloads["expired"]).encode())
+
+    # The API: the first byte picks the method (the order of METHODS in src/hub.rs).
+    bodies = [
+        (0, {"channel": "chat:a", "data": {"text": "hi"}, "idempotency_key": "k1"}),
+        (1, {"channels": ["a", "chat:b"], "data": [1, 2, 3]}),
+        (2, {"channel": "chat:a", "limit": 5, "since": {"offset": 1, "epoch": "x"}, "reverse": True}),
+        (3, {"channel": "chat:a"}),
+        (4, {"channel": "chat:a"}),
+        (5, {"channel": "chat:a"}),
+        (6, {"pattern": "chat:*"}),
+        (7, {}),
+        (8, {"user": "u", "channel": "chat:a"}),
+        (9, {"user": "u", "channel": "chat:a"}),
+        (10, {"user": "u"}),
+        (11, {"commands": [{"publish": {"channel": "a", "data": 1}}, {"history": {"channel": "a"}}], "parallel": True}),
+        (12, {}),
+    ]
+    for pick, body in bodies:
+        write("hub_api", "method_%d" % pick, bytes([pick]) + json.dumps(body).encode())
+
+
 if __name__ == "__main__":
     shutil.rmtree(ROOT, ignore_errors=True)
     frame_seeds()
     inflate_seeds()
     handshake_seeds()
     proxy_seeds()
+    hub_seeds()

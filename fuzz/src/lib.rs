@@ -207,6 +207,8 @@ pub fn frame(masked: bool, fin: bool, rsv: u8, opcode: u8, payload: &[u8], out: 
     }
 }
 
+pub mod hub;
+
 pub mod frames {
     //! The frame decoder in one role: a shared body for `frame_server` and `frame_client`.
 
