@@ -228,6 +228,9 @@ def hub_seeds():
     for name, payload in payloads.items():
         write("hub_token", "signed_" + name, b"\x01" + json.dumps(payload).encode())
     write("hub_token", "signed_leeway", b"\x15" + json.dumps(payloads["expired"]).encode())
+    # The target's first findings (its own oracle was stricter than serde): kept.
+    write("hub_token", "invalid_utf8_in_an_unknown_claim", b'\x01{"suel": "se\xf3cret"}')
+    write("hub_token", "huge_number_in_an_unknown_claim", b'\x15{"ep":1E1000}')
 
     # The API: the first byte picks the method (the order of METHODS in src/hub.rs).
     bodies = [
