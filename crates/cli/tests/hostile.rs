@@ -292,40 +292,6 @@ fn a_million_one_byte_fragments_are_closed_with_1009() {
     assert_echoes(&mut open(&echo), "still serving");
 }
 
-/// Writes pings with 125-byte payloads until `cap` bytes are sent or a write has waited
-/// for `stall` (the server stopped reading); returns the bytes sent and the unsent
-/// rest of the last ping, which a partial write may have cut.
-fn flood_pings(s: &mut TcpStream, cap: usize, stall: Duration) -> (usize, Vec<u8>) {
-    let ping = frame(0x89, &[b'p'; 125]);
-    let batch: Vec<u8> = ping.repeat(1000);
-    s.set_write_timeout(Some(stall)).unwrap();
-    let mut sent = 0;
-    while sent < cap {
-        match s.write(&batch[sent % batch.len()..]) {
-            Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
-            Err(e) => panic!("ping flood failed: {e}"),
-        }
-    }
-    let cut = sent % ping.len();
-    let rest = if cut == 0 { &[][..] } else { &ping[cut..] };
-    (sent, rest.to_vec())
-}
-
-/// Reads pongs until the one answering `last`; panics on any other frame.
-fn read_pongs_until(s: &mut TcpStream, last: &[u8]) -> usize {
-    let mut reader = BufReader::with_capacity(256 << 10, s);
-    let mut pongs = 0;
-    loop {
-        let (b0, payload) = read_frame(&mut reader).unwrap();
-        assert_eq!(b0, 0x8A, "only pongs were due");
-        pongs += 1;
-        if payload == last {
-            return pongs;
-        }
-    }
-}
-
 /// `duplex echo` waits for room in its 1 MiB write queue before it reads the next
 /// message, pongs included: a client that floods pings and never reads stalls on its
 /// own writes once the queue and the socket buffers are full, and the server holds the
@@ -423,41 +389,6 @@ fn a_64_mib_message_whose_echo_is_never_read_holds_its_size_only() {
     assert_echoes(&mut other, "served after");
 }
 
-/// A raw deflate stream (RFC 1951) that inflates to at least `inflated` zero bytes: one
-/// block with the fixed Huffman codes, a literal 0, then copies of 258 bytes at distance
-/// 1, 13 bits each. The block never ends: the server must stop at its limit first.
-/// (Written by hand: compressing that much with flate2 takes half a minute in a debug
-/// build.)
-fn deflate_zeros(inflated: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u64, 0u32);
-    // Deflate packs fields from the least significant bit, Huffman codes from their most.
-    let mut put = |value: u64, n: u32, huffman: bool| {
-        let value = if huffman {
-            value.reverse_bits() >> (64 - n)
-        } else {
-            value
-        };
-        acc |= value << bits;
-        bits += n;
-        while bits >= 8 {
-            out.push(acc as u8);
-            acc >>= 8;
-            bits -= 8;
-        }
-    };
-    put(0, 1, false); // not the final block
-    put(1, 2, false); // fixed Huffman codes
-    put(0x30, 8, true); // literal 0
-    for _ in 0..inflated / 258 + 1 {
-        put(0xC5, 8, true); // length 258 (symbol 285)
-        put(0, 5, true); // distance 1 (code 0)
-    }
-    put(0, 7, true); // end of block, so the last byte is whole
-    out.push(acc as u8);
-    out
-}
-
 /// A small compressed frame that inflates past `max_message_size` is closed with 1009
 /// when the limit is reached: the server inflates no more than the limit.
 fn deflate_bomb(extra: &[&str], inflated: usize, bound: u64, what: &str) {
@@ -503,32 +434,6 @@ fn a_deflate_bomb_is_closed_with_1009_at_the_default_64_mib_limit() {
 // ---------------------------------------------------------------------------------------
 // Connections
 // ---------------------------------------------------------------------------------------
-
-/// The process's open files numbered below `limit`: those that take the places
-/// `RLIMIT_NOFILE` allows. (Descriptors inherited from the test harness, such as cargo's
-/// jobserver pipe, may be numbered above it.)
-fn open_files(pid: &str, limit: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            name.to_str().unwrap().parse::<u32>().unwrap() < limit
-        })
-        .count()
-}
-
-/// User and system CPU time of a process, in clock ticks (1/100 s on Linux).
-fn cpu_ticks(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name, which ends with ')': state is field 3, utime 14.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
 
 /// Waits for a log line containing `needle`; returns it.
 fn wait_for_log(echo: &Echo, needle: &str, within: Duration, seen: &mut Vec<String>) -> String {

@@ -3,68 +3,20 @@
 
 const BIN: &str = env!("CARGO_BIN_EXE_duplex");
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "common/serve.rs"]
+mod serve;
+
+use serve::Serve;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SECRET: &str = "serve-test-secret-serve-test-secret!";
 const KEY: &str = "serve-test-key";
-
-struct Serve {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Serve {
-    /// Starts `duplex serve` in `dir` with `args`; waits for its listening line.
-    fn start(dir: &Path, args: &[&str]) -> Serve {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(["--port", "0", "--data-dir"])
-            .arg(dir.join("data"))
-            .args(args)
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("duplex serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
-                    let port: u16 = rest.split('/').next().unwrap().parse().unwrap();
-                    let _ = port_tx.send(port);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let port = port_rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no listening line; log: {:?}", log.lock().unwrap()));
-        Serve { child, port, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One API call on a fresh connection: the HTTP status and the body, or an error when
 /// the hub is gone.

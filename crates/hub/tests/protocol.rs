@@ -101,12 +101,18 @@ async fn anonymous_clients_only_where_allowed() {
     let hub = TestHub::start(cfg).await;
     let mut client = Client::connect(&hub, "").await;
     for channel in ["public:news", "open:news"] {
-        let reply = client.call(json!({"subscribe": {"channel": channel}})).await;
+        let reply = client
+            .call(json!({"subscribe": {"channel": channel}}))
+            .await;
         assert!(reply.get("subscribe").is_some(), "{reply}");
     }
     let publish = |channel: &str| json!({"publish": {"channel": channel, "data": {}}});
     let reply = client.call(publish("public:news")).await;
-    assert_eq!(error_code(&reply), 103, "subscribing is allowed, publishing not");
+    assert_eq!(
+        error_code(&reply),
+        103,
+        "subscribing is allowed, publishing not"
+    );
     let reply = client.call(publish("open:news")).await;
     assert!(reply.get("publish").is_some(), "{reply}");
     let reply = client

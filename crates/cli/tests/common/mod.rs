@@ -15,6 +15,7 @@ pub struct Echo {
     pub log: Option<mpsc::Receiver<String>>,
 }
 
+#[allow(dead_code)] // used by some of the test crates only
 impl Echo {
     pub fn start() -> Self {
         Self::start_with(&[], "ws")

@@ -4,7 +4,7 @@
 //! `UPGRADE_PATH`.
 #![allow(dead_code)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -290,4 +290,99 @@ pub fn assert_echoes(s: &mut TcpStream, text: &str) {
         assert_eq!((b0, payload.as_slice()), (0x81, text.as_bytes()));
         return;
     }
+}
+
+/// Writes pings with 125-byte payloads until `cap` bytes are sent or a write has waited
+/// for `stall` (the server stopped reading); returns the bytes sent and the unsent
+/// rest of the last ping, which a partial write may have cut.
+pub fn flood_pings(s: &mut TcpStream, cap: usize, stall: Duration) -> (usize, Vec<u8>) {
+    let ping = frame(0x89, &[b'p'; 125]);
+    let batch: Vec<u8> = ping.repeat(1000);
+    s.set_write_timeout(Some(stall)).unwrap();
+    let mut sent = 0;
+    while sent < cap {
+        match s.write(&batch[sent % batch.len()..]) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("ping flood failed: {e}"),
+        }
+    }
+    let cut = sent % ping.len();
+    let rest = if cut == 0 { &[][..] } else { &ping[cut..] };
+    (sent, rest.to_vec())
+}
+
+/// Reads pongs until the one answering `last`; panics on any other frame.
+pub fn read_pongs_until(s: &mut TcpStream, last: &[u8]) -> usize {
+    let mut reader = BufReader::with_capacity(256 << 10, s);
+    let mut pongs = 0;
+    loop {
+        let (b0, payload) = read_frame(&mut reader).unwrap();
+        assert_eq!(b0, 0x8A, "only pongs were due");
+        pongs += 1;
+        if payload == last {
+            return pongs;
+        }
+    }
+}
+
+/// A raw deflate stream (RFC 1951) that inflates to at least `inflated` zero bytes: one
+/// block with the fixed Huffman codes, a literal 0, then copies of 258 bytes at distance
+/// 1, 13 bits each. The block never ends: the server must stop at its limit first.
+/// (Written by hand: compressing that much with flate2 takes half a minute in a debug
+/// build.)
+pub fn deflate_zeros(inflated: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u64, 0u32);
+    // Deflate packs fields from the least significant bit, Huffman codes from their most.
+    let mut put = |value: u64, n: u32, huffman: bool| {
+        let value = if huffman {
+            value.reverse_bits() >> (64 - n)
+        } else {
+            value
+        };
+        acc |= value << bits;
+        bits += n;
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    };
+    put(0, 1, false); // not the final block
+    put(1, 2, false); // fixed Huffman codes
+    put(0x30, 8, true); // literal 0
+    for _ in 0..inflated / 258 + 1 {
+        put(0xC5, 8, true); // length 258 (symbol 285)
+        put(0, 5, true); // distance 1 (code 0)
+    }
+    put(0, 7, true); // end of block, so the last byte is whole
+    out.push(acc as u8);
+    out
+}
+
+/// The process's open files numbered below `limit`: those that take the places
+/// `RLIMIT_NOFILE` allows. (Descriptors inherited from the test harness, such as cargo's
+/// jobserver pipe, may be numbered above it.)
+pub fn open_files(pid: &str, limit: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_str().unwrap().parse::<u32>().unwrap() < limit
+        })
+        .count()
+}
+
+/// User and system CPU time of a process, in clock ticks (1/100 s on Linux).
+pub fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which ends with ')': state is field 3, utime 14.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }

@@ -196,7 +196,11 @@ const METHODS: &[&str] = &[
 ];
 
 async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String, Answer> {
-    let label = if METHODS.contains(&method) { method } else { "unknown" };
+    let label = if METHODS.contains(&method) {
+        method
+    } else {
+        "unknown"
+    };
     node.metrics.commands.inc(&format!("api_{label}"));
     Ok(match method {
         "publish" => {

@@ -112,9 +112,12 @@ async fn route(
                         "text/plain",
                         "too many new connections from this address; retry in a second\n",
                     );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                    let headers = response.headers_mut();
+                    headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                    headers.insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
                     return response;
                 }
             }
@@ -162,7 +165,14 @@ async fn route(
                         reason = rejection.reason(),
                         "WebSocket handshake refused"
                     );
-                    rejection.into_response()
+                    // The client wanted a WebSocket: it gets the refusal, then the
+                    // connection ends instead of idling as HTTP keep-alive.
+                    let mut response = rejection.into_response();
+                    response.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                    response
                 }
             }
         }
