@@ -332,3 +332,40 @@ fn broadcast_without_a_relay_reports_the_losses_and_fails() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--size 8 is too small"));
 }
+
+#[path = "common/serve.rs"]
+mod serve;
+
+/// `bench hub` through a real `duplex serve` (development mode, memory engine): every
+/// acknowledged publication reaches each subscriber of its channel exactly once.
+#[test]
+fn hub_counts_every_delivery_each_acknowledged_publication_owes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve::Serve::start(dir.path(), &["--engine", "memory"]);
+    let url = format!("ws://127.0.0.1:{}/connection/websocket", hub.port);
+    let v = bench_json(&[
+        "hub",
+        &url,
+        "--subscribers",
+        "40",
+        "--channels",
+        "4",
+        "--publishers",
+        "2",
+        "--rate",
+        "400",
+        "--publications",
+        "200",
+        "--drain",
+        "1",
+    ]);
+    assert_eq!(u(&v, "subscribers"), 40);
+    assert_eq!(u(&v, "publications_acked"), 200);
+    // Ten subscribers per channel, 50 publications per channel.
+    assert_eq!(u(&v, "deliveries_owed"), 2000);
+    assert_eq!(u(&v, "deliveries"), 2000);
+    for key in ["lost", "duplicates", "gaps", "disconnects"] {
+        assert_eq!(u(&v, key), 0, "{key}: {v}");
+    }
+    assert!(v["delivery_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+}

@@ -1,6 +1,6 @@
 //! `duplex bench`: a load generator for WebSocket servers.
 //!
-//! Four scenarios, driven from a multi-threaded tokio runtime with one task per
+//! Five scenarios, driven from a multi-threaded tokio runtime with one task per
 //! connection:
 //! - `echo`: connections that keep a number of messages in flight against an echo server
 //!   and measure the round trip of each;
@@ -8,6 +8,8 @@
 //! - `idle`: many open connections at once, and the server's memory for each;
 //! - `broadcast`: one publisher at a fixed rate and many subscribers of a relay server,
 //!   with the delivery latency and the losses.
+//! - `hub`: subscribers and acknowledged publishers through `duplex serve`, in the hub's
+//!   protocol, with every delivery an acknowledged publication owes accounted for.
 //!
 //! Every scenario shows a progress bar on stderr (only on a terminal) and prints a table,
 //! or with `--json` one JSON object, on stdout. Failures of single connections are counted
@@ -16,6 +18,7 @@
 mod broadcast;
 mod connect;
 mod echo;
+mod hub;
 mod idle;
 mod report;
 
@@ -46,6 +49,10 @@ enum Scenario {
     /// server that relays each message to its other connections (such as
     /// `duplex echo --broadcast`).
     Broadcast(broadcast::BroadcastArgs),
+    /// Subscribers and publishers through `duplex serve` (the hub's protocol): delivery
+    /// rate and latency, acknowledged publishes, and every lost, duplicated or
+    /// reordered delivery counted.
+    Hub(hub::HubArgs),
 }
 
 /// Options every scenario takes.
@@ -126,6 +133,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
         Scenario::Connect(a) => &a.common,
         Scenario::Idle(a) => &a.common,
         Scenario::Broadcast(a) => &a.common,
+        Scenario::Hub(a) => &a.common,
     };
     let threads = common.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -156,6 +164,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             Scenario::Connect(a) => connect::run(a, threads).await,
             Scenario::Idle(a) => idle::run(a, threads).await,
             Scenario::Broadcast(a) => broadcast::run(a, threads).await,
+            Scenario::Hub(a) => hub::run(a, threads).await,
         }
     });
     runtime.shutdown_background();
