@@ -107,9 +107,11 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         (args.subscribers + args.publishers) as u64,
         &format!("--subscribers {}", args.subscribers),
     )?;
-    let mut config = Config::default();
     // The hub pings in its protocol; the WebSocket layer need not.
-    config.ping_interval = None;
+    let config = Config {
+        ping_interval: None,
+        ..Config::default()
+    };
     let run = Arc::new(Run {
         builder: args.common.builder(&args.url, config),
         token: args.token.clone(),
