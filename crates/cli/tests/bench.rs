@@ -364,7 +364,7 @@ fn hub_counts_every_delivery_each_acknowledged_publication_owes() {
     // Ten subscribers per channel, 50 publications per channel.
     assert_eq!(u(&v, "deliveries_owed"), 2000);
     assert_eq!(u(&v, "deliveries"), 2000);
-    for key in ["lost", "duplicates", "gaps", "disconnects"] {
+    for key in ["lost", "duplicates", "gaps", "disconnects", "errors"] {
         assert_eq!(u(&v, key), 0, "{key}: {v}");
     }
     assert!(v["delivery_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");

@@ -227,7 +227,8 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             "delivery_latency_us": delivery.json(),
             "ack_latency_us": ack.json(),
             "cpu_percent": cpu.percent().map(|p| report::round_to(p, 1)),
-            "errors": run.errors.json(),
+            "errors": run.errors.count(),
+            "error_messages": run.errors.json(),
         }));
     } else {
         let mut rows = vec![
