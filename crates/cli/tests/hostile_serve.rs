@@ -12,7 +12,7 @@ mod wire;
 // `serve.rs` starts `crate::BIN`.
 use common::BIN;
 use serve::Serve;
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use wire::*;
@@ -194,23 +194,8 @@ fn header_floods_and_incomplete_upgrades_are_refused() {
 fn frames_that_break_the_protocol_are_closed_with_1002() {
     let (hub, _dir) = hub(None);
     let memory = Memory::start(&hub);
-    let mut top_bit = frame_header(0x82, 0, [1, 2, 3, 4]);
-    top_bit.splice(1.., [0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4]);
-    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("an unmasked text frame", vec![0x81, 0x02, b'h', b'i'], 1002),
-        ("reserved data opcode 0x3", frame(0x83, b"x"), 1002),
-        ("reserved control opcode 0xB", frame(0x8B, b""), 1002),
-        ("RSV2", frame(0xA1, b"x"), 1002),
-        ("RSV3", frame(0x91, b"x"), 1002),
-        ("a 64-bit length with the top bit set", top_bit, 1002),
-        ("a ping without FIN", frame(0x09, b""), 1002),
-        ("a ping of 126 bytes", frame(0x89, &[0u8; 126]), 1002),
-        ("a continuation without a message", frame(0x80, b"x"), 1002),
-        (
-            "invalid UTF-8 in a text frame",
-            frame(0x81, &[0xC3, 0x28]),
-            1007,
-        ),
+    let mut cases = protocol_violations();
+    cases.extend([
         // The hub's own: what is not a command ends the connection with 3501.
         (
             "a command that is not JSON",
@@ -223,7 +208,7 @@ fn frames_that_break_the_protocol_are_closed_with_1002() {
             frame(0x81, br#"{"id":1,"ping":{}}"#),
             3501,
         ),
-    ];
+    ]);
     for (what, bytes, code) in cases {
         let mut s = open(&hub);
         s.write_all(&bytes).unwrap();
@@ -286,16 +271,7 @@ fn a_ping_flood_from_a_client_that_never_reads_holds_one_pong() {
     );
     memory.assert_peak_growth_below(8 * MIB, "ping flood, hub");
     assert_answers(&mut connected(&hub), 2);
-    let mut reader = s.try_clone().unwrap();
-    let pongs = std::thread::spawn(move || read_pongs_until(&mut reader, b"last"));
-    s.write_all(&rest).unwrap();
-    s.write_all(&frame(0x89, b"last")).unwrap();
-    let pongs = pongs.join().unwrap();
-    eprintln!("{pongs} pongs read after a flood of {} pings", cap / 131);
-    assert!(
-        pongs < cap / 131 / 2,
-        "the pongs were queued, not coalesced"
-    );
+    assert_pongs_coalesced(&mut s, &rest, cap);
 }
 
 #[test]
@@ -347,32 +323,11 @@ fn a_connection_flood_past_the_file_limit_keeps_the_hub_serving() {
         // The log is read by another thread; no event marks a new line.
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Out of descriptors for a second: the hub retries at its pace, not in a loop.
-    let before = cpu_ticks(&pid);
-    std::thread::sleep(Duration::from_secs(1));
-    let spent = cpu_ticks(&pid) - before;
-    eprintln!("out of descriptors: {spent}/100 s of CPU in one second");
-    assert!(
-        spent < 20,
-        "the hub spent {spent}/100 s of CPU in one second"
-    );
+    assert_idles_out_of_descriptors(&pid);
     for (i, s) in open.iter_mut().enumerate() {
         assert_answers(s, 2 + i as u32);
     }
-    for s in &mut waiting {
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let mut buf = [0u8; 64];
-        match s.read(&mut buf) {
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            other => panic!(
-                "a connection past the limit was answered: {other:?} {:?}; {} files open; log: {}",
-                String::from_utf8_lossy(&buf),
-                open_files(&pid, MAX_FILES),
-                hub.log()
-            ),
-        }
-    }
+    assert_unanswered(&mut waiting, &pid, MAX_FILES);
     open.truncate(open.len() - WAITING);
     for s in &mut waiting {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

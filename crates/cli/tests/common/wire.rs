@@ -386,3 +386,76 @@ pub fn cpu_ticks(pid: &str) -> u64 {
         .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
+
+/// Frames RFC 6455 forbids from a client, each with the close code it must get.
+pub fn protocol_violations() -> Vec<(&'static str, Vec<u8>, u16)> {
+    let mut top_bit = frame_header(0x82, 0, [1, 2, 3, 4]);
+    top_bit.splice(1.., [0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4]);
+    vec![
+        ("an unmasked text frame", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("reserved data opcode 0x3", frame(0x83, b"x"), 1002),
+        ("reserved control opcode 0xB", frame(0x8B, b""), 1002),
+        ("RSV1 without an extension", frame(0xC1, b"x"), 1002),
+        ("RSV2", frame(0xA1, b"x"), 1002),
+        ("RSV3", frame(0x91, b"x"), 1002),
+        ("a 64-bit length with the top bit set", top_bit, 1002),
+        ("a ping without FIN", frame(0x09, b""), 1002),
+        ("a ping of 126 bytes", frame(0x89, &[0u8; 126]), 1002),
+        ("a continuation without a message", frame(0x80, b"x"), 1002),
+        (
+            "invalid UTF-8 in a text frame",
+            frame(0x81, &[0xC3, 0x28]),
+            1007,
+        ),
+    ]
+}
+
+/// After a flood of `flooded` bytes of pings (`rest`: the unsent end of the last one),
+/// reads again: the server answers the last ping, having kept far fewer pongs than
+/// pings (one beyond its write queue, RFC 6455 section 5.5.3).
+pub fn assert_pongs_coalesced(s: &mut TcpStream, rest: &[u8], flooded: usize) {
+    let mut reader = s.try_clone().unwrap();
+    let pongs = std::thread::spawn(move || read_pongs_until(&mut reader, b"last"));
+    s.write_all(rest).unwrap();
+    s.write_all(&frame(0x89, b"last")).unwrap();
+    let pongs = pongs.join().unwrap();
+    eprintln!(
+        "{pongs} pongs read after a flood of {} pings",
+        flooded / 131
+    );
+    assert!(
+        pongs < flooded / 131 / 2,
+        "the pongs were queued, not coalesced"
+    );
+}
+
+/// Out of descriptors for a second, the server `pid` retries accepting at its pace, not
+/// in a loop: under a fifth of a core.
+pub fn assert_idles_out_of_descriptors(pid: &str) {
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(pid) - before;
+    eprintln!("out of descriptors: {spent}/100 s of CPU in one second");
+    assert!(
+        spent < 20,
+        "the server spent {spent}/100 s of CPU in one second"
+    );
+}
+
+/// Connections past the server's open-files limit (`limit`) get no answer (within
+/// 100 ms each): the server cannot accept them.
+pub fn assert_unanswered(waiting: &mut [TcpStream], pid: &str, limit: u32) {
+    for s in waiting {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            other => panic!(
+                "a connection past the limit was answered: {other:?} {:?}, {} files open",
+                String::from_utf8_lossy(&buf),
+                open_files(pid, limit)
+            ),
+        }
+    }
+}
