@@ -26,6 +26,30 @@ struct Stream {
     publications: VecDeque<(i64, Publication)>,
 }
 
+impl Stream {
+    /// A new stream: a new epoch, nothing published.
+    fn new() -> Self {
+        Stream {
+            epoch: new_epoch(),
+            created_ms: now_ms(),
+            last_ms: 0,
+            top: 0,
+            publications: VecDeque::new(),
+        }
+    }
+
+    /// Drops the publications older than `ttl_ms` at `now_ms`.
+    fn drop_expired(&mut self, now_ms: i64, ttl_ms: i64) {
+        while self
+            .publications
+            .front()
+            .is_some_and(|(at, _)| *at < now_ms.saturating_sub(ttl_ms))
+        {
+            self.publications.pop_front();
+        }
+    }
+}
+
 /// Publications in process memory.
 pub struct MemoryEngine {
     channels: Channels,
@@ -70,13 +94,9 @@ impl MemoryEngine {
             .ok_or_else(|| Error::UnknownChannel(channel.into()))?;
         let now = now_ms();
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
-            epoch: new_epoch(),
-            created_ms: now_ms(),
-            last_ms: 0,
-            top: 0,
-            publications: VecDeque::new(),
-        });
+        let stream = streams
+            .entry(channel.to_owned())
+            .or_insert_with(Stream::new);
         stream.top += 1;
         stream.last_ms = now;
         let publication = Publication {
@@ -89,13 +109,7 @@ impl MemoryEngine {
             stream.publications.pop_front();
         }
         let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
-        while stream
-            .publications
-            .front()
-            .is_some_and(|(at, _)| *at < now.saturating_sub(ttl))
-        {
-            stream.publications.pop_front();
-        }
+        stream.drop_expired(now, ttl);
         let position = Position {
             offset: stream.top,
             epoch: stream.epoch.clone(),
@@ -136,13 +150,9 @@ impl MemoryEngine {
         let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
         let oldest_time = now_ms().saturating_sub(ttl);
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let stream = streams.entry(channel.to_owned()).or_insert_with(|| Stream {
-            epoch: new_epoch(),
-            created_ms: now_ms(),
-            last_ms: 0,
-            top: 0,
-            publications: VecDeque::new(),
-        });
+        let stream = streams
+            .entry(channel.to_owned())
+            .or_insert_with(Stream::new);
         let kept = stream
             .publications
             .iter()
@@ -185,13 +195,7 @@ impl MemoryEngine {
                 return false;
             };
             let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
-            while stream
-                .publications
-                .front()
-                .is_some_and(|(at, _)| *at < now.saturating_sub(ttl))
-            {
-                stream.publications.pop_front();
-            }
+            stream.drop_expired(now, ttl);
             // A stream whose history expired entirely is lost: dropping it frees the
             // memory, and its next use starts a new epoch. A never-published one goes
             // once it is as old as the time-to-live.

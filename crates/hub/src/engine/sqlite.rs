@@ -117,6 +117,28 @@ fn open(path: &Path, durability: Durability) -> Result<Connection, Error> {
 }
 
 impl SqliteEngine {
+    /// Queues a publish for the writer (in call order: the order of the commits) and
+    /// resolves once it is committed.
+    fn queue_publish(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+        key: Option<String>,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
+        if self.inner.channels.options(channel).is_none() {
+            return std::future::ready(Err(Error::UnknownChannel(channel.into()))).boxed();
+        }
+        let channel = channel.to_owned();
+        self.inner.request(|reply| Op::Publish {
+            channel,
+            data,
+            info,
+            key,
+            reply,
+        })
+    }
+
     /// Opens (or creates) the database in `data_dir` and starts the writer thread.
     pub fn open(
         data_dir: &Path,
@@ -167,6 +189,21 @@ impl SqliteEngine {
 }
 
 impl Inner {
+    /// Queues the op `make` builds around its reply channel; resolves with the
+    /// writer's answer (or [`Error::Stopped`] once the writer is gone).
+    fn request<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Op,
+    ) -> BoxFuture<'static, Result<T, Error>> {
+        let (reply, receiver) = oneshot::channel();
+        let queued = self.send(make(reply));
+        async move {
+            queued?;
+            answer(receiver).await
+        }
+        .boxed()
+    }
+
     fn send(&self, op: Op) -> Result<(), Error> {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         match writer.as_ref() {
@@ -523,22 +560,7 @@ impl Engine for SqliteEngine {
         data: Json,
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>> {
-        if self.inner.channels.options(channel).is_none() {
-            return std::future::ready(Err(Error::UnknownChannel(channel.into()))).boxed();
-        }
-        let (reply, receiver) = oneshot::channel();
-        let queued = self.inner.send(Op::Publish {
-            channel: channel.to_owned(),
-            data,
-            info,
-            key: None,
-            reply,
-        });
-        async move {
-            queued?;
-            answer(receiver).await
-        }
-        .boxed()
+        self.queue_publish(channel, data, info, None)
     }
 
     fn publish_once(
@@ -548,22 +570,7 @@ impl Engine for SqliteEngine {
         info: Option<ClientInfo>,
         idempotency_key: String,
     ) -> BoxFuture<'static, Result<Position, Error>> {
-        if self.inner.channels.options(channel).is_none() {
-            return std::future::ready(Err(Error::UnknownChannel(channel.into()))).boxed();
-        }
-        let (reply, receiver) = oneshot::channel();
-        let queued = self.inner.send(Op::Publish {
-            channel: channel.to_owned(),
-            data,
-            info,
-            key: Some(idempotency_key),
-            reply,
-        });
-        async move {
-            queued?;
-            answer(receiver).await
-        }
-        .boxed()
+        self.queue_publish(channel, data, info, Some(idempotency_key))
     }
 
     fn history(
@@ -582,12 +589,13 @@ impl Engine for SqliteEngine {
             if let Some(history) = blocking(read.clone()).await? {
                 return Ok(history);
             }
-            let (reply, receiver) = oneshot::channel();
-            inner.send(Op::Ensure {
-                channel: channel.clone(),
-                reply,
-            })?;
-            answer(receiver).await?;
+            let ensure = channel.clone();
+            inner
+                .request(|reply| Op::Ensure {
+                    channel: ensure,
+                    reply,
+                })
+                .await?;
             blocking(read).await?.ok_or_else(|| {
                 Error::Storage(format!(
                     "the stream of {channel} vanished after it was created"
@@ -621,36 +629,17 @@ impl Engine for SqliteEngine {
     }
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
-        let (reply, receiver) = oneshot::channel();
-        let queued = self.inner.send(Op::Check { reply });
-        async move {
-            queued?;
-            answer(receiver).await
-        }
-        .boxed()
+        self.inner.request(|reply| Op::Check { reply })
     }
 
     fn remove_history(&self, channel: &str) -> BoxFuture<'static, Result<(), Error>> {
-        let (reply, receiver) = oneshot::channel();
-        let queued = self.inner.send(Op::RemoveHistory {
-            channel: channel.to_owned(),
-            reply,
-        });
-        async move {
-            queued?;
-            answer(receiver).await
-        }
-        .boxed()
+        let channel = channel.to_owned();
+        self.inner
+            .request(|reply| Op::RemoveHistory { channel, reply })
     }
 
     fn expire(&self) -> BoxFuture<'static, Result<(), Error>> {
-        let (reply, receiver) = oneshot::channel();
-        let queued = self.inner.send(Op::Expire { reply });
-        async move {
-            queued?;
-            answer(receiver).await
-        }
-        .boxed()
+        self.inner.request(|reply| Op::Expire { reply })
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {
