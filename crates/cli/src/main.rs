@@ -1,12 +1,13 @@
 //! The `duplex` command: `duplex serve` (the hub), `duplex echo` (an echo server),
-//! `duplex connect` (an interactive or piped client) and `duplex bench` (a load
-//! generator).
+//! `duplex connect` (an interactive or piped client), `duplex bench` (a load
+//! generator) and the hub's tools: `duplex token`.
 
 mod bench;
 mod connect;
 mod echo;
 mod error;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     /// Load generator: message throughput and latency, handshakes per second, memory per
     /// idle connection.
     Bench(bench::BenchArgs),
+    /// Mint a connection or subscription token (HS256) for the hub, for development.
+    Token(token::TokenArgs),
 }
 
 /// Colour log lines only on a terminal, and never when `NO_COLOR` is set to anything
@@ -52,6 +55,12 @@ fn main() -> ExitCode {
     let command = match cli.command {
         // The benchmark builds a runtime of its own, with --threads workers.
         Command::Bench(args) => return bench::main(args),
+        Command::Token(args) => {
+            return token::run(args).unwrap_or_else(|e| {
+                eprintln!("duplex: {e}");
+                ExitCode::from(e.exit_code())
+            })
+        }
         other => other,
     };
     // `echo --threads 1` runs on the current thread: one core without cross-thread
@@ -83,7 +92,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Echo(args) => echo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Connect(args) => connect::run(args).await,
-            Command::Bench(_) => unreachable!("handled above"),
+            Command::Bench(_) | Command::Token(_) => unreachable!("handled above"),
         }
     });
     // A blocking stdin read may still be parked on a runtime thread; don't wait for it.
