@@ -28,6 +28,9 @@ pub enum CliError {
     /// The connection failed after it was open.
     #[error("connection failed: {0}")]
     Connection(#[from] duplex::Error),
+    /// The hub refused or failed a request (`duplex pub`, `duplex sub`).
+    #[error("{0}")]
+    Hub(String),
     /// Terminal or pipe IO failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -42,7 +45,7 @@ impl CliError {
             | CliError::Bind { .. }
             | CliError::Connect { .. }
             | CliError::Tls(_) => 2,
-            CliError::Connection(_) | CliError::Io(_) => 3,
+            CliError::Connection(_) | CliError::Io(_) | CliError::Hub(_) => 3,
         }
     }
 }

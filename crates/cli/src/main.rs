@@ -1,11 +1,12 @@
 //! The `duplex` command: `duplex serve` (the hub), `duplex echo` (an echo server),
 //! `duplex connect` (an interactive or piped client), `duplex bench` (a load
-//! generator) and the hub's tools: `duplex token`.
+//! generator) and the hub's tools: `duplex token`, `duplex pub`.
 
 mod bench;
 mod connect;
 mod echo;
 mod error;
+mod publish;
 mod serve;
 mod token;
 
@@ -31,6 +32,8 @@ enum Command {
     /// Load generator: message throughput and latency, handshakes per second, memory per
     /// idle connection.
     Bench(bench::BenchArgs),
+    /// Publish to a hub's channel through its HTTP API; prints each stored offset.
+    Pub(publish::PubArgs),
     /// Mint a connection or subscription token (HS256) for the hub, for development.
     Token(token::TokenArgs),
 }
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Echo(args) => echo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Connect(args) => connect::run(args).await,
+            Command::Pub(args) => publish::run(args).await,
             Command::Bench(_) | Command::Token(_) => unreachable!("handled above"),
         }
     });

@@ -80,3 +80,78 @@ fn token_refuses_what_the_hub_would() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--info"), "{stderr}");
 }
+
+const API_KEY: &str = "tools-test-api-key";
+
+/// `duplex serve` with a secret and an API key (not development mode), memory engine.
+fn hub() -> (serve::Serve, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--engine",
+        "memory",
+        "--token-secret",
+        SECRET,
+        "--api-key",
+        API_KEY,
+    ];
+    (serve::Serve::start(dir.path(), &args), dir)
+}
+
+/// Runs `duplex` with `stdin`; exit code, stdout, stderr.
+fn duplex_with_input(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pub_prints_the_offset_of_each_stored_publication() {
+    let (hub, _dir) = hub();
+    let url = format!("http://127.0.0.1:{}", hub.port);
+    let (code, out, err) = duplex(&["pub", &url, "news", r#"{"n":1}"#, "--api-key", API_KEY]);
+    assert_eq!((code, out.as_str()), (0, "1"), "{err}");
+    // One publication per line from stdin; text that is not JSON goes as a string.
+    let (code, out, err) = duplex_with_input(
+        &["pub", &url, "news", "-", "--api-key", API_KEY],
+        "{\"n\":2}\nplain words\n\n[3]\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "2\n3\n4"), "{err}");
+    // A ws:// URL names the same hub; a repeated idempotency key stores once.
+    let ws = format!("ws://127.0.0.1:{}/connection/websocket", hub.port);
+    for _ in 0..2 {
+        let (code, out, err) = duplex(&[
+            "pub",
+            &ws,
+            "news",
+            "again",
+            "--api-key",
+            API_KEY,
+            "--idempotency-key",
+            "k",
+        ]);
+        assert_eq!((code, out.as_str()), (0, "5"), "{err}");
+    }
+    let (code, _, err) = duplex(&["pub", &url, "news", "x", "--api-key", "wrong"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--api-key"), "{err}");
+    let (code, _, err) = duplex(&["pub", &url, "nowhere:x", "x", "--api-key", API_KEY]);
+    assert_eq!(code, 3, "an unknown namespace: {err}");
+    assert!(err.contains("102"), "{err}");
+}
