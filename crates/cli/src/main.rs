@@ -1,6 +1,6 @@
 //! The `duplex` command: `duplex serve` (the hub), `duplex echo` (an echo server),
 //! `duplex connect` (an interactive or piped client), `duplex bench` (a load
-//! generator) and the hub's tools: `duplex token`, `duplex pub`.
+//! generator) and the hub's tools: `duplex token`, `duplex pub`, `duplex sub`.
 
 mod bench;
 mod connect;
@@ -8,6 +8,7 @@ mod echo;
 mod error;
 mod publish;
 mod serve;
+mod subscribe;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Publish to a hub's channel through its HTTP API; prints each stored offset.
     Pub(publish::PubArgs),
+    /// Print a hub's publications as they arrive; reconnects and recovers.
+    Sub(subscribe::SubArgs),
     /// Mint a connection or subscription token (HS256) for the hub, for development.
     Token(token::TokenArgs),
 }
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             Command::Echo(args) => echo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Connect(args) => connect::run(args).await,
             Command::Pub(args) => publish::run(args).await,
+            Command::Sub(args) => subscribe::run(args).await,
             Command::Bench(_) | Command::Token(_) => unreachable!("handled above"),
         }
     });

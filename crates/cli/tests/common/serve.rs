@@ -30,7 +30,12 @@ impl Serve {
             .arg(format!("{ulimit}exec \"$0\" \"$@\""))
             .arg(crate::BIN)
             .arg("serve")
-            .args(["--port", "0", "--data-dir"])
+            .args(if args.contains(&"--port") {
+                &[][..]
+            } else {
+                &["--port", "0"][..]
+            })
+            .arg("--data-dir")
             .arg(dir.join("data"))
             .args(args)
             .current_dir(dir)
