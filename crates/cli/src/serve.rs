@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Let clients connect without a token.
     #[arg(long)]
     allow_anonymous: bool,
+    /// Publish a demo ticker (a random walk of a few symbols) to ticker:SYMBOL.
+    #[arg(long)]
+    demo_ticker: bool,
 }
 
 impl ServeArgs {
@@ -64,6 +67,9 @@ impl ServeArgs {
         }
         if self.allow_anonymous {
             o.set("allow_anonymous", true);
+        }
+        if self.demo_ticker {
+            o.set("demo_ticker", true);
         }
         o
     }

@@ -331,6 +331,13 @@ pub fn sign(secret: &str, claims: &Claims) -> String {
     .expect("HS256 signing of plain claims cannot fail")
 }
 
+/// The current time in Unix milliseconds.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The current time in Unix seconds.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

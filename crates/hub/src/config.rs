@@ -114,6 +114,8 @@ pub struct Config {
     /// How long shutdown waits for clients to be disconnected and commits to finish.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Publish the demo ticker (a random walk of a few symbols) to `ticker:SYMBOL`.
+    pub demo_ticker: bool,
     /// Backend proxies: endpoints the application answers.
     pub proxy: ProxyOptions,
     /// Defaults for every channel.
@@ -156,6 +158,7 @@ impl Default for Config {
             client_queue_size: 4096,
             max_message_size: 65536,
             shutdown_timeout: Duration::from_secs(10),
+            demo_ticker: false,
             proxy: ProxyOptions::default(),
             channels: ChannelOptions::default(),
             namespaces: BTreeMap::new(),

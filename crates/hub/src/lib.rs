@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod demo;
 pub mod devmode;
 pub mod engine;
 mod error;
@@ -128,13 +129,17 @@ impl Hub {
                 }
             })
         });
+        let ticker = node
+            .config
+            .demo_ticker
+            .then(|| tokio::spawn(demo::run_ticker(node.clone())));
         let server = tokio::spawn(http::server::serve(node.clone(), listener, tasks.clone()));
         shutdown.await;
         tracing::info!("shutting down: disconnecting clients (3001) and finishing commits");
         node.shutdown.cancel();
         let _ = server.await;
         let _ = expiry.await;
-        if let Some(task) = jwks_refresh {
+        for task in [jwks_refresh, ticker].into_iter().flatten() {
             let _ = task.await;
         }
         tasks.close();

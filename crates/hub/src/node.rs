@@ -47,6 +47,14 @@ impl Node {
     /// Opens the engine the configuration names and builds the node.
     pub fn new(config: Config) -> Result<Arc<Node>, Error> {
         config.validate()?;
+        // Checked here, not at load: development mode adds the namespace after loading.
+        if config.demo_ticker && !config.namespaces.contains_key("ticker") {
+            return Err(crate::ConfigError::Key {
+                key: "demo_ticker".into(),
+                message: "publishes to ticker:SYMBOL, so it needs a [namespaces.ticker] (development mode adds one)".into(),
+            }
+            .into());
+        }
         let channels = Channels::new(&config);
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::new(metrics.clone()));

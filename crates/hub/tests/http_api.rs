@@ -450,3 +450,44 @@ async fn new_connections_per_second_per_address_are_limited_with_429() {
     let (status, _) = http(hub.addr, "GET", "/healthz", &[], "").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn the_demo_ticker_publishes_a_random_walk_through_the_engine() {
+    let mut cfg = config();
+    cfg.demo_ticker = true;
+    cfg.namespaces.insert("ticker".into(), Default::default());
+    let hub = TestHub::start(cfg).await;
+    let mut client = Client::connect(&hub, &token("viewer")).await;
+    let reply = client
+        .call(json!({"subscribe": {"channel": "ticker:DPLX"}}))
+        .await;
+    assert!(reply.get("subscribe").is_some(), "{reply}");
+    let (first, second) = (client.push().await, client.push().await);
+    let offset = |p: &serde_json::Value| p["pub"]["offset"].as_u64().unwrap();
+    assert_eq!(offset(&second), offset(&first) + 1, "{first} {second}");
+    for p in [&first, &second] {
+        assert_eq!(p["pub"]["data"]["symbol"], json!("DPLX"), "{p}");
+        let price = p["pub"]["data"]["price"].as_f64().unwrap();
+        assert!(price > 100.0 && price < 140.0, "a walk from 120: {p}");
+    }
+    // Stored like any publication: in the history.
+    let (status, history) = hub
+        .api("history", json!({"channel": "ticker:DPLX", "limit": 10}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        history["result"]["publications"].as_array().unwrap().len() >= 2,
+        "{history}"
+    );
+
+    let mut bare = config();
+    bare.demo_ticker = true;
+    let e = duplex_hub::Node::new(bare)
+        .err()
+        .expect("no ticker namespace")
+        .to_string();
+    assert!(
+        e.contains("demo_ticker") && e.contains("namespaces.ticker"),
+        "{e}"
+    );
+}

@@ -83,6 +83,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("max_bytes_per_second", Kind::Int),
     ("max_message_size", Kind::Int),
     ("shutdown_timeout", Kind::Str),
+    ("demo_ticker", Kind::Bool),
     ("channels.history_size", Kind::Int),
     ("channels.history_ttl", Kind::Str),
     ("channels.presence", Kind::Bool),
