@@ -188,7 +188,11 @@ async fn healthz_metrics_and_the_start_page() {
     }
     let (status, page) = http(hub.addr, "GET", "/", &[], "").await;
     assert_eq!(status, 200);
-    assert!(page.as_str().unwrap().contains("/connection/websocket"));
+    let page = page.as_str().unwrap();
+    assert!(page.contains("/connection/websocket") && page.contains("/duplex-client.js"));
+    let (status, client) = http(hub.addr, "GET", "/duplex-client.js", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(client.as_str().unwrap().contains("export class Hub"));
     let (status, _) = http(hub.addr, "GET", "/nothing", &[], "").await;
     assert_eq!(status, 404);
     // A refused handshake is counted by status.

@@ -179,6 +179,11 @@ async fn route(
         (&Method::GET, "/") => {
             respond(StatusCode::OK, "text/html; charset=utf-8", page::INDEX_HTML)
         }
+        (&Method::GET, "/duplex-client.js") => respond(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            page::CLIENT_JS,
+        ),
         (&Method::GET, "/healthz") => match node.storage_health().await {
             Ok(()) => respond(StatusCode::OK, "text/plain", "ok\n"),
             Err(e) => respond(
