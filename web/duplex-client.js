@@ -209,9 +209,14 @@ export class Subscription extends EventTarget {
     this.subscribed = false;
   }
 
-  /** Publishes `data`; resolves once the hub has stored it. */
-  publish(data) {
-    return this.hub._call('publish', { channel: this.channel, data });
+  /**
+   * Publishes `data`; resolves once the hub has stored it. With `idempotencyKey`, a
+   * retry after a lost reply is acknowledged without being stored twice.
+   */
+  publish(data, { idempotencyKey } = {}) {
+    const params = { channel: this.channel, data };
+    if (idempotencyKey) params.idempotency_key = idempotencyKey;
+    return this.hub._call('publish', params);
   }
 
   /** The channel's history: {publications, offset, epoch}. */

@@ -778,3 +778,34 @@ async fn many_history_replies_in_one_message_are_written_in_parts() {
         "each reply over the budget is written before the next is read ({messages} messages)"
     );
 }
+
+#[tokio::test]
+async fn a_client_publish_with_an_idempotency_key_is_stored_once() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("retrier")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:retry"}}))
+        .await;
+    let publish =
+        json!({"publish": {"channel": "chat:retry", "data": {"n": 1}, "idempotency_key": "k1"}});
+    for _ in 0..2 {
+        let reply = client.call(publish.clone()).await;
+        assert!(reply.get("publish").is_some(), "{reply}");
+    }
+    let reply = client
+        .call(json!({"history": {"channel": "chat:retry", "limit": 10}}))
+        .await;
+    let publications = reply["history"]["publications"].as_array().unwrap();
+    assert_eq!(publications.len(), 1, "stored once: {reply}");
+    // Another key is another publication.
+    let other =
+        json!({"publish": {"channel": "chat:retry", "data": {"n": 2}, "idempotency_key": "k2"}});
+    client.call(other).await;
+    let reply = client
+        .call(json!({"history": {"channel": "chat:retry", "limit": 10}}))
+        .await;
+    assert_eq!(
+        reply["history"]["publications"].as_array().unwrap().len(),
+        2
+    );
+}

@@ -159,6 +159,9 @@ pub struct PublishRequest {
     pub channel: String,
     /// The publication's data (raw JSON).
     pub data: Option<Box<RawValue>>,
+    /// A duplex extension (the official SDKs do not send it): a repeat with the same key
+    /// in this channel within 5 minutes is acknowledged without storing again.
+    pub idempotency_key: Option<String>,
 }
 
 /// `StreamPosition`.

@@ -547,7 +547,12 @@ impl Session {
             return Err(ErrorCode::LimitExceeded);
         }
         if options.proxy_publish {
-            self.publish_via_backend(id, request.channel, Arc::from(data));
+            self.publish_via_backend(
+                id,
+                request.channel,
+                Arc::from(data),
+                request.idempotency_key,
+            );
             return Ok(());
         }
         let connected = self.connected();
@@ -562,11 +567,13 @@ impl Session {
             return Err(ErrorCode::PermissionDenied);
         }
         let started = Instant::now();
-        let ack = node.engine.publish(
-            &request.channel,
-            Arc::from(data),
-            Some(connected.info_in(&request.channel)),
-        );
+        let info = Some(connected.info_in(&request.channel));
+        let ack = match request.idempotency_key {
+            Some(key) => node
+                .engine
+                .publish_once(&request.channel, Arc::from(data), info, key),
+            None => node.engine.publish(&request.channel, Arc::from(data), info),
+        };
         self.pending.push(Box::pin(async move {
             acknowledge(&node, id, ack, started).await
         }));

@@ -147,7 +147,13 @@ impl Session {
 
     /// Starts a publish the backend decides on; stored with the data it returns (or
     /// the client's), acknowledged once stored.
-    pub(super) fn publish_via_backend(&mut self, id: u32, channel: String, data: Json) {
+    pub(super) fn publish_via_backend(
+        &mut self,
+        id: u32,
+        channel: String,
+        data: Json,
+        idempotency_key: Option<String>,
+    ) {
         let node = self.node.clone();
         let headers = self.headers.clone();
         let caller = self.caller();
@@ -170,7 +176,10 @@ impl Session {
                 Ok(r) => r.data.unwrap_or(data),
                 Err(failure) => return deferred_failure(id, failure),
             };
-            let ack = node.engine.publish(&channel, data, Some(info));
+            let ack = match idempotency_key {
+                Some(key) => node.engine.publish_once(&channel, data, Some(info), key),
+                None => node.engine.publish(&channel, data, Some(info)),
+            };
             acknowledge(&node, id, ack, started).await
         }));
     }
