@@ -12,12 +12,7 @@ use std::process::Command;
 const SECRET: &str = "tools-test-secret-tools-test-secret!";
 
 fn duplex(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    duplex_with_input(args, "")
 }
 
 #[test]
