@@ -15,7 +15,7 @@ mod load;
 pub use load::{env_name, ConfigError, Overrides};
 
 /// Where the hub keeps publications.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// SQLite in `data_dir`: publications survive restarts and `kill -9`.
@@ -25,7 +25,7 @@ pub enum EngineKind {
 }
 
 /// When a publication counts as stored (the SQLite engine).
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// Committed to the write-ahead log: survives the hub's crash, not the machine's
@@ -71,6 +71,9 @@ pub struct Config {
     pub token_leeway: Duration,
     /// Key for the server HTTP API; unset disables the API (outside development mode).
     pub api_key: Option<String>,
+    /// Password for the admin dashboard at `/admin` (the API key opens it too); unset
+    /// with no API key: the dashboard is off.
+    pub admin_password: Option<String>,
     /// Whether clients may connect without a token.
     pub allow_anonymous: bool,
     /// Browser origins allowed to connect; empty: only the hub's own pages; `["*"]`: all.
@@ -141,6 +144,7 @@ impl Default for Config {
             token_issuer: None,
             token_leeway: Duration::ZERO,
             api_key: None,
+            admin_password: None,
             allow_anonymous: false,
             allowed_origins: Vec::new(),
             ping_interval: Duration::from_secs(25),

@@ -8,7 +8,8 @@
 //! connection), [`registry`] (subscriptions and fan-out), [`engine`] (storage, delivery
 //! and presence: memory and SQLite), [`auth`], [`backend`] (proxies to the application),
 //! [`config`], [`http`] (the API, health,
-//! metrics, the start page) and [`metrics`].
+//! metrics, the start page, the admin dashboard), [`metrics`] and [`stats`] (their recent
+//! history for the dashboard).
 
 pub mod auth;
 pub mod backend;
@@ -23,6 +24,7 @@ pub mod node;
 pub mod protocol;
 pub mod registry;
 pub mod session;
+pub mod stats;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use error::Error;
@@ -129,6 +131,25 @@ impl Hub {
                 }
             })
         });
+        let sampler = tokio::spawn({
+            let node = node.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = node.shutdown.cancelled() => return,
+                        _ = tick.tick() => {
+                            let snapshot = node.metrics.snapshot();
+                            node.stats
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .record(std::time::Instant::now(), snapshot);
+                        }
+                    }
+                }
+            }
+        });
         let ticker = node
             .config
             .demo_ticker
@@ -139,7 +160,7 @@ impl Hub {
         node.shutdown.cancel();
         let _ = server.await;
         let _ = expiry.await;
-        for task in [jwks_refresh, ticker].into_iter().flatten() {
+        for task in [jwks_refresh, ticker, Some(sampler)].into_iter().flatten() {
             let _ = task.await;
         }
         tasks.close();

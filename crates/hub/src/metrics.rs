@@ -61,9 +61,10 @@ impl LabelledCounter {
     }
 }
 
-/// Upper bounds of the acknowledgement latency buckets, in seconds.
-const ACK_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+/// Upper bounds of the acknowledgement latency buckets, in seconds (the memory engine
+/// acks in tens of microseconds, a SQLite commit in about a millisecond).
+pub const ACK_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
 ];
 
 /// A latency histogram with fixed buckets.
@@ -89,6 +90,25 @@ impl Histogram {
             Ordering::Relaxed,
         );
     }
+}
+
+/// The values the admin dashboard follows, read at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// [`Metrics::connections`].
+    pub connections: i64,
+    /// [`Metrics::subscriptions`].
+    pub subscriptions: i64,
+    /// [`Metrics::publications`].
+    pub publications: u64,
+    /// [`Metrics::deliveries`].
+    pub deliveries: u64,
+    /// [`Metrics::slow_disconnects`].
+    pub slow_disconnects: u64,
+    /// Acknowledgements at most each of [`ACK_BUCKETS`] (cumulative, as in Prometheus).
+    pub ack_buckets: [u64; ACK_BUCKETS.len()],
+    /// Acknowledgements in all.
+    pub ack_count: u64,
 }
 
 /// Everything `/metrics` reports.
@@ -121,6 +141,20 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The values the admin dashboard follows.
+    pub fn snapshot(&self) -> Snapshot {
+        let h = &self.ack_latency;
+        Snapshot {
+            connections: self.connections.get(),
+            subscriptions: self.subscriptions.get(),
+            publications: self.publications.get(),
+            deliveries: self.deliveries.get(),
+            slow_disconnects: self.slow_disconnects.get(),
+            ack_buckets: std::array::from_fn(|i| h.buckets[i].load(Ordering::Relaxed)),
+            ack_count: h.count.load(Ordering::Relaxed),
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -36,6 +36,8 @@ pub struct Node {
     pub handshake_rate: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// When the node started (for `info`'s uptime).
     pub started: std::time::Instant,
+    /// The last minutes of metrics, a sample a second, for the admin dashboard.
+    pub stats: std::sync::Mutex<crate::stats::History>,
     next_client: AtomicU64,
     node_tag: u64,
     /// The last storage check and when it ran: `/healthz` is unauthenticated, so it
@@ -99,6 +101,7 @@ impl Node {
             Some(jwks) => Some(Verifier::with_keys(keys, checks).with_jwks(jwks.clone())),
             None => (!keys.is_empty()).then(|| Verifier::with_keys(keys, checks)),
         };
+        let started = std::time::Instant::now();
         Ok(Arc::new(Node {
             jwks,
             backend: crate::backend::Backend::new(&config.proxy, metrics.clone()),
@@ -111,7 +114,8 @@ impl Node {
             websocket: Arc::new(websocket),
             handshake_rate: std::num::NonZeroU32::new(config.max_connections_per_second_per_ip)
                 .map(|n| governor::RateLimiter::hashmap(governor::Quota::per_second(n))),
-            started: std::time::Instant::now(),
+            started,
+            stats: std::sync::Mutex::new(crate::stats::History::new(started)),
             next_client: AtomicU64::new(1),
             health: std::sync::Mutex::new(None),
             node_tag: {

@@ -40,6 +40,9 @@ pub enum ConfigError {
     },
 }
 
+/// The shortest `admin_password` accepted: the login can be tried over the network.
+const MIN_ADMIN_PASSWORD: usize = 12;
+
 /// The kinds of values flags and environment variables carry (a file's TOML is typed).
 #[derive(Clone, Copy)]
 enum Kind {
@@ -59,6 +62,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("durability", Kind::Str),
     ("token_hmac_secret", Kind::Str),
     ("api_key", Kind::Str),
+    ("admin_password", Kind::Str),
     ("token_rsa_public_key", Kind::Str),
     ("token_ecdsa_public_key", Kind::Str),
     ("token_jwks_url", Kind::Str),
@@ -325,6 +329,16 @@ impl Config {
             return bad(
                 "api_key",
                 "must not be empty; remove it to disable the HTTP API",
+            );
+        }
+        if self
+            .admin_password
+            .as_deref()
+            .is_some_and(|p| p.chars().count() < MIN_ADMIN_PASSWORD)
+        {
+            return bad(
+                "admin_password",
+                &format!("must be at least {MIN_ADMIN_PASSWORD} characters (it guards the dashboard and the API behind it); generate one with `openssl rand -hex 16`"),
             );
         }
         Ok(())

@@ -55,14 +55,17 @@ pub fn authorized(headers: &HeaderMap, key: &str) -> bool {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("apikey ").map(|k| k.trim().to_owned()))
         });
-    // Compare in constant time: the key is a secret.
-    given.is_some_and(|g| {
-        g.len() == key.len()
-            && g.bytes()
-                .zip(key.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
+    given.is_some_and(|g| same_secret(&g, key))
+}
+
+/// Whether `given` is `secret`, compared in constant time (for equal lengths).
+pub(crate) fn same_secret(given: &str, secret: &str) -> bool {
+    given.len() == secret.len()
+        && given
+            .bytes()
+            .zip(secret.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[derive(Deserialize)]

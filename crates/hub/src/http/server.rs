@@ -1,7 +1,7 @@
 //! The listener: hyper serves every connection (HTTP/1.1 with upgrades), routes plain
 //! requests, and hands `/connection/websocket` upgrades to a session.
 
-use super::{api, page};
+use super::{admin, api, page};
 use crate::node::Node;
 use crate::session;
 use bytes::Bytes;
@@ -197,6 +197,20 @@ async fn route(
             "text/plain; version=0.0.4",
             node.metrics.render(),
         ),
+        (&Method::GET, "/admin") => {
+            respond(StatusCode::OK, "text/html; charset=utf-8", page::ADMIN_HTML)
+        }
+        (&Method::GET, "/admin/stats") => match admin::check(&node, request.headers()) {
+            Ok(()) => json(StatusCode::OK, admin::stats(&node)),
+            Err(refusal) => admin_refused(&refusal),
+        },
+        (&Method::POST, p) if p.starts_with("/admin/api/") => {
+            if let Err(refusal) = admin::check(&node, request.headers()) {
+                return admin_refused(&refusal);
+            }
+            let method = p["/admin/api/".len()..].to_owned();
+            api_request(&node, &method, request).await
+        }
         (&Method::POST, p) if p.starts_with("/api/") => {
             let method = p["/api/".len()..].to_owned();
             let Some(key) = node.config.api_key.clone() else {
@@ -213,23 +227,44 @@ async fn route(
                     "{\"error\":{\"code\":101,\"message\":\"unauthorized\"}}".into(),
                 );
             }
-            let body = match Limited::new(request.into_body(), MAX_API_BODY).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => {
-                    return json(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("{{\"error\":{{\"code\":107,\"message\":\"request body unreadable or over {MAX_API_BODY} bytes: {}\"}}}}", e.to_string().replace('"', "'")),
-                    )
-                }
-            };
-            let (status, body) = api::call(&node, &method, &body).await;
-            json(status, body)
+            api_request(&node, &method, request).await
         }
-        (_, "/" | "/healthz" | "/metrics") => respond(
+        (_, "/" | "/healthz" | "/metrics" | "/admin" | "/admin/stats") => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n",
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// Reads an API request's body (at most [`MAX_API_BODY`]) and runs the method.
+async fn api_request(
+    node: &Arc<Node>,
+    method: &str,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let body = match Limited::new(request.into_body(), MAX_API_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{{\"error\":{{\"code\":107,\"message\":\"request body unreadable or over {MAX_API_BODY} bytes: {}\"}}}}", e.to_string().replace('"', "'")),
+            )
+        }
+    };
+    let (status, body) = api::call(node, method, &body).await;
+    json(status, body)
+}
+
+fn admin_refused(refusal: &admin::Refusal) -> Response<Full<Bytes>> {
+    let (status, body) = refusal.answer();
+    let mut response = json(status, body);
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"duplex admin\""),
+        );
+    }
+    response
 }
