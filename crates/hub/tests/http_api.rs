@@ -483,6 +483,9 @@ async fn the_demo_ticker_publishes_a_random_walk_through_the_engine() {
         history["result"]["publications"].as_array().unwrap().len() >= 2,
         "{history}"
     );
+    // Counted like any publication (the dashboard shows them).
+    assert!(hub.node.metrics.publications.get() >= 2);
+    assert!(hub.node.metrics.snapshot().ack_count >= 2);
 
     let mut bare = config();
     bare.demo_ticker = true;
