@@ -6,11 +6,14 @@
 //      page reconnects, recovers, and has seen every acknowledged ticker offset;
 //   2. the network is cut (a TCP relay the page was loaded through drops every socket
 //      and stops listening) while the backend goes on: the page recovers what it missed;
-//   3. the official centrifuge-js browser build (node_modules/centrifuge/dist) and the
+//   3. a cut longer than a channel's history (`tiny`, three publications): our client
+//      module resubscribes with recovered: false, fires `missed` once, is handed none of
+//      the gap, and goes on live;
+//   4. the official centrifuge-js browser build (node_modules/centrifuge/dist) and the
 //      demo page chat in the same room and agree on data and offsets;
-//   4. at phone size (390x844) the page does not scroll sideways.
-// This file starts its own hubs (sqlite, a config with `chat` and `ticker` namespaces for
-// anonymous clients), from (both required):
+//   5. at phone size (390x844) the page does not scroll sideways.
+// This file starts its own hubs (sqlite, a config with `chat`, `ticker` and `tiny`
+// namespaces for anonymous clients), from (both required):
 //   HUB_BIN       the duplex binary
 //   HUB_PID_FILE  where the PIDs of those hubs are appended, so that scripts/hub-interop
 //                 stops them even if this process dies first
@@ -98,6 +101,11 @@ join_leave = true
 
 [namespaces.ticker]
 allow_subscribe_for_anonymous = true
+
+# Three publications of history: a longer outage cannot be recovered.
+[namespaces.tiny]
+allow_subscribe_for_anonymous = true
+history_size = 3
 `;
 
 const hubs = new Set();
@@ -468,6 +476,61 @@ async function main() {
       outage = false;
       await assertCaughtUp(bea, backend, 'after the relay is back');
       await bea.close();
+    });
+
+    await check('a cut longer than the history: our client says it missed data', async () => {
+      assert(relay, 'no relay (the network-cut check failed early)');
+      const page = await context.newPage();
+      page.setDefaultTimeout(TIMEOUT_MS);
+      watchConsole(page, 'missed');
+      await page.route('**/favicon.ico', (route) => route.fulfill({ status: 200, contentType: 'image/x-icon', body: '' }));
+      await page.goto(`${relay.base}/healthz`); // the relay's origin, so the Origin check passes
+      const channel = `tiny:${ROOM}`;
+      const publish = async (n) => {
+        const response = await fetch(`${base}/api/publish`, {
+          method: 'POST',
+          headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ channel, data: { n } }),
+          signal: AbortSignal.timeout(5000),
+        });
+        const reply = await response.json();
+        assert(reply.result, `publish ${n} to ${channel}: ${JSON.stringify(reply)}`);
+        return reply.result.offset;
+      };
+      await page.evaluate(async ([url, ch]) => {
+        const { Hub } = await import('/duplex-client.js');
+        const hub = new Hub(url, { name: 'missed-data-check' });
+        const sub = hub.subscribe(ch);
+        window.t = { hub, state: 'disconnected', offsets: [], subscribed: [], missed: 0 };
+        hub.addEventListener('state', (e) => { window.t.state = e.detail.state; });
+        sub.addEventListener('publication', (e) => window.t.offsets.push(e.detail.offset));
+        sub.addEventListener('subscribed', (e) => window.t.subscribed.push(e.detail));
+        sub.addEventListener('missed', () => { window.t.missed += 1; });
+        hub.connect();
+      }, [`ws://127.0.0.1:${relay.port}/connection/websocket`, channel]);
+      await page.waitForFunction(() => window.t.subscribed.length === 1);
+      const first = await publish(1);
+      await page.waitForFunction((o) => window.t.offsets.includes(o), first);
+      outage = true;
+      await relay.cut();
+      await page.waitForFunction(() => window.t.state === 'connecting');
+      // Ten publications into a history of three: the position cannot be recovered.
+      let last = first;
+      for (let n = 2; n <= 11; n += 1) last = await publish(n);
+      await relay.restore();
+      await page.waitForFunction(() => window.t.subscribed.length === 2);
+      const after = await page.evaluate(() => window.t);
+      assert(after.subscribed[1].recovering && !after.subscribed[1].recovered,
+        `the resubscribe says ${JSON.stringify(after.subscribed[1])}, not recovering and not recovered`);
+      assert(after.missed === 1, `${after.missed} missed events, expected 1`);
+      assert(!after.offsets.some((o) => o > first && o <= last),
+        `the client was handed part of the gap: ${after.offsets}`);
+      outage = false;
+      // Live again from the new position.
+      const next = await publish(12);
+      await page.waitForFunction((o) => window.t.offsets.includes(o), next);
+      await page.evaluate(() => window.t.hub.disconnect());
+      await page.close();
     });
 
     await check('the official centrifuge-js browser build and the demo page chat in one room', async () => {
