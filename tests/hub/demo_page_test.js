@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The demo page (GET /, web/index.html with web/duplex-client.js) in Debian's Chromium
 // (playwright-core, no bundled browser), against `duplex serve --demo-ticker` in
-// development mode: two pages chat, a third joins and sees presence and history, a page
+// development mode: two pages chat, a third joins and sees who is here (by name) and the history, a page
 // reloads and sees the history; the ticker updates with no offset gap; a square coloured
 // on one page changes on another. Screenshots go to $ARTIFACTS (default: a temp dir)
 // and must not be blank.
@@ -85,6 +85,9 @@ async function main() {
       await hasMessage(cy, `hello from Ada ${tag}`);
       await hasMessage(cy, `hi Ada ${tag}`);
       await cy.waitForFunction(() => Number(document.getElementById('people').dataset.count) >= 3);
+      // By name: anonymous clients are named by the hello each page publishes.
+      await cy.waitForFunction(() => ['Ada', 'Bob', 'Cy'].every((n) => document.getElementById('people').textContent.includes(n)));
+      await ada.waitForFunction(() => document.getElementById('people').textContent.includes('Cy'));
       await ada.waitForFunction(() => Number(document.getElementById('people').dataset.count) >= 3);
     });
     await check('a reloaded page sees the history', async () => {
