@@ -1,5 +1,5 @@
-//! Storage and delivery of publications: one interface, an in-memory and a SQLite
-//! implementation (Redis next).
+//! Storage and delivery of publications: one interface, and an in-memory, a SQLite and a
+//! Redis implementation (the last shared by several nodes).
 //!
 //! The interface is shaped for a remote store with pub/sub: every call is asynchronous
 //! and may fail, a publish resolves only once the publication is stored (then it is
@@ -10,10 +10,12 @@
 
 mod memory;
 mod presence;
+mod redis;
 mod sqlite;
 
 pub use memory::MemoryEngine;
 pub use presence::LocalPresence;
+pub use redis::RedisEngine;
 pub use sqlite::SqliteEngine;
 
 use crate::error::Error;
@@ -118,6 +120,18 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Drops streams whose whole history expired (their next use gets a new epoch).
     fn expire(&self) -> BoxFuture<'static, Result<(), Error>>;
+
+    /// Starts delivering `channel`'s publications to the [`Delivery`] sink, for a
+    /// subscription on this node; resolves once every publication stored from then on
+    /// will be delivered (so a history read after it misses nothing). Each call is
+    /// matched by one [`unsubscribe`](Self::unsubscribe). Local engines deliver every
+    /// channel anyway.
+    fn subscribe(&self, _channel: &str) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Ends one [`subscribe`](Self::subscribe) of `channel`.
+    fn unsubscribe(&self, _channel: &str) {}
 
     /// Finishes pending writes and stops; later calls fail.
     fn shutdown(&self) -> BoxFuture<'static, ()>;

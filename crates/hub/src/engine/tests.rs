@@ -1,4 +1,4 @@
-//! The same checks against both engines.
+//! The same checks against every engine (Redis on a `redis-server` the test starts).
 
 use super::*;
 use crate::config::{Channels, Config, Durability};
@@ -26,13 +26,23 @@ fn sink() -> (Delivery, Delivered) {
     (delivery, delivered)
 }
 
-fn engines(
+/// The three engines, each with its delivery record; the Redis one on a `redis-server`
+/// of its own (kept alive by the returned handle).
+async fn engines(
     history_size: usize,
     dir: &std::path::Path,
-) -> Vec<(&'static str, Arc<dyn Engine>, Delivered)> {
+) -> (
+    Vec<(&'static str, Arc<dyn Engine>, Delivered)>,
+    super::redis::test_server::RedisServer,
+) {
     let (d1, seen1) = sink();
     let (d2, seen2) = sink();
-    vec![
+    let (d3, seen3) = sink();
+    let server = super::redis::test_server::RedisServer::start();
+    let redis = RedisEngine::connect(&server.url, "test", channels(history_size), d3)
+        .await
+        .unwrap();
+    let list = vec![
         (
             "memory",
             Arc::new(MemoryEngine::new(channels(history_size), d1)) as Arc<dyn Engine>,
@@ -45,13 +55,44 @@ fn engines(
             ),
             seen2,
         ),
-    ]
+        ("redis", Arc::new(redis), seen3),
+    ];
+    (list, server)
+}
+
+/// Waits until everything stored so far has reached the sink (Redis delivers through
+/// pub/sub, after the acknowledgement): a marker published last arrives last. The
+/// marker's own delivery is taken out of the record.
+async fn settle(engine: &Arc<dyn Engine>, delivered: &Delivered) {
+    engine.subscribe("settle").await.unwrap();
+    let marker = engine.publish("settle", json("0"), None).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        {
+            let mut seen = delivered.lock().unwrap();
+            if seen
+                .iter()
+                .any(|(c, o)| c == "settle" && *o == marker.offset)
+            {
+                seen.retain(|(c, _)| c != "settle");
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the marker was never delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    engine.unsubscribe("settle");
 }
 
 #[tokio::test]
 async fn offsets_are_contiguous_and_delivered_in_order_after_storing() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, engine, delivered) in engines(100, dir.path()) {
+    let (list, _redis) = engines(100, dir.path()).await;
+    for (name, engine, delivered) in list {
+        engine.subscribe("a").await.unwrap();
         // Many publishes queued at once share commits and keep their call order.
         let acks: Vec<_> = (0..50)
             .map(|i| engine.publish("a", json(&i.to_string()), None))
@@ -61,6 +102,7 @@ async fn offsets_are_contiguous_and_delivered_in_order_after_storing() {
             offsets.push(ack.await.unwrap().offset);
         }
         assert_eq!(offsets, (1..=50).collect::<Vec<_>>(), "{name}");
+        settle(&engine, &delivered).await;
         let seen: Vec<u64> = delivered.lock().unwrap().iter().map(|(_, o)| *o).collect();
         assert_eq!(seen, offsets, "{name}: delivered in offset order");
         let history = engine.history("a", HistoryQuery::default()).await.unwrap();
@@ -76,7 +118,8 @@ async fn offsets_are_contiguous_and_delivered_in_order_after_storing() {
 #[tokio::test]
 async fn history_selects_since_limit_and_reverse_and_keeps_history_size() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, engine, _) in engines(5, dir.path()) {
+    let (list, _redis) = engines(5, dir.path()).await;
+    for (name, engine, _) in list {
         for i in 1..=8 {
             engine
                 .publish("b", json(&i.to_string()), None)
@@ -147,7 +190,8 @@ async fn history_selects_since_limit_and_reverse_and_keeps_history_size() {
 #[tokio::test]
 async fn a_new_channel_gets_an_epoch_that_its_publications_keep() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, engine, _) in engines(10, dir.path()) {
+    let (list, _redis) = engines(10, dir.path()).await;
+    for (name, engine, _) in list {
         let empty = engine
             .history("fresh", HistoryQuery::default())
             .await
@@ -207,7 +251,8 @@ async fn sqlite_keeps_streams_across_restarts_and_memory_does_not() {
 #[tokio::test]
 async fn publisher_info_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, engine, _) in engines(10, dir.path()) {
+    let (list, _redis) = engines(10, dir.path()).await;
+    for (name, engine, _) in list {
         let info = ClientInfo {
             user: "42".into(),
             client: "c1".into(),
@@ -236,7 +281,8 @@ async fn publisher_info_round_trips() {
 #[tokio::test]
 async fn unknown_namespaces_are_refused_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, engine, delivered) in engines(10, dir.path()) {
+    let (list, _redis) = engines(10, dir.path()).await;
+    for (name, engine, delivered) in list {
         assert!(
             matches!(
                 engine.publish("nope:x", json("1"), None).await,
@@ -244,6 +290,7 @@ async fn unknown_namespaces_are_refused_and_nothing_is_stored() {
             ),
             "{name}"
         );
+        settle(&engine, &delivered).await;
         assert!(delivered.lock().unwrap().is_empty(), "{name}");
         engine.shutdown().await;
     }
@@ -345,7 +392,10 @@ async fn never_published_streams_expire_too() {
 #[tokio::test]
 async fn an_idempotency_key_stores_once_and_answers_the_first_position() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, engine, delivered) in engines(100, dir.path()) {
+    let (list, _redis) = engines(100, dir.path()).await;
+    for (name, engine, delivered) in list {
+        engine.subscribe("i").await.unwrap();
+        engine.subscribe("j").await.unwrap();
         // Two with one key queued together (one commit group), then a retry later.
         let a = engine.publish_once("i", json("1"), None, "k1".into());
         let b = engine.publish_once("i", json("1"), None, "k1".into());
@@ -371,6 +421,7 @@ async fn an_idempotency_key_stores_once_and_answers_the_first_position() {
         assert_eq!(same_key_elsewhere.offset, 1, "{name}: keys are per channel");
         let history = engine.history("i", HistoryQuery::default()).await.unwrap();
         assert_eq!(history.publications.len(), 2, "{name}");
+        settle(&engine, &delivered).await;
         assert_eq!(
             delivered.lock().unwrap().len(),
             3,
@@ -383,7 +434,8 @@ async fn an_idempotency_key_stores_once_and_answers_the_first_position() {
 #[tokio::test]
 async fn removed_history_keeps_the_stream() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, engine, _) in engines(10, dir.path()) {
+    let (list, _redis) = engines(10, dir.path()).await;
+    for (name, engine, _) in list {
         let first = engine.publish("r", json("1"), None).await.unwrap();
         engine.remove_history("r").await.unwrap();
         engine.expire().await.unwrap();

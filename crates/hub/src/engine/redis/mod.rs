@@ -1,0 +1,529 @@
+//! The Redis engine: several hub nodes share channels through one Redis.
+//!
+//! Each publish is one Lua script ([`scripts::PUBLISH`]) that stores the publication in
+//! the channel's stream and `PUBLISH`es it to the channel's live feed in the same atomic
+//! step, so offsets are contiguous across nodes and the feed carries them in order. A
+//! node reads the feeds of the channels it has subscribers for ([`feed`]) and hands the
+//! publications to its [`Delivery`] sink. Publishes go through one writer task that
+//! sends whatever is queued as one pipeline: call order is channel order, and a burst
+//! costs one round trip. An acknowledgement means Redis ran the script (see
+//! `docs/configuration.md` on what survives which Redis failure).
+
+mod feed;
+mod scripts;
+
+use super::{new_epoch, now_ms, Delivery, Engine, History, HistoryQuery, Position, PresenceMap};
+use crate::config::Channels;
+use crate::error::Error;
+use crate::protocol::reply::{ClientInfo, Json, Publication};
+use futures_util::future::{BoxFuture, FutureExt};
+use redis::aio::ConnectionManager;
+use redis::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a presence entry lives unless refreshed.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
+
+fn storage(context: &str) -> impl FnOnce(redis::RedisError) -> Error + '_ {
+    move |e| Error::Storage(format!("redis {context}: {e}"))
+}
+
+/// Key names for one prefix.
+#[derive(Clone, Debug)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn key(&self, channel: &str, kind: &str) -> String {
+        format!("{}:{{{channel}}}:{kind}", self.prefix)
+    }
+    fn meta(&self, channel: &str) -> String {
+        self.key(channel, "m")
+    }
+    fn stream(&self, channel: &str) -> String {
+        self.key(channel, "s")
+    }
+    fn idempotency(&self, channel: &str, key: &str) -> String {
+        self.key(channel, &format!("i:{key}"))
+    }
+    fn presence(&self, channel: &str) -> (String, String) {
+        (self.key(channel, "p"), self.key(channel, "z"))
+    }
+    /// The pub/sub channel of `channel`'s live feed.
+    fn live(&self, channel: &str) -> String {
+        format!("{}:live:{channel}", self.prefix)
+    }
+    /// The hub channel a live feed name belongs to.
+    fn channel_of_live<'a>(&self, live: &'a str) -> Option<&'a str> {
+        live.strip_prefix(&self.prefix)?.strip_prefix(":live:")
+    }
+}
+
+/// A publish waiting for the writer.
+struct PublishOp {
+    cmd: redis::Cmd,
+    reply: oneshot::Sender<Result<Position, Error>>,
+}
+
+/// Channels in Redis, shared by every node with the same `redis` and `redis_prefix`.
+pub struct RedisEngine {
+    channels: Channels,
+    keys: Keys,
+    conn: ConnectionManager,
+    writer: mpsc::UnboundedSender<PublishOp>,
+    feed: feed::Feed,
+}
+
+impl RedisEngine {
+    /// Connects to `url` (`redis://[:password@]host:port[/db]`); publications of the
+    /// channels this node subscribes to go to `delivery`.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        channels: Channels,
+        delivery: Delivery,
+    ) -> Result<RedisEngine, Error> {
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::Config(crate::ConfigError::Key {
+                key: "redis".into(),
+                message: format!("{url:?} is not a Redis URL ({e}); use redis://HOST:PORT"),
+            })
+        })?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(storage("connect"))?;
+        let keys = Keys {
+            prefix: prefix.to_owned(),
+        };
+        let (writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write(conn.clone(), queue));
+        let feed = feed::Feed::start(client, keys.clone(), delivery).await?;
+        Ok(RedisEngine {
+            channels,
+            keys,
+            conn,
+            writer,
+            feed,
+        })
+    }
+
+    fn publish_cmd(
+        &self,
+        channel: &str,
+        data: &Json,
+        info: Option<&ClientInfo>,
+        idempotency_key: Option<&str>,
+    ) -> Result<redis::Cmd, Error> {
+        let options = self
+            .channels
+            .options(channel)
+            .ok_or_else(|| Error::UnknownChannel(channel.into()))?;
+        let info = info
+            .map(|i| serde_json::to_string(i).expect("client info serializes"))
+            .unwrap_or_default();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::PUBLISH)
+            .arg(3)
+            .arg(self.keys.meta(channel))
+            .arg(self.keys.stream(channel))
+            .arg(
+                idempotency_key
+                    .map(|k| self.keys.idempotency(channel, k))
+                    .unwrap_or_default(),
+            )
+            .arg(data.get())
+            .arg(info)
+            .arg(now_ms())
+            .arg(options.history_size)
+            .arg(options.history_ttl.as_millis().max(1) as u64)
+            .arg(new_epoch())
+            .arg(self.keys.live(channel))
+            .arg(super::IDEMPOTENCY_WINDOW.as_secs());
+        Ok(cmd)
+    }
+
+    fn queue(&self, cmd: Result<redis::Cmd, Error>) -> BoxFuture<'static, Result<Position, Error>> {
+        let (reply, answer) = oneshot::channel();
+        let queued = cmd.and_then(|cmd| {
+            self.writer
+                .send(PublishOp { cmd, reply })
+                .map_err(|_| Error::Stopped)
+        });
+        async move {
+            queued?;
+            answer.await.map_err(|_| Error::Stopped)?
+        }
+        .boxed()
+    }
+}
+
+/// The writer: sends every queued publish as one pipeline, in queue order, and answers
+/// each with its own result.
+async fn write(mut conn: ConnectionManager, mut queue: mpsc::UnboundedReceiver<PublishOp>) {
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, 1024).await > 0 {
+        let mut pipe = redis::pipe();
+        for op in &batch {
+            pipe.add_command(op.cmd.clone());
+        }
+        // Per-command results: one refused publish does not fail the others.
+        pipe.ignore_errors();
+        let results: Result<Vec<redis::RedisResult<Value>>, _> = pipe.query_async(&mut conn).await;
+        match results {
+            Ok(results) if results.len() == batch.len() => {
+                for (op, result) in batch.drain(..).zip(results) {
+                    let position = result
+                        .map_err(storage("publish"))
+                        .and_then(|v| position(&v));
+                    let _ = op.reply.send(position);
+                }
+            }
+            Ok(results) => {
+                let message = format!(
+                    "redis publish: {} replies for {}",
+                    results.len(),
+                    batch.len()
+                );
+                for op in batch.drain(..) {
+                    let _ = op.reply.send(Err(Error::Storage(message.clone())));
+                }
+            }
+            Err(e) => {
+                // Not known to be stored: never acknowledged.
+                let message = format!("redis publish: {e}");
+                for op in batch.drain(..) {
+                    let _ = op.reply.send(Err(Error::Storage(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn bad_reply(what: &str, value: &Value) -> Error {
+    Error::Storage(format!("redis {what}: unexpected reply {value:?}"))
+}
+
+fn int(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `{offset, epoch}` from the publish script.
+fn position(value: &Value) -> Result<Position, Error> {
+    match value {
+        Value::Array(items) if items.len() == 2 => Ok(Position {
+            offset: int(&items[0]).ok_or_else(|| bad_reply("publish", value))?,
+            epoch: text(&items[1]).ok_or_else(|| bad_reply("publish", value))?,
+        }),
+        _ => Err(bad_reply("publish", value)),
+    }
+}
+
+/// Publisher info as stored (the JSON of [`ClientInfo`]).
+#[derive(Deserialize)]
+struct StoredInfo {
+    user: String,
+    client: String,
+    conn_info: Option<Box<RawValue>>,
+    chan_info: Option<Box<RawValue>>,
+}
+
+/// The publisher info stored with a publication (`""`: none).
+pub(crate) fn parse_info(info: &[u8]) -> Result<Option<ClientInfo>, Error> {
+    if info.is_empty() {
+        return Ok(None);
+    }
+    let stored: StoredInfo = serde_json::from_slice(info)
+        .map_err(|e| Error::Storage(format!("redis: stored publisher info is not JSON: {e}")))?;
+    Ok(Some(ClientInfo {
+        user: stored.user,
+        client: stored.client,
+        conn_info: stored.conn_info.map(Arc::from),
+        chan_info: stored.chan_info.map(Arc::from),
+    }))
+}
+
+/// JSON data as stored.
+pub(crate) fn parse_data(data: &[u8]) -> Result<Json, Error> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| Error::Storage("redis: stored data is not UTF-8".into()))?;
+    RawValue::from_string(text.to_owned())
+        .map(Arc::from)
+        .map_err(|e| Error::Storage(format!("redis: stored data is not JSON: {e}")))
+}
+
+/// One stream entry: `[id, [field, value, ...]]`, with its time in ms.
+fn entry(value: &Value) -> Result<(i64, Publication), Error> {
+    let bad = || bad_reply("history entry", value);
+    let Value::Array(parts) = value else {
+        return Err(bad());
+    };
+    let [id, Value::Array(fields)] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let id = text(id).ok_or_else(bad)?;
+    let offset = id
+        .split_once('-')
+        .and_then(|(o, _)| o.parse().ok())
+        .ok_or_else(bad)?;
+    let (mut data, mut info, mut at) = (None, None, 0);
+    for pair in fields.chunks(2) {
+        let [name, Value::BulkString(bytes)] = pair else {
+            return Err(bad());
+        };
+        match text(name).as_deref() {
+            Some("d") => data = Some(parse_data(bytes)?),
+            Some("i") => info = parse_info(bytes)?,
+            Some("t") => {
+                at = std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0)
+            }
+            _ => {}
+        }
+    }
+    let data = data.ok_or_else(bad)?;
+    Ok((at, Publication { data, info, offset }))
+}
+
+impl Engine for RedisEngine {
+    fn publish(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
+        self.queue(self.publish_cmd(channel, &data, info.as_ref(), None))
+    }
+
+    fn publish_once(
+        &self,
+        channel: &str,
+        data: Json,
+        info: Option<ClientInfo>,
+        idempotency_key: String,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
+        self.queue(self.publish_cmd(channel, &data, info.as_ref(), Some(&idempotency_key)))
+    }
+
+    fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> BoxFuture<'static, Result<History, Error>> {
+        let Some(options) = self.channels.options(channel) else {
+            let channel = channel.to_owned();
+            return async move { Err(Error::UnknownChannel(channel)) }.boxed();
+        };
+        let ttl = options.history_ttl;
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::HISTORY)
+            .arg(2)
+            .arg(self.keys.meta(channel))
+            .arg(self.keys.stream(channel))
+            .arg(new_epoch())
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(
+                query
+                    .since
+                    .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+            )
+            .arg(
+                query
+                    .limit
+                    .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+            )
+            .arg(if query.reverse { 1 } else { 0 });
+        let mut conn = self.conn.clone();
+        async move {
+            let value: Value = cmd
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("history"))?;
+            let bad = || bad_reply("history", &value);
+            let Value::Array(parts) = &value else {
+                return Err(bad());
+            };
+            let [epoch, top, oldest, Value::Array(entries)] = parts.as_slice() else {
+                return Err(bad());
+            };
+            // Publications older than the TTL are not history any more, even while
+            // newer ones keep the stream alive.
+            let cutoff =
+                now_ms().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+            let mut publications = Vec::with_capacity(entries.len());
+            for e in entries {
+                let (at, publication) = entry(e)?;
+                if at >= cutoff {
+                    publications.push(publication);
+                }
+            }
+            Ok(History {
+                position: Position {
+                    offset: int(top).ok_or_else(bad)?,
+                    epoch: text(epoch).ok_or_else(bad)?,
+                },
+                oldest: int(oldest).ok_or_else(bad)?,
+                publications,
+            })
+        }
+        .boxed()
+    }
+
+    fn add_presence(
+        &self,
+        channel: &str,
+        client: &str,
+        info: ClientInfo,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        let (hash, expiry) = self.keys.presence(channel);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::ADD_PRESENCE)
+            .arg(2)
+            .arg(hash)
+            .arg(expiry)
+            .arg(client)
+            .arg(serde_json::to_string(&info).expect("client info serializes"))
+            .arg(now_ms().saturating_add(PRESENCE_TTL.as_millis() as i64))
+            .arg(PRESENCE_TTL.as_secs());
+        let mut conn = self.conn.clone();
+        async move {
+            let _: Value = cmd
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("presence"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn remove_presence(
+        &self,
+        channel: &str,
+        client: &str,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        let (hash, expiry) = self.keys.presence(channel);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hdel(&hash, client)
+            .ignore()
+            .zrem(&expiry, client)
+            .ignore();
+        let mut conn = self.conn.clone();
+        async move {
+            let _: Value = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("presence"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn presence(&self, channel: &str) -> BoxFuture<'static, Result<PresenceMap, Error>> {
+        let (hash, expiry) = self.keys.presence(channel);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::PRESENCE)
+            .arg(2)
+            .arg(hash)
+            .arg(expiry)
+            .arg(now_ms());
+        let mut conn = self.conn.clone();
+        async move {
+            let value: Value = cmd
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("presence"))?;
+            let Value::Array(items) = &value else {
+                return Err(bad_reply("presence", &value));
+            };
+            let mut map = PresenceMap::new();
+            for pair in items.chunks(2) {
+                let [client, Value::BulkString(info)] = pair else {
+                    return Err(bad_reply("presence", &value));
+                };
+                let client = text(client).ok_or_else(|| bad_reply("presence", &value))?;
+                if let Some(info) = parse_info(info)? {
+                    map.insert(client, info);
+                }
+            }
+            Ok(map)
+        }
+        .boxed()
+    }
+
+    fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
+        let mut conn = self.conn.clone();
+        let feed = self.feed.clone();
+        async move {
+            let _: Value = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("ping"))?;
+            feed.check().await
+        }
+        .boxed()
+    }
+
+    fn remove_history(&self, channel: &str) -> BoxFuture<'static, Result<(), Error>> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::REMOVE_HISTORY)
+            .arg(2)
+            .arg(self.keys.meta(channel))
+            .arg(self.keys.stream(channel));
+        let mut conn = self.conn.clone();
+        async move {
+            let _: Value = cmd
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("history_remove"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn expire(&self) -> BoxFuture<'static, Result<(), Error>> {
+        // Redis expires the keys itself (EXPIRE on every publish and new stream).
+        async { Ok(()) }.boxed()
+    }
+
+    fn subscribe(&self, channel: &str) -> BoxFuture<'static, Result<(), Error>> {
+        self.feed.subscribe(self.keys.live(channel))
+    }
+
+    fn unsubscribe(&self, channel: &str) {
+        self.feed.unsubscribe(self.keys.live(channel));
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let feed = self.feed.clone();
+        async move { feed.stop() }.boxed()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;

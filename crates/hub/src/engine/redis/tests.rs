@@ -1,0 +1,206 @@
+//! What only the Redis engine does: several nodes on one Redis, and Redis failures. (The
+//! checks every engine passes are in `engine/tests.rs`.)
+
+use super::test_server::RedisServer;
+use super::*;
+use crate::config::Config;
+use std::sync::Mutex;
+use std::time::Instant;
+
+type Delivered = Arc<Mutex<Vec<(String, u64, String)>>>;
+
+fn json(s: &str) -> Json {
+    Arc::from(RawValue::from_string(s.to_owned()).unwrap())
+}
+
+fn channels(config: &Config) -> Channels {
+    Channels::new(config)
+}
+
+/// A node's engine on `server`, and what it delivered.
+async fn node(server: &RedisServer, config: &Config) -> (RedisEngine, Delivered) {
+    let delivered: Delivered = Arc::default();
+    let d = delivered.clone();
+    let delivery: Delivery = Arc::new(move |channel: &str, p: &Publication, epoch: &str| {
+        d.lock()
+            .unwrap()
+            .push((channel.to_owned(), p.offset, epoch.to_owned()));
+    });
+    let engine = RedisEngine::connect(&server.url, "hub", channels(config), delivery)
+        .await
+        .unwrap();
+    (engine, delivered)
+}
+
+/// Waits (bounded) until `delivered` holds `n` entries.
+async fn delivered_n(delivered: &Delivered, n: usize) -> Vec<(String, u64, String)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = delivered.lock().unwrap().clone();
+        if seen.len() >= n {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} delivered: {seen:?}",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn nodes_share_offsets_and_deliver_each_others_publications() {
+    let server = RedisServer::start();
+    let config = Config::default();
+    let (a, on_a) = node(&server, &config).await;
+    let (b, on_b) = node(&server, &config).await;
+    b.subscribe("x").await.unwrap();
+    a.subscribe("x").await.unwrap();
+    // Both nodes publish at once: one sequence of offsets, no duplicates.
+    let from_a: Vec<_> = (0..20)
+        .map(|i| a.publish("x", json(&i.to_string()), None))
+        .collect();
+    let from_b: Vec<_> = (0..20)
+        .map(|i| b.publish("x", json(&i.to_string()), None))
+        .collect();
+    let mut offsets = Vec::new();
+    for ack in from_a.into_iter().chain(from_b) {
+        offsets.push(ack.await.unwrap().offset);
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (1..=40).collect::<Vec<_>>());
+    // Each node delivers all 40, in offset order, whoever published them.
+    for seen in [delivered_n(&on_a, 40).await, delivered_n(&on_b, 40).await] {
+        let got: Vec<u64> = seen.iter().map(|(_, o, _)| *o).collect();
+        assert_eq!(got, (1..=40).collect::<Vec<_>>());
+    }
+    // History is the same from either node.
+    let (ha, hb) = (
+        a.history("x", HistoryQuery::default()).await.unwrap(),
+        b.history("x", HistoryQuery::default()).await.unwrap(),
+    );
+    assert_eq!(ha.position, hb.position);
+    assert_eq!(ha.publications.len(), 40);
+}
+
+#[tokio::test]
+async fn an_unsubscribed_node_gets_nothing_and_the_last_unsubscribe_stops_the_feed() {
+    let server = RedisServer::start();
+    let config = Config::default();
+    let (a, on_a) = node(&server, &config).await;
+    let (b, on_b) = node(&server, &config).await;
+    b.subscribe("y").await.unwrap();
+    b.subscribe("y").await.unwrap();
+    b.unsubscribe("y");
+    a.subscribe("marker").await.unwrap();
+    b.subscribe("marker").await.unwrap();
+    a.publish("y", json("1"), None).await.unwrap();
+    a.publish("marker", json("1"), None).await.unwrap();
+    // b still has one subscription to y: it got y before the marker; a never had y.
+    let seen_b = delivered_n(&on_b, 2).await;
+    assert_eq!(seen_b[0].0, "y");
+    let seen_a = delivered_n(&on_a, 1).await;
+    assert_eq!(
+        seen_a.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["marker"]
+    );
+    b.unsubscribe("y");
+    a.publish("y", json("2"), None).await.unwrap();
+    a.publish("marker", json("2"), None).await.unwrap();
+    let seen_b = delivered_n(&on_b, 3).await;
+    assert_eq!(seen_b[2].0, "marker", "y is no longer fed to b: {seen_b:?}");
+}
+
+#[tokio::test]
+async fn a_lost_meta_key_gives_a_new_epoch_never_the_old_stream() {
+    let server = RedisServer::start();
+    let config = Config::default();
+    let (a, _) = node(&server, &config).await;
+    let first = a.publish("z", json("1"), None).await.unwrap();
+    a.publish("z", json("2"), None).await.unwrap();
+    // As after a Redis restart without persistence, or an eviction.
+    let mut conn = a.conn.clone();
+    let _: Value = redis::cmd("DEL")
+        .arg(a.keys.meta("z"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let next = a.publish("z", json("3"), None).await.unwrap();
+    assert_eq!(next.offset, 1);
+    assert_ne!(next.epoch, first.epoch);
+    let history = a.history("z", HistoryQuery::default()).await.unwrap();
+    let offsets: Vec<u64> = history.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, [1], "the old stream went with its epoch");
+}
+
+#[tokio::test]
+async fn presence_is_shared_and_expires_unless_refreshed() {
+    let server = RedisServer::start();
+    let config = Config::default();
+    let (a, _) = node(&server, &config).await;
+    let (b, _) = node(&server, &config).await;
+    let info = |client: &str| ClientInfo {
+        user: "u".into(),
+        client: client.into(),
+        conn_info: Some(json("{\"name\":\"Ada\"}")),
+        chan_info: None,
+    };
+    a.add_presence("p", "c1", info("c1")).await.unwrap();
+    b.add_presence("p", "c2", info("c2")).await.unwrap();
+    let seen = a.presence("p").await.unwrap();
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["c1", "c2"]);
+    assert_eq!(
+        seen["c1"].conn_info.as_ref().unwrap().get(),
+        "{\"name\":\"Ada\"}"
+    );
+    b.remove_presence("p", "c2").await.unwrap();
+    assert_eq!(a.presence("p").await.unwrap().len(), 1);
+    // An entry whose node died is not refreshed: it goes at its expiry time.
+    let (hash, expiry) = a.keys.presence("p");
+    let mut conn = a.conn.clone();
+    let _: Value = redis::cmd("ZADD")
+        .arg(&expiry)
+        .arg(now_ms() - 1)
+        .arg("c1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(b.presence("p").await.unwrap().is_empty());
+    let left: i64 = redis::cmd("HLEN")
+        .arg(&hash)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "expired entries are removed, not only hidden");
+}
+
+#[tokio::test]
+async fn a_history_ttl_loses_the_stream_in_redis_itself() {
+    let server = RedisServer::start();
+    let mut config = Config::default();
+    config.channels.history_ttl = Duration::from_millis(100);
+    let (a, _) = node(&server, &config).await;
+    let old = a.publish("t", json("1"), None).await.unwrap();
+    // The time-to-live has to pass: this waits for the clock, not for an event.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let after = a.history("t", HistoryQuery::default()).await.unwrap();
+    assert_eq!(after.position.offset, 0);
+    assert_ne!(after.position.epoch, old.epoch);
+}
+
+#[tokio::test]
+async fn while_redis_is_down_nothing_is_acknowledged_and_health_fails() {
+    let mut server = RedisServer::start();
+    let config = Config::default();
+    let (a, _) = node(&server, &config).await;
+    a.check_writable().await.unwrap();
+    a.publish("d", json("1"), None).await.unwrap();
+    server.kill();
+    assert!(
+        a.publish("d", json("2"), None).await.is_err(),
+        "no false ack"
+    );
+    assert!(a.check_writable().await.is_err());
+    assert!(a.history("d", HistoryQuery::default()).await.is_err());
+}
