@@ -21,9 +21,12 @@ pub struct ServeArgs {
     /// Directory for the database and generated secrets [default: ./data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Storage engine: sqlite or memory [default: sqlite].
+    /// Storage engine: sqlite, memory or redis [default: sqlite].
     #[arg(long)]
     engine: Option<String>,
+    /// The Redis of the redis engine [default: redis://127.0.0.1:6379].
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// When a publication counts as stored: commit or fsync [default: commit].
     #[arg(long)]
     durability: Option<String>,
@@ -55,6 +58,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.engine {
             o.set("engine", v.as_str());
+        }
+        if let Some(v) = &self.redis {
+            o.set("redis", vec![v.clone()]);
         }
         if let Some(v) = &self.durability {
             o.set("durability", v.as_str());

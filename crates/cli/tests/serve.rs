@@ -79,6 +79,19 @@ fn configuration_errors_name_the_key_and_exit_2() {
     let (code, stderr) = run_failing(&["--token-secret", "short"], &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("token_hmac_secret"), "{stderr}");
+    // --redis and DUPLEX_REDIS reach the `redis` key.
+    let (code, stderr) = run_failing(&["--engine", "redis", "--redis", "http://x"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("\"http://x\" is not a Redis URL"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_failing(
+        &["--engine", "redis"],
+        &[("DUPLEX_REDIS", "redis://a:1,redis://b:1")],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("several Redis URLs"), "{stderr}");
 }
 
 #[test]

@@ -22,6 +22,8 @@ pub enum EngineKind {
     Sqlite,
     /// Process memory: lost on restart (every channel gets a new epoch).
     Memory,
+    /// Redis (`redis`): shared by every node on the same Redis and `redis_prefix`.
+    Redis,
 }
 
 /// When a publication counts as stored (the SQLite engine).
@@ -49,6 +51,10 @@ pub struct Config {
     pub engine: EngineKind,
     /// When a publication counts as stored.
     pub durability: Durability,
+    /// The Redis the `redis` engine uses, as `redis://[:PASSWORD@]HOST:PORT[/DB]`.
+    pub redis: Vec<String>,
+    /// Prefix of every Redis key and pub/sub channel, so several hubs can share a Redis.
+    pub redis_prefix: String,
     /// HS256 secret for connection tokens; unset means development mode.
     pub token_hmac_secret: Option<String>,
     /// RS256 public key for tokens: PEM text, or the path of a PEM file.
@@ -134,6 +140,8 @@ impl Default for Config {
             port: 8080,
             data_dir: PathBuf::from("./data"),
             engine: EngineKind::Sqlite,
+            redis: vec!["redis://127.0.0.1:6379".into()],
+            redis_prefix: "duplex".into(),
             durability: Durability::Commit,
             token_hmac_secret: None,
             token_rsa_public_key: None,

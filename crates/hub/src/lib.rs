@@ -48,7 +48,7 @@ impl Hub {
     /// Opens storage and binds `config.host:config.port`.
     pub async fn bind(config: Config) -> Result<Hub, Error> {
         let addr = format!("{}:{}", config.host, config.port);
-        let node = Node::new(config)?;
+        let node = Node::new(config).await?;
         if let Some(jwks) = &node.jwks {
             // Tokens verify from the first connection; a provider that is down now is
             // tried again on every unknown key id and every refresh.

@@ -47,7 +47,7 @@ pub struct Node {
 
 impl Node {
     /// Opens the engine the configuration names and builds the node.
-    pub fn new(config: Config) -> Result<Arc<Node>, Error> {
+    pub async fn new(config: Config) -> Result<Arc<Node>, Error> {
         config.validate()?;
         // Checked here, not at load: development mode adds the namespace after loading.
         if config.demo_ticker && !config.namespaces.contains_key("ticker") {
@@ -74,6 +74,17 @@ impl Node {
                 channels.clone(),
                 delivery,
             )?),
+            EngineKind::Redis => Arc::new(
+                crate::engine::RedisEngine::connect(
+                    &config.redis[0],
+                    &config.redis_prefix,
+                    channels.clone(),
+                    delivery,
+                    // Refreshed at every ping; a node that died leaves entries this long.
+                    (config.ping_interval * 3).max(std::time::Duration::from_secs(30)),
+                )
+                .await?,
+            ),
         };
         let mut websocket = duplex::Config::default();
         websocket.limits.max_message_size = config.max_message_size;
@@ -124,6 +135,29 @@ impl Node {
             },
             config,
         }))
+    }
+
+    /// Registers `client` in `channel` on this node, then has the engine feed the
+    /// channel here; resolves once every publication stored from now on reaches the
+    /// client's queue (so a history read after it misses nothing).
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+        client: &Arc<crate::registry::ClientHandle>,
+        join_leave: bool,
+    ) -> Result<Arc<str>, Error> {
+        let key = self.registry.subscribe(channel, client, join_leave);
+        if let Err(e) = self.engine.subscribe(channel).await {
+            self.registry.unsubscribe(channel, &client.id);
+            return Err(e);
+        }
+        Ok(key)
+    }
+
+    /// Ends what [`subscribe`](Self::subscribe) started.
+    pub fn unsubscribe(&self, channel: &str, client_id: &str) {
+        self.registry.unsubscribe(channel, client_id);
+        self.engine.unsubscribe(channel);
     }
 
     /// Whether storage takes writes now (checked at most once a second).

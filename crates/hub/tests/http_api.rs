@@ -490,6 +490,7 @@ async fn the_demo_ticker_publishes_a_random_walk_through_the_engine() {
     let mut bare = config();
     bare.demo_ticker = true;
     let e = duplex_hub::Node::new(bare)
+        .await
         .err()
         .expect("no ticker namespace")
         .to_string();

@@ -59,6 +59,8 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("port", Kind::Int),
     ("data_dir", Kind::Str),
     ("engine", Kind::Str),
+    ("redis", Kind::List),
+    ("redis_prefix", Kind::Str),
     ("durability", Kind::Str),
     ("token_hmac_secret", Kind::Str),
     ("api_key", Kind::Str),
@@ -325,6 +327,32 @@ impl Config {
         }
         self.token_keys()?;
         self.validate_proxy()?;
+        if self.engine == super::EngineKind::Redis {
+            match self.redis.as_slice() {
+                [] => {
+                    return bad(
+                        "redis",
+                        "the redis engine needs a Redis URL: redis = [\"redis://HOST:PORT\"]",
+                    )
+                }
+                [url] if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                    return bad(
+                        "redis",
+                        &format!("{url:?} is not a Redis URL; use redis://HOST:PORT"),
+                    )
+                }
+                [_] => {}
+                _ => {
+                    return bad(
+                        "redis",
+                        "several Redis URLs (sharding) are not supported yet; give one",
+                    )
+                }
+            }
+            if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
+                return bad("redis_prefix", "must be non-empty, without { or }");
+            }
+        }
         if self.api_key.as_deref() == Some("") {
             return bad(
                 "api_key",

@@ -133,6 +133,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Ends one [`subscribe`](Self::subscribe) of `channel`.
     fn unsubscribe(&self, _channel: &str) {}
 
+    /// How long a presence entry lives unless added again: sessions refresh theirs at
+    /// every ping when the engine's presence expires (shared presence, whose node may
+    /// die); `None`: entries live until removed.
+    fn presence_ttl(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Finishes pending writes and stops; later calls fail.
     fn shutdown(&self) -> BoxFuture<'static, ()>;
 }

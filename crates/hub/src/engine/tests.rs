@@ -39,9 +39,15 @@ async fn engines(
     let (d2, seen2) = sink();
     let (d3, seen3) = sink();
     let server = super::redis::test_server::RedisServer::start();
-    let redis = RedisEngine::connect(&server.url, "test", channels(history_size), d3)
-        .await
-        .unwrap();
+    let redis = RedisEngine::connect(
+        &server.url,
+        "test",
+        channels(history_size),
+        d3,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let list = vec![
         (
             "memory",

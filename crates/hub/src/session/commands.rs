@@ -409,9 +409,16 @@ impl Session {
         let mut info = connected.info();
         info.chan_info = chan_info.clone();
         let handle = connected.handle.clone();
-        // Register first, then read: every publication stored after the read is in the
-        // queue, every one before it in the history; the offset filter drops the overlap.
-        let key = node.registry.subscribe(channel, &handle, join_leave);
+        // Register (and have the engine feed the channel here) first, then read: every
+        // publication stored after the read is in the queue, every one before it in the
+        // history; the offset filter drops the overlap.
+        let key = match node.subscribe(channel, &handle, join_leave).await {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(%channel, error = %e, "the engine cannot feed the channel here");
+                return Err(Failure::Error(ErrorCode::Internal));
+            }
+        };
         let query = if request.recover {
             HistoryQuery {
                 since: Some(request.offset),
@@ -428,7 +435,7 @@ impl Session {
         let history = match node.engine.history(channel, query).await {
             Ok(history) => history,
             Err(e) => {
-                node.registry.unsubscribe(channel, &handle.id);
+                node.unsubscribe(channel, &handle.id);
                 tracing::error!(%channel, error = %e, "history read for subscribe failed");
                 return Err(Failure::Error(ErrorCode::Internal));
             }
@@ -463,7 +470,7 @@ impl Session {
                 result.publications = history.publications;
             } else if request.flag & REJECT_UNRECOVERED != 0 {
                 // The SDK asked for an error instead (it then reloads state itself).
-                node.registry.unsubscribe(channel, &handle.id);
+                node.unsubscribe(channel, &handle.id);
                 return Err(Failure::Error(ErrorCode::UnrecoverablePosition));
             }
         }
@@ -510,7 +517,7 @@ impl Session {
         let mut info = connected.info();
         info.chan_info = subscription.chan_info;
         let node = &self.node;
-        node.registry.unsubscribe(channel, &info.client);
+        node.unsubscribe(channel, &info.client);
         if let Some(options) = node.channels.options(channel) {
             if options.presence {
                 let _ = node.engine.remove_presence(channel, &info.client).await;

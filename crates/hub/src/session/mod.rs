@@ -252,6 +252,7 @@ impl Session {
                     Step::Disconnect(DisconnectCode::Stale)
                 }
                 () = sleep_until(next_ping), if self.connected.is_some() && pong_deadline.is_none() => {
+                    self.refresh_presence();
                     self.out.push(reply::PING.to_owned());
                     next_ping = TokioInstant::now() + config.ping_interval;
                     pong_deadline = Some(TokioInstant::now() + config.pong_timeout);
@@ -284,6 +285,36 @@ impl Session {
     }
 
     /// When an unrefreshed connection is closed (set at connect and at refresh).
+    /// Adds this client's presence entries again where they expire (the Redis engine),
+    /// so they outlive it only if its node dies. In the background: a slow Redis does
+    /// not hold the session.
+    fn refresh_presence(&self) {
+        let (Some(connected), Some(_)) = (&self.connected, self.node.engine.presence_ttl()) else {
+            return;
+        };
+        for channel in connected.subscriptions.keys() {
+            if !self
+                .node
+                .channels
+                .options(channel)
+                .is_some_and(|o| o.presence)
+            {
+                continue;
+            }
+            let add = self.node.engine.add_presence(
+                channel,
+                &connected.handle.id,
+                connected.info_in(channel),
+            );
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                if let Err(e) = add.await {
+                    tracing::warn!(%channel, error = %e, "presence refresh failed");
+                }
+            });
+        }
+    }
+
     fn expiry_deadline(&self) -> Option<TokioInstant> {
         self.connected.as_ref()?.closes_at
     }

@@ -2,6 +2,8 @@
 //! real WebSocket that checks every reply and push it gets.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use duplex::{ClientStream, Message, WebSocket};
 use duplex_hub::auth::{sign, Claims};
 use duplex_hub::config::{Config, EngineKind};

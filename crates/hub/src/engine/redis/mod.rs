@@ -25,9 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How long a presence entry lives unless refreshed.
-pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
-
 fn storage(context: &str) -> impl FnOnce(redis::RedisError) -> Error + '_ {
     move |e| Error::Storage(format!("redis {context}: {e}"))
 }
@@ -77,6 +74,8 @@ pub struct RedisEngine {
     conn: ConnectionManager,
     writer: mpsc::UnboundedSender<PublishOp>,
     feed: feed::Feed,
+    /// How long a presence entry lives unless refreshed (sessions refresh theirs).
+    presence_ttl: Duration,
 }
 
 impl RedisEngine {
@@ -87,6 +86,7 @@ impl RedisEngine {
         prefix: &str,
         channels: Channels,
         delivery: Delivery,
+        presence_ttl: Duration,
     ) -> Result<RedisEngine, Error> {
         let client = redis::Client::open(url).map_err(|e| {
             Error::Config(crate::ConfigError::Key {
@@ -113,6 +113,7 @@ impl RedisEngine {
             conn,
             writer,
             feed,
+            presence_ttl,
         })
     }
 
@@ -406,8 +407,8 @@ impl Engine for RedisEngine {
             .arg(expiry)
             .arg(client)
             .arg(serde_json::to_string(&info).expect("client info serializes"))
-            .arg(now_ms().saturating_add(PRESENCE_TTL.as_millis() as i64))
-            .arg(PRESENCE_TTL.as_secs());
+            .arg(now_ms().saturating_add(self.presence_ttl.as_millis() as i64))
+            .arg(self.presence_ttl.as_secs().max(1));
         let mut conn = self.conn.clone();
         async move {
             let _: Value = cmd
@@ -517,13 +518,19 @@ impl Engine for RedisEngine {
         self.feed.unsubscribe(self.keys.live(channel));
     }
 
+    fn presence_ttl(&self) -> Option<Duration> {
+        Some(self.presence_ttl)
+    }
+
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         let feed = self.feed.clone();
         async move { feed.stop() }.boxed()
     }
 }
 
+/// The integration tests' `redis-server` helper, shared with the unit tests.
 #[cfg(test)]
+#[path = "../../../tests/common/redis_server.rs"]
 pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;

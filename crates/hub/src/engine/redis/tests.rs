@@ -26,9 +26,15 @@ async fn node(server: &RedisServer, config: &Config) -> (RedisEngine, Delivered)
             .unwrap()
             .push((channel.to_owned(), p.offset, epoch.to_owned()));
     });
-    let engine = RedisEngine::connect(&server.url, "hub", channels(config), delivery)
-        .await
-        .unwrap();
+    let engine = RedisEngine::connect(
+        &server.url,
+        "hub",
+        channels(config),
+        delivery,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     (engine, delivered)
 }
 

@@ -1,0 +1,186 @@
+//! Several hub nodes on one Redis (`engine = "redis"`), each a real hub on its own port,
+//! with a real `redis-server` started by the test.
+
+mod common;
+
+use common::redis_server::RedisServer;
+use common::*;
+use duplex_hub::config::{Config, EngineKind};
+use serde_json::{json, Value};
+
+fn redis_config(server: &RedisServer) -> Config {
+    let mut config = config();
+    config.engine = EngineKind::Redis;
+    config.redis = vec![server.url.clone()];
+    config
+}
+
+async fn subscribed(hub: &TestHub, user: &str, channel: &str) -> (Client, Value) {
+    let mut client = Client::connect(hub, &token(user)).await;
+    let reply = client
+        .call(json!({"subscribe": {"channel": channel}}))
+        .await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    (client, reply)
+}
+
+#[tokio::test]
+async fn clients_on_every_node_get_what_any_node_published() {
+    let server = RedisServer::start();
+    let nodes = [
+        TestHub::start(redis_config(&server)).await,
+        TestHub::start(redis_config(&server)).await,
+        TestHub::start(redis_config(&server)).await,
+    ];
+    let (mut on_b, _) = subscribed(&nodes[1], "bob", "chat:room").await;
+    let (mut on_c, _) = subscribed(&nodes[2], "cy", "chat:room").await;
+    // A backend publishes through node A's API...
+    let (status, answer) = nodes[0]
+        .api("publish", json!({"channel": "chat:room", "data": {"n": 1}}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["offset"], 1);
+    for client in [&mut on_b, &mut on_c] {
+        let push = client.push().await;
+        assert_eq!(
+            (&push["pub"]["data"], &push["pub"]["offset"]),
+            (&json!({"n": 1}), &json!(1)),
+            "{push}"
+        );
+    }
+    // ...and a client on node C publishes: B gets it with the publisher's info.
+    let reply = on_c
+        .call(json!({"publish": {"channel": "chat:room", "data": {"n": 2}}}))
+        .await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    let push = on_b.push().await;
+    assert_eq!(push["pub"]["offset"], 2, "{push}");
+    assert_eq!(push["pub"]["info"]["user"], "cy", "{push}");
+    let own = on_c.push().await;
+    assert_eq!(own["pub"]["offset"], 2, "{own}");
+}
+
+#[tokio::test]
+async fn presence_and_history_are_the_same_from_every_node() {
+    let server = RedisServer::start();
+    let a = TestHub::start(redis_config(&server)).await;
+    let b = TestHub::start(redis_config(&server)).await;
+    let (_ada, _) = subscribed(&a, "ada", "chat:p").await;
+    let (_bob, _) = subscribed(&b, "bob", "chat:p").await;
+    for n in 1..=3 {
+        b.api("publish", json!({"channel": "chat:p", "data": {"n": n}}))
+            .await;
+    }
+    for hub in [&a, &b] {
+        let (_, presence) = hub.api("presence", json!({"channel": "chat:p"})).await;
+        let mut users: Vec<&str> = presence["result"]["presence"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|c| c["user"].as_str().unwrap())
+            .collect();
+        users.sort_unstable();
+        assert_eq!(users, ["ada", "bob"], "{presence}");
+    }
+    let (_, from_a) = a
+        .api("history", json!({"channel": "chat:p", "limit": -1}))
+        .await;
+    let (_, from_b) = b
+        .api("history", json!({"channel": "chat:p", "limit": -1}))
+        .await;
+    assert_eq!(from_a["result"], from_b["result"]);
+    assert_eq!(
+        from_a["result"]["publications"].as_array().unwrap().len(),
+        3,
+        "{from_a}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_whose_node_went_away_recovers_on_another() {
+    let server = RedisServer::start();
+    let mut a = TestHub::start(redis_config(&server)).await;
+    let b = TestHub::start(redis_config(&server)).await;
+    let (mut client, reply) = subscribed(&a, "ada", "chat:r").await;
+    let epoch = reply["subscribe"]["epoch"].clone();
+    b.api("publish", json!({"channel": "chat:r", "data": {"n": 1}}))
+        .await;
+    assert_eq!(client.push().await["pub"]["offset"], 1);
+    a.stop().await;
+    // Published while the client has no node.
+    for n in 2..=4 {
+        let (status, _) = b
+            .api("publish", json!({"channel": "chat:r", "data": {"n": n}}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let mut again = Client::connect(&b, &token("ada")).await;
+    let reply = again
+        .call(json!({"subscribe": {"channel": "chat:r", "recover": true, "offset": 1, "epoch": epoch}}))
+        .await;
+    let result = &reply["subscribe"];
+    assert_eq!(result["recovered"], true, "{reply}");
+    let offsets: Vec<u64> = result["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [2, 3, 4], "{reply}");
+    // And it is live on the new node.
+    b.api("publish", json!({"channel": "chat:r", "data": {"n": 5}}))
+        .await;
+    assert_eq!(again.push().await["pub"]["offset"], 5);
+}
+
+#[tokio::test]
+async fn two_hubs_with_different_prefixes_do_not_see_each_other() {
+    let server = RedisServer::start();
+    let a = TestHub::start(redis_config(&server)).await;
+    let mut other = redis_config(&server);
+    other.redis_prefix = "other".into();
+    let b = TestHub::start(other).await;
+    let (_, first) = a
+        .api("publish", json!({"channel": "chat:x", "data": 1}))
+        .await;
+    let (_, second) = b
+        .api("publish", json!({"channel": "chat:x", "data": 1}))
+        .await;
+    assert_eq!(first["result"]["offset"], 1);
+    assert_eq!(second["result"]["offset"], 1, "its own stream: {second}");
+}
+
+#[test]
+fn redis_configuration_errors_name_the_key() {
+    for (urls, expected) in [
+        (vec![], "needs a Redis URL"),
+        (vec!["http://127.0.0.1:6379".to_owned()], "not a Redis URL"),
+        (
+            vec!["redis://a:1".to_owned(), "redis://b:1".to_owned()],
+            "not supported yet",
+        ),
+    ] {
+        let mut config = config();
+        config.engine = EngineKind::Redis;
+        config.redis = urls;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("redis") && message.contains(expected),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_stops_the_start_with_a_clear_error() {
+    let server = RedisServer::start();
+    let mut config = redis_config(&server);
+    drop(server);
+    config.redis = vec![config.redis[0].clone()];
+    let error = duplex_hub::Hub::bind(config)
+        .await
+        .err()
+        .expect("no Redis: no hub")
+        .to_string();
+    assert!(error.contains("redis"), "{error}");
+}
