@@ -146,7 +146,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn node() -> Arc<duplex_hub::Node> {
+fn node(runtime: &tokio::runtime::Runtime) -> Arc<duplex_hub::Node> {
     let mut config = duplex_hub::Config {
         engine: duplex_hub::config::EngineKind::Memory,
         token_hmac_secret: Some(SECRET.into()),
@@ -155,7 +155,9 @@ fn node() -> Arc<duplex_hub::Node> {
     };
     config.channels.history_size = 16;
     config.namespaces.insert("chat".into(), Default::default());
-    duplex_hub::Node::new(config).expect("the fuzz configuration is valid")
+    runtime
+        .block_on(duplex_hub::Node::new(config))
+        .expect("the fuzz configuration is valid")
 }
 
 /// An API call: the first byte picks the method, the rest is the body.
@@ -172,7 +174,8 @@ pub fn api(data: &[u8]) {
                 .enable_time()
                 .build()
                 .expect("a runtime");
-            *hub = Some((runtime, node(), 0));
+            let node = node(&runtime);
+            *hub = Some((runtime, node, 0));
         }
         let (runtime, node, n) = hub.as_mut().expect("set above");
         *n += 1;
