@@ -11,25 +11,13 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const { CHROMIUM, CHROMIUM_ARGS: ARGS, Checks } = require('./support');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_MS = 30000;
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PHONE = { width: 390, height: 844 };
 
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    passed += 1;
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e.message}`);
-  }
-}
+const checks = new Checks();
+const check = (name, body) => checks.check(name, body);
 
 async function open(context, url, name, errors) {
   const page = await context.newPage();
@@ -168,8 +156,7 @@ async function main() {
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
   }
-  console.log(`admin page: ${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+  checks.finish('admin page');
 }
 
 main().catch((e) => { console.log(`FAIL admin page: ${e.stack || e}`); process.exit(1); });

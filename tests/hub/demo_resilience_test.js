@@ -25,34 +25,22 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { EventEmitter } = require('node:events');
 const { setTimeout: delay } = require('node:timers/promises');
 const { chromium } = require('playwright-core');
+const support = require('./support');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const { CHROMIUM, CHROMIUM_ARGS: ARGS, guard } = support;
 const CENTRIFUGE_DIST = path.join(__dirname, '../../node_modules/centrifuge/dist/centrifuge.js');
 const TIMEOUT_MS = 30000; // one awaited condition (shared, busy CPUs)
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SYMBOLS = ['DPLX', 'WSKT', 'HUBB', 'SQLT'];
 const PUBLISH_EVERY_MS = 75; // per symbol: the backend's pace, not a synchronisation
 const SECRET = crypto.randomBytes(32).toString('hex');
 const API_KEY = crypto.randomBytes(16).toString('hex');
 const ROOM = `resilience-${process.pid}`;
 
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    passed += 1;
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e.message}`);
-  }
-}
+const checks = new support.Checks();
+const check = (name, body) => checks.check(name, body);
 
 function fatal(message) {
   console.log(`FAIL demo resilience: ${message}`);
@@ -60,25 +48,8 @@ function fatal(message) {
   process.exit(1);
 }
 
-/** Rejects with "timed out after MS ms waiting for WHAT" unless `promise` settles first. */
-function guard(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves once `condition()` holds, checking now and after every `event` of `emitter`. */
-function until(emitter, event, condition, what, ms = TIMEOUT_MS) {
-  if (condition()) return Promise.resolve();
-  let handler;
-  const waiting = new Promise((resolve) => {
-    handler = () => { if (condition()) resolve(); };
-    emitter.on(event, handler);
-  });
-  return guard(waiting, ms, what).finally(() => emitter.off(event, handler));
-}
+const until = (emitter, event, condition, what, ms = TIMEOUT_MS) =>
+  support.until(emitter, event, condition, what, ms);
 
 function assert(ok, message) {
   if (!ok) throw new Error(message);
@@ -111,33 +82,15 @@ history_size = 3
 const hubs = new Set();
 /** Starts `duplex serve` on `port` (0: any) with `dir`; resolves once it listens. */
 function startHub(dir, port) {
-  // Unknown DUPLEX_* variables are a startup error: pass none from our environment.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DUPLEX_')));
-  const args = ['serve', '--config', path.join(dir, 'config.toml'), '--host', '127.0.0.1',
-    '--port', String(port), '--data-dir', path.join(dir, 'data'), '--engine', 'sqlite',
-    '--token-secret', SECRET, '--api-key', API_KEY];
-  const child = spawn(process.env.HUB_BIN, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  if (child.pid) fs.appendFileSync(process.env.HUB_PID_FILE, `${child.pid}\n`);
-  hubs.add(child);
-  const log = fs.createWriteStream(path.join(dir, 'hub.log'), { flags: 'a' });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-    hubs.delete(child);
-    resolve({ code, signal });
-  }));
-  let buffered = '';
-  const listening = new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.stderr.on('data', (chunk) => {
-      log.write(chunk);
-      buffered += chunk.toString();
-      const match = /duplex hub listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(buffered);
-      if (match) resolve(Number(match[1]));
-    });
-    exited.then(({ code, signal }) => reject(new Error(
-      `duplex serve exited (code ${code}, signal ${signal}) before listening:\n${buffered.slice(-2000)}`)));
+  return support.startHub({
+    bin: process.env.HUB_BIN,
+    args: ['--config', path.join(dir, 'config.toml'), '--host', '127.0.0.1', '--port', String(port),
+      '--data-dir', path.join(dir, 'data'), '--engine', 'sqlite', '--token-secret', SECRET, '--api-key', API_KEY],
+    pidFile: process.env.HUB_PID_FILE,
+    logFile: path.join(dir, 'hub.log'),
+    hubs,
+    ms: TIMEOUT_MS,
   });
-  return guard(listening, TIMEOUT_MS, `duplex serve to listen (log: ${dir}/hub.log)`)
-    .then((p) => ({ child, exited, port: p, base: `http://127.0.0.1:${p}` }));
 }
 
 process.on('exit', () => {
@@ -608,27 +561,26 @@ async function main() {
   } finally {
     await backend.stop().catch((e) => console.log(`FAIL demo resilience: ${e.message}`));
     if (backend.hubErrors.length) {
-      failed += 1;
+      checks.failed += 1;
       console.log(`FAIL the hub answered the backend with errors: ${backend.hubErrors.slice(0, 3).join('; ')}`);
     }
     if (relay) relay.close();
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
     if (hub.child.exitCode !== null || hub.child.signalCode !== null) {
-      failed += 1;
+      checks.failed += 1;
       console.log(`FAIL the hub exited during the tests (code ${hub.child.exitCode}, signal ${hub.child.signalCode}); log: ${dir}/hub.log`);
     }
     const stopping = hub.exited;
     hub.child.kill('SIGTERM');
     await guard(stopping, TIMEOUT_MS, 'the hub to stop on SIGTERM').catch((e) => {
-      failed += 1;
+      checks.failed += 1;
       console.log(`FAIL ${e.message}`);
     });
-    if (failed === 0) fs.rmSync(dir, { recursive: true, force: true });
+    if (checks.failed === 0) fs.rmSync(dir, { recursive: true, force: true });
     else console.log(`hub logs kept in ${dir}`);
   }
-  console.log(`demo resilience: ${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+  checks.finish('demo resilience');
 }
 
 main().catch((e) => { console.log(`FAIL demo resilience: ${e.stack || e}`); process.exit(1); });

@@ -20,10 +20,10 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { EventEmitter } = require('node:events');
 const WebSocket = require('ws');
 const { Centrifuge } = require('centrifuge');
+const support = require('./support');
 
 function need(name) {
   const value = process.env[name];
@@ -62,15 +62,7 @@ function token(claims, secret = SECRET) {
   return `${unsigned}.${signature}`;
 }
 
-/** Rejects with "timed out after MS ms waiting for WHAT" unless `promise` settles first. */
-function guard(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    timer.unref(); // a guard left over from a race does not keep the process alive
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+const { guard } = support;
 
 /** Resolves with the first `event` whose argument passes `filter`. */
 function next(emitter, event, what, { filter = () => true, ms = STEP_MS } = {}) {
@@ -84,18 +76,8 @@ function next(emitter, event, what, { filter = () => true, ms = STEP_MS } = {}) 
   return guard(waiting, ms, what).finally(() => emitter.off(event, handler));
 }
 
-/** Resolves once `condition()` holds, checking now and after every `event` of `emitter`. */
-function until(emitter, event, condition, what, ms = STEP_MS) {
-  if (condition()) return Promise.resolve();
-  let handler;
-  const waiting = new Promise((resolve) => {
-    handler = () => {
-      if (condition()) resolve();
-    };
-    emitter.on(event, handler);
-  });
-  return guard(waiting, ms, what).finally(() => emitter.off(event, handler));
-}
+const until = (emitter, event, condition, what, ms = STEP_MS) =>
+  support.until(emitter, event, condition, what, ms);
 
 /** POST /api/METHOD on a hub; returns `result`, throws with the hub's error code. */
 async function api(method, body, base = HUB_URL) {
@@ -373,32 +355,15 @@ class Publisher extends EventEmitter {
 /** Starts `duplex serve` with HUB_CONFIG, its own data dir and `port`; resolves when it listens. */
 const hubs = new Set();
 function startHub({ dataDir, port }) {
-  // Unknown DUPLEX_* variables are a startup error: pass none from our environment.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DUPLEX_')));
-  const args = ['serve', '--config', HUB_CONFIG, '--host', '127.0.0.1', '--port', String(port),
-    '--data-dir', dataDir, '--engine', 'sqlite', '--token-secret', SECRET, '--api-key', API_KEY];
-  const child = spawn(HUB_BIN, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  hubs.add(child);
-  if (child.pid) fs.appendFileSync(PID_FILE, `${child.pid}\n`);
-  const log = fs.createWriteStream(path.join(dataDir, 'hub.log'), { flags: 'a' });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-    hubs.delete(child);
-    resolve({ code, signal });
-  }));
-  let buffered = '';
-  const listening = new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.stderr.on('data', (chunk) => {
-      log.write(chunk);
-      buffered += chunk.toString();
-      const match = /duplex hub listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(buffered);
-      if (match) resolve(Number(match[1]));
-    });
-    exited.then(({ code, signal }) => reject(new Error(
-      `duplex serve exited (code ${code}, signal ${signal}) before listening:\n${buffered.slice(-2000)}`)));
+  return support.startHub({
+    bin: HUB_BIN,
+    args: ['--config', HUB_CONFIG, '--host', '127.0.0.1', '--port', String(port),
+      '--data-dir', dataDir, '--engine', 'sqlite', '--token-secret', SECRET, '--api-key', API_KEY],
+    pidFile: PID_FILE,
+    logFile: path.join(dataDir, 'hub.log'),
+    hubs,
+    ms: 15000,
   });
-  return guard(listening, 15000, `duplex serve to log its listening line (log: ${dataDir}/hub.log)`)
-    .then((actualPort) => ({ child, port: actualPort, exited, base: `http://127.0.0.1:${actualPort}` }));
 }
 
 process.on('exit', () => {
