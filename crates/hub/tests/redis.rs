@@ -155,6 +155,7 @@ fn redis_configuration_errors_name_the_key() {
     for (urls, expected) in [
         (vec![], "needs a Redis URL"),
         (vec!["http://127.0.0.1:6379".to_owned()], "not a Redis URL"),
+        (vec!["rediss://127.0.0.1:6379".to_owned()], "TLS to Redis"),
         (
             vec!["redis://a:1".to_owned(), "redis://b:1".to_owned()],
             "not supported yet",

@@ -335,11 +335,11 @@ impl Config {
                         "the redis engine needs a Redis URL: redis = [\"redis://HOST:PORT\"]",
                     )
                 }
-                [url] if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
-                    return bad(
-                        "redis",
-                        &format!("{url:?} is not a Redis URL; use redis://HOST:PORT"),
-                    )
+                [url] if url.starts_with("rediss://") => {
+                    return bad("redis", "TLS to Redis (rediss://) is not supported yet; use redis:// on a private network or a TLS tunnel")
+                }
+                [url] if !url.starts_with("redis://") => {
+                    return bad("redis", &format!("{url:?} is not a Redis URL; use redis://HOST:PORT"))
                 }
                 [_] => {}
                 _ => {

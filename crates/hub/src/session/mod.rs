@@ -284,10 +284,10 @@ impl Session {
         }
     }
 
-    /// When an unrefreshed connection is closed (set at connect and at refresh).
     /// Adds this client's presence entries again where they expire (the Redis engine),
     /// so they outlive it only if its node dies. In the background: a slow Redis does
-    /// not hold the session.
+    /// not hold the session (a refresh that lands after a leave leaves an entry for at
+    /// most the presence TTL).
     fn refresh_presence(&self) {
         let (Some(connected), Some(_)) = (&self.connected, self.node.engine.presence_ttl()) else {
             return;
@@ -315,6 +315,7 @@ impl Session {
         }
     }
 
+    /// When an unrefreshed connection is closed (set at connect and at refresh).
     fn expiry_deadline(&self) -> Option<TokioInstant> {
         self.connected.as_ref()?.closes_at
     }

@@ -5,8 +5,9 @@
 //! One task owns the connection and does one thing at a time, in the order asked: a
 //! subscribe is answered only once Redis confirmed it, so a session that then reads
 //! history misses nothing in between. A lost connection is reopened with backoff and
-//! every channel subscribed again; a publication lost meanwhile shows as an offset gap
-//! at the next one, and the session disconnects its client to recover (3010).
+//! every channel subscribed again, and what was stored meanwhile is delivered from the
+//! streams. Every pub/sub command is bounded in time, and the connection is probed with
+//! a ping every few seconds: a silent connection is replaced, not waited on.
 
 use super::{parse_data, parse_info, Keys};
 use crate::engine::Delivery;
@@ -41,10 +42,11 @@ impl Feed {
         client: redis::Client,
         keys: Keys,
         delivery: Delivery,
+        conn: redis::aio::ConnectionManager,
     ) -> Result<Feed, Error> {
         let pubsub = client.get_async_pubsub().await.map_err(down)?;
         let (ops, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(client, keys, delivery, pubsub, queue));
+        tokio::spawn(run(client, keys, delivery, pubsub, queue, conn));
         Ok(Feed { ops })
     }
 
@@ -102,68 +104,163 @@ fn parse(payload: &[u8]) -> Result<(Publication, String), Error> {
     ))
 }
 
+/// How long one pub/sub command may take before the connection counts as broken.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the connection is probed with a ping.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// A ping through the pub/sub connection itself (a subscribed connection answers
+/// `["pong", ""]`, not `PONG`: any answer will do).
+async fn ping(sink: &mut redis::aio::PubSubSink) -> Result<(), Error> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(down(e)),
+        Err(_) => Err(down(format!(
+            "no answer to a ping within {COMMAND_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// `command` within [`COMMAND_TIMEOUT`].
+async fn bounded(
+    command: impl std::future::Future<Output = redis::RedisResult<()>>,
+) -> Result<(), Error> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+        Ok(result) => result.map_err(down),
+        Err(_) => Err(down(format!("no answer within {COMMAND_TIMEOUT:?}"))),
+    }
+}
+
 async fn run(
     client: redis::Client,
     keys: Keys,
     delivery: Delivery,
     pubsub: redis::aio::PubSub,
     mut ops: mpsc::UnboundedReceiver<Op>,
+    mut conn: redis::aio::ConnectionManager,
 ) {
     // Live channel to the number of subscriptions that asked for it.
     let mut wanted: HashMap<String, usize> = HashMap::new();
+    // Live channel to the last (offset, epoch) delivered, to catch up after an outage.
+    let mut last: HashMap<String, (u64, String)> = HashMap::new();
     let (mut sink, mut stream) = pubsub.split();
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        // Why the connection must be replaced, if it must.
+        let broken: Option<Error> = tokio::select! {
             op = ops.recv() => match op {
                 None | Some(Op::Stop) => return,
                 Some(Op::Subscribe(live, reply)) => {
                     let count = wanted.entry(live.clone()).or_default();
                     *count += 1;
                     let result = if *count == 1 {
-                        sink.subscribe(&live).await.map_err(down)
+                        bounded(sink.subscribe(&live)).await
                     } else {
                         Ok(())
                     };
+                    let broken = result.as_ref().err().map(down);
                     if result.is_err() {
                         // Not live: the caller gives up its subscription.
                         release(&mut wanted, &live);
                     }
                     let _ = reply.send(result);
+                    broken
                 }
                 Some(Op::Unsubscribe(live)) => {
                     if release(&mut wanted, &live) {
-                        if let Err(e) = sink.unsubscribe(&live).await {
-                            tracing::debug!(channel = %live, error = %e, "redis unsubscribe failed");
-                        }
+                        last.remove(&live);
+                        bounded(sink.unsubscribe(&live)).await.err()
+                    } else {
+                        None
                     }
                 }
                 Some(Op::Check(reply)) => {
-                    let result = tokio::time::timeout(Duration::from_secs(2), sink.ping::<String>())
-                        .await
-                        .map_err(|_| down("no answer to a ping within 2 s"))
-                        .and_then(|r| r.map(|_| ()).map_err(down));
+                    let result = ping(&mut sink).await;
+                    let broken = result.as_ref().err().map(down);
                     let _ = reply.send(result);
+                    broken
                 }
             },
+            _ = probe.tick() => ping(&mut sink).await.err(),
             message = stream.next() => match message {
                 Some(message) => {
                     let live = message.get_channel_name();
-                    let Some(channel) = keys.channel_of_live(live) else {
-                        continue;
-                    };
-                    match parse(message.get_payload_bytes()) {
-                        Ok((publication, epoch)) => delivery(channel, &publication, &epoch),
-                        Err(e) => tracing::error!(%channel, error = %e, "undeliverable live message"),
+                    if let Some(channel) = keys.channel_of_live(live) {
+                        match parse(message.get_payload_bytes()) {
+                            Ok((publication, epoch)) => {
+                                delivery(channel, &publication, &epoch);
+                                // After a catch-up the feed may repeat older offsets.
+                                match last.get_mut(live) {
+                                    Some((o, e)) if *e == epoch => *o = (*o).max(publication.offset),
+                                    _ => {
+                                        last.insert(live.to_owned(), (publication.offset, epoch));
+                                    }
+                                }
+                            }
+                            Err(e) => tracing::error!(%channel, error = %e, "undeliverable live message"),
+                        }
                     }
+                    None
                 }
-                None => {
-                    tracing::warn!("redis pub/sub connection lost; reconnecting");
-                    let Some(pubsub) = reconnect(&client, &mut wanted, &mut ops).await else {
-                        return;
-                    };
-                    (sink, stream) = pubsub.split();
-                }
+                None => Some(down("the connection closed")),
             },
+        };
+        if let Some(reason) = broken {
+            tracing::warn!(error = %reason, "redis pub/sub connection lost; reconnecting");
+            let Some(pubsub) = reconnect(&client, &mut wanted, &mut ops).await else {
+                return;
+            };
+            (sink, stream) = pubsub.split();
+            catch_up(&mut conn, &keys, &delivery, &mut last).await;
+        }
+    }
+}
+
+/// After an outage: delivers what each fed channel stored since the last publication
+/// delivered, from its stream, so subscribers see no gap. A stream whose epoch changed
+/// meanwhile is left alone: its subscribers learn it at its next publication (3010).
+async fn catch_up(
+    conn: &mut redis::aio::ConnectionManager,
+    keys: &Keys,
+    delivery: &Delivery,
+    last: &mut HashMap<String, (u64, String)>,
+) {
+    for (live, (offset, epoch)) in last.iter_mut() {
+        let Some(channel) = keys.channel_of_live(live) else {
+            continue;
+        };
+        let read = redis::pipe()
+            .cmd("HGET")
+            .arg(keys.meta(channel))
+            .arg("e")
+            .cmd("XRANGE")
+            .arg(keys.stream(channel))
+            .arg(format!("({offset}-0"))
+            .arg("+")
+            .query_async::<(Option<String>, Vec<redis::Value>)>(conn)
+            .await;
+        let entries = match read {
+            Ok((Some(now), entries)) if now == *epoch => entries,
+            Ok(_) => {
+                tracing::info!(%channel, "the stream was lost during the outage; its subscribers learn it at its next publication");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%channel, error = %e, "catching up after the outage failed; subscribers learn of a gap at the next publication");
+                continue;
+            }
+        };
+        for value in &entries {
+            match super::entry(value) {
+                Ok((_, publication)) => {
+                    delivery(channel, &publication, epoch);
+                    *offset = publication.offset;
+                }
+                Err(e) => {
+                    tracing::error!(%channel, error = %e, "undeliverable stored publication")
+                }
+            }
         }
     }
 }
@@ -194,19 +291,21 @@ async fn reconnect(
     loop {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            for live in wanted.keys() {
-                pubsub.subscribe(live).await?;
+            let channels: Vec<&String> = wanted.keys().collect();
+            if !channels.is_empty() {
+                pubsub.subscribe(channels).await?;
             }
             Ok::<_, redis::RedisError>(pubsub)
         };
-        match attempt.await {
-            Ok(pubsub) => {
+        match tokio::time::timeout(COMMAND_TIMEOUT, attempt).await {
+            Ok(Ok(pubsub)) => {
                 tracing::info!(channels = wanted.len(), "redis pub/sub connection restored");
                 return Some(pubsub);
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "redis pub/sub reconnect failed; retrying in {backoff:?}")
             }
+            Err(_) => tracing::warn!("redis pub/sub reconnect timed out; retrying in {backoff:?}"),
         }
         let deadline = tokio::time::sleep(backoff);
         tokio::pin!(deadline);

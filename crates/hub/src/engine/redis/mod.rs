@@ -45,8 +45,10 @@ impl Keys {
     fn stream(&self, channel: &str) -> String {
         self.key(channel, "s")
     }
+    /// Hex-encoded: a key cannot contain `}` and alias another channel's keys.
     fn idempotency(&self, channel: &str, key: &str) -> String {
-        self.key(channel, &format!("i:{key}"))
+        let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+        self.key(channel, &format!("i:{hex}"))
     }
     fn presence(&self, channel: &str) -> (String, String) {
         (self.key(channel, "p"), self.key(channel, "z"))
@@ -106,7 +108,7 @@ impl RedisEngine {
         };
         let (writer, queue) = mpsc::unbounded_channel();
         tokio::spawn(write(conn.clone(), queue));
-        let feed = feed::Feed::start(client, keys.clone(), delivery).await?;
+        let feed = feed::Feed::start(client, keys.clone(), delivery, conn.clone()).await?;
         Ok(RedisEngine {
             channels,
             keys,
@@ -128,8 +130,14 @@ impl RedisEngine {
             .channels
             .options(channel)
             .ok_or_else(|| Error::UnknownChannel(channel.into()))?;
+        // Compact (no newline): the live message separates its parts by newlines, and
+        // a token's or a backend's info is kept as it was written.
         let info = info
-            .map(|i| serde_json::to_string(i).expect("client info serializes"))
+            .map(|i| {
+                serde_json::to_value(i)
+                    .map(|v| v.to_string())
+                    .expect("client info serializes")
+            })
             .unwrap_or_default();
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(scripts::PUBLISH)
@@ -346,11 +354,8 @@ impl Engine for RedisEngine {
             .arg(self.keys.stream(channel))
             .arg(new_epoch())
             .arg(ttl.as_millis().max(1) as u64)
-            .arg(
-                query
-                    .since
-                    .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
-            )
+            // As text: Lua would print a large number as 1e+14.
+            .arg(query.since.map_or("-1".to_owned(), |s| s.to_string()))
             .arg(
                 query
                     .limit

@@ -47,7 +47,8 @@ return {offset, epoch}
 /// where entries are `XRANGE`/`XREVRANGE` replies.
 ///
 /// KEYS: meta, stream.
-/// ARGV: a new epoch, history TTL ms, since (`-1`: none), limit (`-1`: all), reverse (`1`).
+/// ARGV: a new epoch, history TTL ms, since (decimal text; `-1`: none), limit (`-1`:
+/// all), reverse (`1`).
 pub const HISTORY: &str = r"
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'e')
@@ -63,12 +64,14 @@ local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
 if #first > 0 then
   oldest = tonumber(string.match(first[1][1], '^(%d+)'))
 end
-local since, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local since, limit = ARGV[3], tonumber(ARGV[4])
 local entries = {}
+-- Newest first before offset 0: nothing (and XREVRANGE refuses the bound).
+if ARGV[5] == '1' and since == '0' then limit = 0 end
 if limit ~= 0 then
   local bound = '+'
   if ARGV[5] ~= '1' then bound = '-' end
-  if since >= 0 then bound = '(' .. since .. '-0' end
+  if since ~= '-1' then bound = '(' .. since .. '-0' end
   local args
   if ARGV[5] == '1' then
     args = {'XREVRANGE', stream, bound, '-'}

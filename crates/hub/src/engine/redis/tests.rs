@@ -210,3 +210,114 @@ async fn while_redis_is_down_nothing_is_acknowledged_and_health_fails() {
     assert!(a.check_writable().await.is_err());
     assert!(a.history("d", HistoryQuery::default()).await.is_err());
 }
+
+#[tokio::test]
+async fn health_holds_with_subscriptions_and_info_with_newlines_is_delivered() {
+    let server = RedisServer::start();
+    let config = Config::default();
+    let (a, _) = node(&server, &config).await;
+    let (b, on_b) = node(&server, &config).await;
+    b.subscribe("h").await.unwrap();
+    // A subscribed connection answers a ping differently.
+    b.check_writable().await.unwrap();
+    let info = ClientInfo {
+        user: "u".into(),
+        client: "c".into(),
+        // As a backend may write it.
+        conn_info: Some(json("{\n  \"name\": \"Ada\"\n}")),
+        chan_info: None,
+    };
+    a.publish("h", json("{\"text\":\"a\\nb\"}"), Some(info))
+        .await
+        .unwrap();
+    let seen = delivered_n(&on_b, 1).await;
+    assert_eq!(seen[0].1, 1);
+}
+
+#[tokio::test]
+async fn odd_history_bounds_are_answered_not_refused() {
+    let server = RedisServer::start();
+    let (a, _) = node(&server, &Config::default()).await;
+    a.publish("o", json("1"), None).await.unwrap();
+    for query in [
+        HistoryQuery {
+            since: Some(1_000_000_000_000_000),
+            limit: None,
+            reverse: false,
+        },
+        HistoryQuery {
+            since: Some(0),
+            limit: None,
+            reverse: true,
+        },
+    ] {
+        let history = a.history("o", query).await.unwrap();
+        assert!(history.publications.is_empty(), "{query:?}");
+        assert_eq!(history.position.offset, 1);
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_encoded_in_key_names() {
+    let server = RedisServer::start();
+    let (a, _) = node(&server, &Config::default()).await;
+    // Unencoded, a `}` would end the hash tag and could alias another channel's keys.
+    let first = a
+        .publish_once("k", json("1"), None, "X}:m".into())
+        .await
+        .unwrap();
+    let again = a
+        .publish_once("k", json("1"), None, "X}:m".into())
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    let mut conn = a.conn.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.contains(&"hub:{k}:i:587d3a6d".to_owned()), "{keys:?}");
+    assert!(keys.iter().all(|k| !k.contains("X}")), "{keys:?}");
+}
+
+#[tokio::test]
+async fn after_the_feed_connection_is_killed_nothing_is_missed() {
+    let server = RedisServer::start();
+    let config = Config::default();
+    let (a, _) = node(&server, &config).await;
+    let (b, on_b) = node(&server, &config).await;
+    b.subscribe("g").await.unwrap();
+    a.publish("g", json("1"), None).await.unwrap();
+    delivered_n(&on_b, 1).await;
+    let mut conn = a.conn.clone();
+    let _: Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for n in 2..=4 {
+        a.publish("g", json(&n.to_string()), None).await.unwrap();
+    }
+    // In offset order, each at least once (a repeat is dropped by the session), no gap.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut top = 0;
+        let mut gap = false;
+        for (_, offset, _) in on_b.lock().unwrap().iter() {
+            if *offset > top + 1 {
+                gap = true;
+            }
+            top = top.max(*offset);
+        }
+        assert!(!gap, "a gap: {:?}", on_b.lock().unwrap());
+        if top == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", on_b.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    b.check_writable().await.unwrap();
+}
