@@ -229,6 +229,26 @@ impl Registry {
             .collect()
     }
 
+    /// The `n` channels with the most subscribers here (then by name), without copying
+    /// every channel's name under the lock that fan-out takes.
+    pub fn busiest_channels(&self, n: usize) -> Vec<(String, usize)> {
+        let mut top: Vec<(usize, Arc<str>)> = {
+            let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            let mut counts: Vec<(usize, &Arc<str>)> =
+                channels.iter().map(|(c, s)| (s.len(), c)).collect();
+            let cmp = |(a, x): &(usize, &Arc<str>), (b, y): &(usize, &Arc<str>)| {
+                b.cmp(a).then_with(|| x.cmp(y))
+            };
+            if counts.len() > n {
+                counts.select_nth_unstable_by(n, cmp);
+                counts.truncate(n);
+            }
+            counts.into_iter().map(|(k, c)| (k, c.clone())).collect()
+        };
+        top.sort_unstable_by(|(a, x), (b, y)| b.cmp(a).then_with(|| x.cmp(y)));
+        top.into_iter().map(|(k, c)| (c.to_string(), k)).collect()
+    }
+
     /// The number of connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -316,5 +336,40 @@ impl Registry {
             };
             subscriber.client.offer(item);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busiest_channels_are_the_top_n_by_subscribers_then_name() {
+        let registry = Registry::new(Arc::new(Metrics::default()));
+        let mut receivers = Vec::new();
+        for i in 0..6 {
+            let (client, rx) = ClientHandle::new(format!("c{i}"), String::new(), 8);
+            receivers.push(rx);
+            // Channel "n{k}" gets k subscribers; "m2" ties with "n2".
+            for k in 1..=5 {
+                if i < k {
+                    registry.subscribe(&format!("n{k}"), &client, false);
+                }
+            }
+            if i < 2 {
+                registry.subscribe("m2", &client, false);
+            }
+        }
+        let names = |v: Vec<(String, usize)>| {
+            v.into_iter()
+                .map(|(c, n)| format!("{c}={n}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(registry.busiest_channels(2)), ["n5=5", "n4=4"]);
+        assert_eq!(
+            names(registry.busiest_channels(10)),
+            ["n5=5", "n4=4", "n3=3", "m2=2", "n2=2", "n1=1"]
+        );
+        assert!(registry.busiest_channels(0).is_empty());
     }
 }

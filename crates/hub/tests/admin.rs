@@ -98,6 +98,16 @@ async fn the_data_needs_the_admin_password_or_the_api_key() {
         let answer = stats(hub.addr, secret).await;
         assert_eq!(answer["node"]["engine"], "memory", "{answer}");
     }
+    // The scheme's case does not matter.
+    let (status, _) = http(
+        hub.addr,
+        "GET",
+        "/admin/stats",
+        &[("Authorization", &format!("bearer {PASSWORD}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
     // The inspector's API calls are guarded the same way.
     let (status, answer) = http(
         hub.addr,

@@ -53,8 +53,12 @@ pub fn check(node: &Node, headers: &HeaderMap) -> Result<(), Refusal> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        // The scheme is case-insensitive (RFC 9110).
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| v[7..].trim())
+        });
     // Both are compared, so the time taken doesn't tell which one nearly matched.
     let matched = given.is_some_and(|g| {
         secrets
@@ -108,9 +112,7 @@ struct Stats<'a> {
 /// The dashboard's data: node, totals, the recent series and the busiest channels.
 pub fn stats(node: &Arc<Node>) -> String {
     let snapshot = node.metrics.snapshot();
-    let mut channels = node.registry.channel_counts();
-    channels.sort_unstable_by(|(a, x), (b, y)| y.cmp(x).then_with(|| a.cmp(b)));
-    channels.truncate(BUSIEST);
+    let channels = node.registry.busiest_channels(BUSIEST);
     let history = node.stats.lock().unwrap_or_else(|e| e.into_inner());
     let stats = Stats {
         node: NodeInfo {

@@ -78,6 +78,8 @@ pub struct RedisEngine {
     feed: feed::Feed,
     /// How long a presence entry lives unless refreshed (sessions refresh theirs).
     presence_ttl: Duration,
+    /// Set by `shutdown`: later publishes fail instead of being stored.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl RedisEngine {
@@ -116,6 +118,7 @@ impl RedisEngine {
             writer,
             feed,
             presence_ttl,
+            stopped: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -162,6 +165,11 @@ impl RedisEngine {
 
     fn queue(&self, cmd: Result<redis::Cmd, Error>) -> BoxFuture<'static, Result<Position, Error>> {
         let (reply, answer) = oneshot::channel();
+        let cmd = if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            Err(Error::Stopped)
+        } else {
+            cmd
+        };
         let queued = cmd.and_then(|cmd| {
             self.writer
                 .send(PublishOp { cmd, reply })
@@ -528,6 +536,10 @@ impl Engine for RedisEngine {
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {
+        // Publishes already queued are sent (the writer runs until the engine is
+        // dropped); new ones fail.
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
         let feed = self.feed.clone();
         async move { feed.stop() }.boxed()
     }

@@ -212,6 +212,18 @@ async fn while_redis_is_down_nothing_is_acknowledged_and_health_fails() {
 }
 
 #[tokio::test]
+async fn publishes_after_shutdown_fail() {
+    let server = RedisServer::start();
+    let (a, _) = node(&server, &Config::default()).await;
+    a.publish("s", json("1"), None).await.unwrap();
+    a.shutdown().await;
+    assert!(matches!(
+        a.publish("s", json("2"), None).await,
+        Err(Error::Stopped)
+    ));
+}
+
+#[tokio::test]
 async fn health_holds_with_subscriptions_and_info_with_newlines_is_delivered() {
     let server = RedisServer::start();
     let config = Config::default();
