@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod devmode;
 pub mod engine;

@@ -80,6 +80,10 @@ impl Node {
                     &config.redis_prefix,
                     channels.clone(),
                     delivery,
+                    {
+                        let registry = registry.clone();
+                        Arc::new(move |control| crate::control::apply(&registry, &control))
+                    },
                     // Refreshed at every ping; a node that died leaves entries this long.
                     (config.ping_interval * 3).max(std::time::Duration::from_secs(30)),
                 )
@@ -158,6 +162,18 @@ impl Node {
     pub fn unsubscribe(&self, channel: &str, client_id: &str) {
         self.registry.unsubscribe(channel, client_id);
         self.engine.unsubscribe(channel);
+    }
+
+    /// Carries out `control` on the clients it names wherever they are connected: here,
+    /// or through a shared engine on every node.
+    pub async fn control(&self, control: crate::control::Control) -> Result<(), Error> {
+        match self.engine.control(&control) {
+            Some(sent) => sent.await,
+            None => {
+                crate::control::apply(&self.registry, &control);
+                Ok(())
+            }
+        }
     }
 
     /// Whether storage takes writes now (checked at most once a second).

@@ -185,3 +185,49 @@ async fn an_unreachable_redis_stops_the_start_with_a_clear_error() {
         .to_string();
     assert!(error.contains("redis"), "{error}");
 }
+
+#[tokio::test]
+async fn joins_and_leaves_reach_subscribers_on_other_nodes() {
+    let server = RedisServer::start();
+    let a = TestHub::start(redis_config(&server)).await;
+    let b = TestHub::start(redis_config(&server)).await;
+    let mut alice = Client::connect(&a, &token("alice")).await;
+    alice
+        .call(json!({"subscribe": {"channel": "chat:jl", "join_leave": true}}))
+        .await;
+    let mut bob = Client::connect(&b, &token("bob")).await;
+    bob.call(json!({"subscribe": {"channel": "chat:jl"}})).await;
+    let join = alice.push().await;
+    assert_eq!(join["join"]["info"]["user"], "bob", "{join}");
+    assert_eq!(join["join"]["info"]["client"], json!(bob.client_id));
+    bob.call(json!({"unsubscribe": {"channel": "chat:jl"}}))
+        .await;
+    let leave = alice.push().await;
+    assert_eq!(leave["leave"]["info"]["user"], "bob", "{leave}");
+}
+
+#[tokio::test]
+async fn server_api_commands_reach_clients_on_other_nodes() {
+    let server = RedisServer::start();
+    let a = TestHub::start(redis_config(&server)).await;
+    let b = TestHub::start(redis_config(&server)).await;
+    let (mut bob, _) = subscribed(&b, "bob", "chat:s").await;
+    // Node A is asked; bob is on node B.
+    let (_, answer) = a
+        .api("subscribe", json!({"user": "bob", "channel": "chat:extra"}))
+        .await;
+    assert_eq!(answer["result"], json!({}), "{answer}");
+    let push = bob.push().await;
+    assert_eq!(push["channel"], "chat:extra", "{push}");
+    assert!(push.get("subscribe").is_some(), "{push}");
+    let (_, answer) = a
+        .api("unsubscribe", json!({"user": "bob", "channel": "chat:s"}))
+        .await;
+    assert_eq!(answer["result"], json!({}), "{answer}");
+    let push = bob.push().await;
+    assert_eq!(push["channel"], "chat:s", "{push}");
+    assert!(push.get("unsubscribe").is_some(), "{push}");
+    let (_, answer) = a.api("disconnect", json!({"user": "bob"})).await;
+    assert_eq!(answer["result"], json!({}), "{answer}");
+    assert_eq!(bob.closed().await.0, 3503);
+}

@@ -59,6 +59,9 @@ pub struct History {
 /// channel, the publication and the epoch of its stream.
 pub type Delivery = Arc<dyn Fn(&str, &Publication, &str) + Send + Sync>;
 
+/// Where a shared engine hands the control messages of every node (see [`Engine::control`]).
+pub type ControlSink = Arc<dyn Fn(crate::control::Control) + Send + Sync>;
+
 /// A presence entry: one subscribed connection.
 pub type PresenceMap = BTreeMap<String, ClientInfo>;
 
@@ -132,6 +135,16 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Ends one [`subscribe`](Self::subscribe) of `channel`.
     fn unsubscribe(&self, _channel: &str) {}
+
+    /// Sends `control` to every node that shares this engine, this one included, each
+    /// to apply to its own clients; `None`: the engine is this node's alone, and the
+    /// caller applies it here.
+    fn control(
+        &self,
+        _control: &crate::control::Control,
+    ) -> Option<BoxFuture<'static, Result<(), Error>>> {
+        None
+    }
 
     /// How long a presence entry lives unless added again: sessions refresh theirs at
     /// every ping when the engine's presence expires (shared presence, whose node may

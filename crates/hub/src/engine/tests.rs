@@ -44,6 +44,7 @@ async fn engines(
         "test",
         channels(history_size),
         d3,
+        Arc::new(|_| {}),
         std::time::Duration::from_secs(60),
     )
     .await

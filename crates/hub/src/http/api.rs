@@ -10,11 +10,12 @@
 //! connections, 3503 or with `reconnect` 3011) and batch (up to 1,000 of these, answered
 //! as Centrifugo does, `{"replies": [...]}`).
 
+use crate::control::Control;
 use crate::engine::{HistoryQuery, Position};
 use crate::node::Node;
 use crate::protocol::command::StreamPosition;
 use crate::protocol::reply::HistoryResult;
-use crate::protocol::{DisconnectCode, ErrorCode};
+use crate::protocol::ErrorCode;
 use crate::session::stats;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -315,13 +316,15 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
             if node.channels.options(&params.channel).is_none() {
                 return Ok(error(ErrorCode::UnknownChannel));
             }
-            for client in node
-                .registry
-                .clients_of(&params.user, params.client.as_deref())
-            {
-                client.subscribe(&params.channel);
-            }
-            "{\"result\":{}}".to_owned()
+            control(
+                node,
+                Control::Subscribe {
+                    user: params.user,
+                    client: params.client,
+                    channel: params.channel,
+                },
+            )
+            .await
         }
         "channels" => {
             #[derive(Serialize)]
@@ -392,28 +395,27 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
         }
         "unsubscribe" => {
             let params: UnsubscribeParams = parse(body)?;
-            for client in node
-                .registry
-                .clients_of(&params.user, params.client.as_deref())
-            {
-                client.unsubscribe(&params.channel);
-            }
-            "{\"result\":{}}".to_owned()
+            control(
+                node,
+                Control::Unsubscribe {
+                    user: params.user,
+                    client: params.client,
+                    channel: params.channel,
+                },
+            )
+            .await
         }
         "disconnect" => {
             let params: DisconnectParams = parse(body)?;
-            let code = if params.reconnect {
-                DisconnectCode::ForceReconnect
-            } else {
-                DisconnectCode::ForceNoReconnect
-            };
-            for client in node
-                .registry
-                .clients_of(&params.user, params.client.as_deref())
-            {
-                client.end(code);
-            }
-            "{\"result\":{}}".to_owned()
+            control(
+                node,
+                Control::Disconnect {
+                    user: params.user,
+                    client: params.client,
+                    reconnect: params.reconnect,
+                },
+            )
+            .await
         }
         "info" => {
             #[derive(Serialize)]
@@ -448,6 +450,18 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
             return Err((StatusCode::NOT_FOUND, error(ErrorCode::MethodNotFound)));
         }
     })
+}
+
+/// Acts on a user's clients on every node; an error when the other nodes could not be
+/// told (nothing is claimed done that was not sent).
+async fn control(node: &Node, control: Control) -> String {
+    match node.control(control).await {
+        Ok(()) => "{\"result\":{}}".to_owned(),
+        Err(e) => {
+            tracing::error!(error = %e, "API command not sent to the other nodes");
+            error(ErrorCode::Internal)
+        }
+    }
 }
 
 async fn publish(

@@ -5,6 +5,7 @@ use super::proxied::acknowledge;
 use super::{close_deadline, stats, Connected, Failure, Session, Step, Subscription, VERSION};
 use crate::auth::{unix_now, ChannelGrant, Identity, TokenError};
 use crate::config::user_may_use;
+use crate::control::Control;
 use crate::engine::HistoryQuery;
 use crate::protocol::command::{
     ChannelRequest, ConnectRequest, HistoryRequest, PublishRequest, RefreshRequest,
@@ -484,7 +485,9 @@ impl Session {
             }
         }
         if options.join_leave {
-            node.registry.announce(channel, &info, true);
+            if let Err(e) = node.control(Control::presence(channel, &info, true)).await {
+                tracing::warn!(%channel, error = %e, "join not announced");
+            }
         }
         let connected = self.connected.as_mut().expect("checked above");
         connected.subscriptions.insert(
@@ -523,7 +526,9 @@ impl Session {
                 let _ = node.engine.remove_presence(channel, &info.client).await;
             }
             if options.join_leave {
-                node.registry.announce(channel, &info, false);
+                if let Err(e) = node.control(Control::presence(channel, &info, false)).await {
+                    tracing::warn!(%channel, error = %e, "leave not announced");
+                }
             }
         }
     }

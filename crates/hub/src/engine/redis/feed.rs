@@ -10,7 +10,7 @@
 //! a ping every few seconds: a silent connection is replaced, not waited on.
 
 use super::{parse_data, parse_info, Keys};
-use crate::engine::Delivery;
+use crate::engine::{ControlSink, Delivery};
 use crate::error::Error;
 use crate::protocol::reply::Publication;
 use futures_util::future::{BoxFuture, FutureExt};
@@ -18,6 +18,12 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// Where what arrives goes.
+struct Sinks {
+    delivery: Delivery,
+    control: ControlSink,
+}
 
 enum Op {
     Subscribe(String, oneshot::Sender<Result<(), Error>>),
@@ -42,11 +48,14 @@ impl Feed {
         client: redis::Client,
         keys: Keys,
         delivery: Delivery,
+        control: ControlSink,
         conn: redis::aio::ConnectionManager,
     ) -> Result<Feed, Error> {
-        let pubsub = client.get_async_pubsub().await.map_err(down)?;
+        let mut pubsub = client.get_async_pubsub().await.map_err(down)?;
+        pubsub.subscribe(keys.control()).await.map_err(down)?;
         let (ops, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(client, keys, delivery, pubsub, queue, conn));
+        let sinks = Sinks { delivery, control };
+        tokio::spawn(run(client, keys, sinks, pubsub, queue, conn));
         Ok(Feed { ops })
     }
 
@@ -134,7 +143,7 @@ async fn bounded(
 async fn run(
     client: redis::Client,
     keys: Keys,
-    delivery: Delivery,
+    sinks: Sinks,
     pubsub: redis::aio::PubSub,
     mut ops: mpsc::UnboundedReceiver<Op>,
     mut conn: redis::aio::ConnectionManager,
@@ -143,6 +152,7 @@ async fn run(
     let mut wanted: HashMap<String, usize> = HashMap::new();
     // Live channel to the last (offset, epoch) delivered, to catch up after an outage.
     let mut last: HashMap<String, (u64, String)> = HashMap::new();
+    let control_channel = keys.control();
     let (mut sink, mut stream) = pubsub.split();
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -186,10 +196,15 @@ async fn run(
             message = stream.next() => match message {
                 Some(message) => {
                     let live = message.get_channel_name();
-                    if let Some(channel) = keys.channel_of_live(live) {
+                    if live == control_channel {
+                        match crate::control::Control::decode(message.get_payload_bytes()) {
+                            Ok(control) => (sinks.control)(control),
+                            Err(e) => tracing::error!(error = %e, "undeliverable control message"),
+                        }
+                    } else if let Some(channel) = keys.channel_of_live(live) {
                         match parse(message.get_payload_bytes()) {
                             Ok((publication, epoch)) => {
-                                delivery(channel, &publication, &epoch);
+                                (sinks.delivery)(channel, &publication, &epoch);
                                 // After a catch-up the feed may repeat older offsets.
                                 match last.get_mut(live) {
                                     Some((o, e)) if *e == epoch => *o = (*o).max(publication.offset),
@@ -208,11 +223,12 @@ async fn run(
         };
         if let Some(reason) = broken {
             tracing::warn!(error = %reason, "redis pub/sub connection lost; reconnecting");
-            let Some(pubsub) = reconnect(&client, &mut wanted, &mut ops).await else {
+            let Some(pubsub) = reconnect(&client, &control_channel, &mut wanted, &mut ops).await
+            else {
                 return;
             };
             (sink, stream) = pubsub.split();
-            catch_up(&mut conn, &keys, &delivery, &mut last).await;
+            catch_up(&mut conn, &keys, &sinks.delivery, &mut last).await;
         }
     }
 }
@@ -284,6 +300,7 @@ fn release(wanted: &mut HashMap<String, usize>, live: &str) -> bool {
 /// backoff; answers checks with the outage meanwhile. None: the engine stopped.
 async fn reconnect(
     client: &redis::Client,
+    control_channel: &str,
     wanted: &mut HashMap<String, usize>,
     ops: &mut mpsc::UnboundedReceiver<Op>,
 ) -> Option<redis::aio::PubSub> {
@@ -291,10 +308,9 @@ async fn reconnect(
     loop {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            let channels: Vec<&String> = wanted.keys().collect();
-            if !channels.is_empty() {
-                pubsub.subscribe(channels).await?;
-            }
+            let mut channels: Vec<&str> = wanted.keys().map(String::as_str).collect();
+            channels.push(control_channel);
+            pubsub.subscribe(channels).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         match tokio::time::timeout(COMMAND_TIMEOUT, attempt).await {

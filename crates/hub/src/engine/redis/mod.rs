@@ -12,7 +12,9 @@
 mod feed;
 mod scripts;
 
-use super::{new_epoch, now_ms, Delivery, Engine, History, HistoryQuery, Position, PresenceMap};
+use super::{
+    new_epoch, now_ms, ControlSink, Delivery, Engine, History, HistoryQuery, Position, PresenceMap,
+};
 use crate::config::Channels;
 use crate::error::Error;
 use crate::protocol::reply::{ClientInfo, Json, Publication};
@@ -57,6 +59,10 @@ impl Keys {
     fn live(&self, channel: &str) -> String {
         format!("{}:live:{channel}", self.prefix)
     }
+    /// The pub/sub channel every node's control messages go through.
+    fn control(&self) -> String {
+        format!("{}:control", self.prefix)
+    }
     /// The hub channel a live feed name belongs to.
     fn channel_of_live<'a>(&self, live: &'a str) -> Option<&'a str> {
         live.strip_prefix(&self.prefix)?.strip_prefix(":live:")
@@ -90,6 +96,7 @@ impl RedisEngine {
         prefix: &str,
         channels: Channels,
         delivery: Delivery,
+        control: ControlSink,
         presence_ttl: Duration,
     ) -> Result<RedisEngine, Error> {
         let client = redis::Client::open(url).map_err(|e| {
@@ -110,7 +117,7 @@ impl RedisEngine {
         };
         let (writer, queue) = mpsc::unbounded_channel();
         tokio::spawn(write(conn.clone(), queue));
-        let feed = feed::Feed::start(client, keys.clone(), delivery, conn.clone()).await?;
+        let feed = feed::Feed::start(client, keys.clone(), delivery, control, conn.clone()).await?;
         Ok(RedisEngine {
             channels,
             keys,
@@ -529,6 +536,25 @@ impl Engine for RedisEngine {
 
     fn unsubscribe(&self, channel: &str) {
         self.feed.unsubscribe(self.keys.live(channel));
+    }
+
+    fn control(
+        &self,
+        control: &crate::control::Control,
+    ) -> Option<BoxFuture<'static, Result<(), Error>>> {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.keys.control()).arg(control.encode());
+        let mut conn = self.conn.clone();
+        Some(
+            async move {
+                let _: Value = cmd
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(storage("control"))?;
+                Ok(())
+            }
+            .boxed(),
+        )
     }
 
     fn presence_ttl(&self) -> Option<Duration> {

@@ -31,6 +31,7 @@ async fn node(server: &RedisServer, config: &Config) -> (RedisEngine, Delivered)
         "hub",
         channels(config),
         delivery,
+        Arc::new(|_| {}),
         Duration::from_secs(60),
     )
     .await
