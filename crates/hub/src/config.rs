@@ -55,6 +55,12 @@ pub struct Config {
     pub redis: Vec<String>,
     /// Prefix of every Redis key and pub/sub channel, so several hubs can share a Redis.
     pub redis_prefix: String,
+    /// Replicas that must confirm a publish (Redis `WAIT`) before it is acknowledged
+    /// (0: none).
+    pub redis_wait_replicas: u32,
+    /// How long a publish waits for `redis_wait_replicas`.
+    #[serde(deserialize_with = "duration")]
+    pub redis_wait_timeout: Duration,
     /// HS256 secret for connection tokens; unset means development mode.
     pub token_hmac_secret: Option<String>,
     /// RS256 public key for tokens: PEM text, or the path of a PEM file.
@@ -142,6 +148,8 @@ impl Default for Config {
             engine: EngineKind::Sqlite,
             redis: vec!["redis://127.0.0.1:6379".into()],
             redis_prefix: "duplex".into(),
+            redis_wait_replicas: 0,
+            redis_wait_timeout: Duration::from_secs(1),
             durability: Durability::Commit,
             token_hmac_secret: None,
             token_rsa_public_key: None,

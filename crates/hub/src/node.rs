@@ -76,16 +76,21 @@ impl Node {
             )?),
             EngineKind::Redis => Arc::new(
                 crate::engine::RedisEngine::connect(
-                    &config.redis[0],
-                    &config.redis_prefix,
+                    &crate::engine::RedisOptions {
+                        url: config.redis[0].clone(),
+                        prefix: config.redis_prefix.clone(),
+                        // Refreshed at every ping; a node that died leaves entries this long.
+                        presence_ttl: (config.ping_interval * 3)
+                            .max(std::time::Duration::from_secs(30)),
+                        wait: (config.redis_wait_replicas > 0)
+                            .then_some((config.redis_wait_replicas, config.redis_wait_timeout)),
+                    },
                     channels.clone(),
                     delivery,
                     {
                         let registry = registry.clone();
                         Arc::new(move |control| crate::control::apply(&registry, &control))
                     },
-                    // Refreshed at every ping; a node that died leaves entries this long.
-                    (config.ping_interval * 3).max(std::time::Duration::from_secs(30)),
                 )
                 .await?,
             ),

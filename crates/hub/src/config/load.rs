@@ -61,6 +61,8 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("engine", Kind::Str),
     ("redis", Kind::List),
     ("redis_prefix", Kind::Str),
+    ("redis_wait_replicas", Kind::Int),
+    ("redis_wait_timeout", Kind::Str),
     ("durability", Kind::Str),
     ("token_hmac_secret", Kind::Str),
     ("api_key", Kind::Str),

@@ -15,7 +15,7 @@ mod sqlite;
 
 pub use memory::MemoryEngine;
 pub use presence::LocalPresence;
-pub use redis::RedisEngine;
+pub use redis::{RedisEngine, RedisOptions};
 pub use sqlite::SqliteEngine;
 
 use crate::error::Error;

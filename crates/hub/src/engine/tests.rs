@@ -40,12 +40,15 @@ async fn engines(
     let (d3, seen3) = sink();
     let server = super::redis::test_server::RedisServer::start();
     let redis = RedisEngine::connect(
-        &server.url,
-        "test",
+        &RedisOptions {
+            url: server.url.clone(),
+            prefix: "test".into(),
+            presence_ttl: std::time::Duration::from_secs(60),
+            wait: None,
+        },
         channels(history_size),
         d3,
         Arc::new(|_| {}),
-        std::time::Duration::from_secs(60),
     )
     .await
     .unwrap();

@@ -7,11 +7,17 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     pub url: String,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// With more `redis-server` arguments (e.g. `--replicaof 127.0.0.1 PORT`).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         // redis-server cannot report a port it chose: take a free one, and try again
         // if another process took it first.
         for _ in 0..5 {
@@ -33,6 +39,7 @@ impl RedisServer {
                 ])
                 .arg("--dir")
                 .arg(dir.path())
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -47,6 +54,7 @@ impl RedisServer {
                     return RedisServer {
                         child,
                         url: format!("redis://127.0.0.1:{port}/"),
+                        port,
                         _dir: dir,
                     };
                 }

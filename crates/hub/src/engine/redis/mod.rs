@@ -69,6 +69,20 @@ impl Keys {
     }
 }
 
+/// How the Redis engine connects and acknowledges.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]`.
+    pub url: String,
+    /// Prefix of every key and pub/sub channel.
+    pub prefix: String,
+    /// How long a presence entry lives unless refreshed (sessions refresh theirs).
+    pub presence_ttl: Duration,
+    /// Replicas that must confirm a publish (Redis `WAIT`) before it is acknowledged,
+    /// and how long to wait for them.
+    pub wait: Option<(u32, Duration)>,
+}
+
 /// A publish waiting for the writer.
 struct PublishOp {
     cmd: redis::Cmd,
@@ -89,16 +103,15 @@ pub struct RedisEngine {
 }
 
 impl RedisEngine {
-    /// Connects to `url` (`redis://[:password@]host:port[/db]`); publications of the
-    /// channels this node subscribes to go to `delivery`.
+    /// Connects to `options.url`; publications of the channels this node subscribes to
+    /// go to `delivery`, every node's control messages to `control`.
     pub async fn connect(
-        url: &str,
-        prefix: &str,
+        options: &RedisOptions,
         channels: Channels,
         delivery: Delivery,
         control: ControlSink,
-        presence_ttl: Duration,
     ) -> Result<RedisEngine, Error> {
+        let url = options.url.as_str();
         let client = redis::Client::open(url).map_err(|e| {
             Error::Config(crate::ConfigError::Key {
                 key: "redis".into(),
@@ -113,10 +126,10 @@ impl RedisEngine {
             .await
             .map_err(storage("connect"))?;
         let keys = Keys {
-            prefix: prefix.to_owned(),
+            prefix: options.prefix.clone(),
         };
         let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write(conn.clone(), queue));
+        tokio::spawn(write(conn.clone(), queue, options.wait));
         let feed = feed::Feed::start(client, keys.clone(), delivery, control, conn.clone()).await?;
         Ok(RedisEngine {
             channels,
@@ -124,7 +137,7 @@ impl RedisEngine {
             conn,
             writer,
             feed,
-            presence_ttl,
+            presence_ttl: options.presence_ttl,
             stopped: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -192,16 +205,37 @@ impl RedisEngine {
 
 /// The writer: sends every queued publish as one pipeline, in queue order, and answers
 /// each with its own result.
-async fn write(mut conn: ConnectionManager, mut queue: mpsc::UnboundedReceiver<PublishOp>) {
+async fn write(
+    mut conn: ConnectionManager,
+    mut queue: mpsc::UnboundedReceiver<PublishOp>,
+    wait: Option<(u32, Duration)>,
+) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 1024).await > 0 {
         let mut pipe = redis::pipe();
         for op in &batch {
             pipe.add_command(op.cmd.clone());
         }
+        if let Some((replicas, timeout)) = wait {
+            // One WAIT for the whole batch: it covers every write before it.
+            pipe.cmd("WAIT")
+                .arg(replicas)
+                .arg(timeout.as_millis() as u64);
+        }
         // Per-command results: one refused publish does not fail the others.
         pipe.ignore_errors();
         let results: Result<Vec<redis::RedisResult<Value>>, _> = pipe.query_async(&mut conn).await;
+        let results = match (results, wait) {
+            (Ok(mut results), Some((replicas, timeout))) if results.len() == batch.len() + 1 => {
+                match results.pop() {
+                    Some(Ok(Value::Int(n))) if n >= i64::from(replicas) => Ok(results),
+                    confirmed => Err(format!(
+                        "redis publish: stored, but {confirmed:?} of {replicas} replicas confirmed within {timeout:?} (redis_wait_replicas): not acknowledged"
+                    )),
+                }
+            }
+            (results, _) => results.map_err(|e| format!("redis publish: {e}")),
+        };
         match results {
             Ok(results) if results.len() == batch.len() => {
                 for (op, result) in batch.drain(..).zip(results) {
@@ -221,9 +255,9 @@ async fn write(mut conn: ConnectionManager, mut queue: mpsc::UnboundedReceiver<P
                     let _ = op.reply.send(Err(Error::Storage(message.clone())));
                 }
             }
-            Err(e) => {
-                // Not known to be stored: never acknowledged.
-                let message = format!("redis publish: {e}");
+            Err(message) => {
+                // Not known to be stored (or not replicated as required): never
+                // acknowledged.
                 for op in batch.drain(..) {
                     let _ = op.reply.send(Err(Error::Storage(message.clone())));
                 }

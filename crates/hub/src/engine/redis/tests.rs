@@ -17,6 +17,15 @@ fn channels(config: &Config) -> Channels {
     Channels::new(config)
 }
 
+fn options(server: &RedisServer) -> RedisOptions {
+    RedisOptions {
+        url: server.url.clone(),
+        prefix: "hub".into(),
+        presence_ttl: Duration::from_secs(60),
+        wait: None,
+    }
+}
+
 /// A node's engine on `server`, and what it delivered.
 async fn node(server: &RedisServer, config: &Config) -> (RedisEngine, Delivered) {
     let delivered: Delivered = Arc::default();
@@ -27,12 +36,10 @@ async fn node(server: &RedisServer, config: &Config) -> (RedisEngine, Delivered)
             .push((channel.to_owned(), p.offset, epoch.to_owned()));
     });
     let engine = RedisEngine::connect(
-        &server.url,
-        "hub",
+        &options(server),
         channels(config),
         delivery,
         Arc::new(|_| {}),
-        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -333,4 +340,51 @@ async fn after_the_feed_connection_is_killed_nothing_is_missed() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     b.check_writable().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_wait_a_publish_is_acknowledged_only_once_replicated() {
+    let primary = RedisServer::start();
+    let mut replica =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut probe = redis::Client::open(primary.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The replica has to finish its first sync: this polls the primary's view of it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut probe)
+            .await
+            .unwrap();
+        if info.contains("connected_slaves:1") && info.contains("state=online") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never synced: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut waiting = options(&primary);
+    waiting.wait = Some((1, Duration::from_millis(300)));
+    let engine = RedisEngine::connect(
+        &waiting,
+        channels(&Config::default()),
+        Arc::new(|_: &str, _: &Publication, _: &str| {}),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        engine.publish("w", json("1"), None).await.unwrap().offset,
+        1
+    );
+    replica.kill();
+    let refused = engine.publish("w", json("2"), None).await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("replicas confirmed"), "{message}");
 }
