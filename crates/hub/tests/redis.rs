@@ -231,3 +231,51 @@ async fn server_api_commands_reach_clients_on_other_nodes() {
     assert_eq!(answer["result"], json!({}), "{answer}");
     assert_eq!(bob.closed().await.0, 3503);
 }
+
+#[tokio::test]
+async fn redis_down_then_back_empty_health_errors_recovery_and_a_new_epoch() {
+    let mut server = RedisServer::start();
+    let a = TestHub::start(redis_config(&server)).await;
+    let (mut client, reply) = subscribed(&a, "ada", "chat:e").await;
+    let old_epoch = reply["subscribe"]["epoch"].clone();
+    a.api("publish", json!({"channel": "chat:e", "data": 1}))
+        .await;
+    assert_eq!(client.push().await["pub"]["offset"], 1);
+    server.kill();
+    // Down: no acknowledgement, and health says so.
+    let (status, answer) = a
+        .api("publish", json!({"channel": "chat:e", "data": 2}))
+        .await;
+    assert!(answer.get("error").is_some(), "{status} {answer}");
+    let (status, _) = http(a.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 503);
+    // Back, empty (no persistence): the node recovers by itself.
+    server.restart();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, _) = http(a.addr, "GET", "/healthz", &[], "").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "healthz stays {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, answer) = a
+        .api("publish", json!({"channel": "chat:e", "data": 3}))
+        .await;
+    assert_eq!(answer["result"]["offset"], 1, "a new stream: {answer}");
+    assert_ne!(answer["result"]["epoch"], old_epoch);
+    // The subscriber learns its position is gone, and that it cannot recover.
+    assert_eq!(client.closed().await.0, 3010);
+    let mut again = Client::connect(&a, &token("ada")).await;
+    let reply = again
+        .call(json!({"subscribe": {"channel": "chat:e", "recover": true, "offset": 1, "epoch": old_epoch}}))
+        .await;
+    // `recovered` is left out when false, as Centrifugo does.
+    assert_ne!(reply["subscribe"]["recovered"], true, "{reply}");
+    assert_eq!(reply["subscribe"]["was_recovering"], true, "{reply}");
+    assert_ne!(reply["subscribe"]["epoch"], old_epoch, "{reply}");
+}
