@@ -1,6 +1,8 @@
 //! A `redis-server` for tests, on a free port of 127.0.0.1, without persistence,
 //! stopped when dropped. Missing `redis-server` fails the test (scripts/setup-deps
 //! installs it).
+// Shared by the integration tests and the engine's unit tests: each uses a part.
+#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
