@@ -38,6 +38,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+/// How often, in seconds, a node reports its info to a shared engine.
+const NODE_REPORT_EVERY: u64 = 5;
+
 /// A hub bound to its address, ready to run.
 pub struct Hub {
     node: Arc<Node>,
@@ -137,6 +140,7 @@ impl Hub {
             async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut seconds = 0u64;
                 loop {
                     tokio::select! {
                         () = node.shutdown.cancelled() => return,
@@ -146,6 +150,11 @@ impl Hub {
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
                                 .record(std::time::Instant::now(), snapshot);
+                            // Other nodes list this one in `info` (shared engines only).
+                            if seconds % NODE_REPORT_EVERY == 0 {
+                                node.report(Duration::from_secs(3 * NODE_REPORT_EVERY)).await;
+                            }
+                            seconds += 1;
                         }
                     }
                 }

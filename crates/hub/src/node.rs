@@ -10,6 +10,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// One node as the API's `info` lists it (Centrifugo's field names).
+#[derive(Debug, serde::Serialize)]
+pub struct NodeInfo {
+    /// The node's id.
+    pub uid: String,
+    /// Always `duplex-hub`.
+    pub name: &'static str,
+    /// The hub's version.
+    pub version: &'static str,
+    /// Connected clients.
+    pub num_clients: usize,
+    /// Distinct users among them.
+    pub num_users: usize,
+    /// Channels with subscribers here.
+    pub num_channels: usize,
+    /// Subscriptions here.
+    pub num_subs: i64,
+    /// Seconds since the node started.
+    pub uptime: u64,
+}
+
 /// The hub's shared state.
 pub struct Node {
     /// The configuration in force.
@@ -167,6 +188,30 @@ impl Node {
     pub fn unsubscribe(&self, channel: &str, client_id: &str) {
         self.registry.unsubscribe(channel, client_id);
         self.engine.unsubscribe(channel);
+    }
+
+    /// This node as the API's `info` shows it.
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            uid: self.uid(),
+            name: "duplex-hub",
+            version: crate::session::VERSION,
+            num_clients: self.registry.client_count(),
+            num_users: self.registry.user_count(),
+            num_channels: self.registry.channel_count(),
+            num_subs: self.metrics.subscriptions.get(),
+            uptime: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Tells a shared engine this node's [`info`](Self::info), for the other nodes'
+    /// `info` answers; the entry expires unless reported again within `ttl`.
+    pub async fn report(&self, ttl: std::time::Duration) {
+        let info = self.info();
+        let text = serde_json::to_string(&info).expect("node info serializes");
+        if let Err(e) = self.engine.report_node(&info.uid, text, ttl).await {
+            tracing::warn!(error = %e, "node info not reported to the other nodes");
+        }
     }
 
     /// Carries out `control` on the clients it names wherever they are connected: here,

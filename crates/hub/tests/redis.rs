@@ -279,3 +279,29 @@ async fn redis_down_then_back_empty_health_errors_recovery_and_a_new_epoch() {
     assert_eq!(reply["subscribe"]["was_recovering"], true, "{reply}");
     assert_ne!(reply["subscribe"]["epoch"], old_epoch, "{reply}");
 }
+
+#[tokio::test]
+async fn info_lists_every_node() {
+    let server = RedisServer::start();
+    let a = TestHub::start(redis_config(&server)).await;
+    let b = TestHub::start(redis_config(&server)).await;
+    let (_bob, _) = subscribed(&b, "bob", "chat:i").await;
+    // Each node reports itself once a second after start, then every few seconds.
+    let deadline = std::time::Instant::now() + WAIT;
+    let nodes = loop {
+        let (_, info) = a.api("info", json!({})).await;
+        let nodes = info["result"]["nodes"].as_array().unwrap().clone();
+        if nodes.len() == 2 {
+            break nodes;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        nodes[0]["uid"],
+        json!(a.node.uid()),
+        "this node first: {nodes:?}"
+    );
+    assert_eq!(nodes[1]["uid"], json!(b.node.uid()), "{nodes:?}");
+    assert_eq!(nodes[1]["name"], "duplex-hub");
+}

@@ -146,6 +146,22 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// Records node `uid`'s info (JSON) for the other nodes, for `ttl` unless reported
+    /// again. Local engines keep nothing: there are no other nodes.
+    fn report_node(
+        &self,
+        _uid: &str,
+        _info: String,
+        _ttl: std::time::Duration,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The info (JSON) of every node that reported recently, this one included.
+    fn nodes(&self) -> BoxFuture<'static, Result<Vec<String>, Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// How long a presence entry lives unless added again: sessions refresh theirs at
     /// every ping when the engine's presence expires (shared presence, whose node may
     /// die); `None`: entries live until removed.

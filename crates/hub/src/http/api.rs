@@ -418,33 +418,29 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
             .await
         }
         "info" => {
-            #[derive(Serialize)]
-            struct NodeInfo {
-                uid: String,
-                name: &'static str,
-                version: &'static str,
-                num_clients: usize,
-                num_users: usize,
-                num_channels: usize,
-                num_subs: i64,
-                uptime: u64,
+            // This node, then the others a shared engine knows of (each reports itself
+            // every few seconds; a node that stopped drops out after a few more).
+            let this = node.info();
+            let mut nodes = vec![serde_json::to_value(&this).expect("node info serializes")];
+            match node.engine.nodes().await {
+                Ok(others) => {
+                    for text in others {
+                        match serde_json::from_str::<serde_json::Value>(&text) {
+                            Ok(other) if other["uid"] != this.uid.as_str() => nodes.push(other),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "a node's info is not JSON"),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the other nodes' info cannot be read");
+                    return Ok(error(ErrorCode::Internal));
+                }
             }
-            #[derive(Serialize)]
-            struct Info {
-                nodes: Vec<NodeInfo>,
-            }
-            result(&Info {
-                nodes: vec![NodeInfo {
-                    uid: node.uid(),
-                    name: "duplex-hub",
-                    version: crate::session::VERSION,
-                    num_clients: node.registry.client_count(),
-                    num_users: node.registry.user_count(),
-                    num_channels: node.registry.channel_count(),
-                    num_subs: node.metrics.subscriptions.get(),
-                    uptime: node.started.elapsed().as_secs(),
-                }],
-            })
+            format!(
+                "{{\"result\":{{\"nodes\":{}}}}}",
+                serde_json::Value::Array(nodes)
+            )
         }
         _ => {
             return Err((StatusCode::NOT_FOUND, error(ErrorCode::MethodNotFound)));

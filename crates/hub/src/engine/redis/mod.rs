@@ -59,6 +59,14 @@ impl Keys {
     fn live(&self, channel: &str) -> String {
         format!("{}:live:{channel}", self.prefix)
     }
+    /// The nodes' info (a hash) and when each entry expires (a sorted set): kept like
+    /// presence.
+    fn nodes(&self) -> (String, String) {
+        (
+            format!("{}:nodes", self.prefix),
+            format!("{}:nodes:z", self.prefix),
+        )
+    }
     /// The pub/sub channel every node's control messages go through.
     fn control(&self) -> String {
         format!("{}:control", self.prefix)
@@ -589,6 +597,58 @@ impl Engine for RedisEngine {
             }
             .boxed(),
         )
+    }
+
+    fn report_node(
+        &self,
+        uid: &str,
+        info: String,
+        ttl: Duration,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        let (hash, expiry) = self.keys.nodes();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::ADD_PRESENCE)
+            .arg(2)
+            .arg(hash)
+            .arg(expiry)
+            .arg(uid)
+            .arg(info)
+            .arg(now_ms().saturating_add(ttl.as_millis() as i64))
+            .arg(ttl.as_secs().max(1));
+        let mut conn = self.conn.clone();
+        async move {
+            let _: Value = cmd
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("node info"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn nodes(&self) -> BoxFuture<'static, Result<Vec<String>, Error>> {
+        let (hash, expiry) = self.keys.nodes();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::PRESENCE)
+            .arg(2)
+            .arg(hash)
+            .arg(expiry)
+            .arg(now_ms());
+        let mut conn = self.conn.clone();
+        async move {
+            let value: Value = cmd
+                .query_async(&mut conn)
+                .await
+                .map_err(storage("node info"))?;
+            let Value::Array(items) = &value else {
+                return Err(bad_reply("node info", &value));
+            };
+            Ok(items
+                .chunks(2)
+                .filter_map(|pair| pair.get(1).and_then(text))
+                .collect())
+        }
+        .boxed()
     }
 
     fn presence_ttl(&self) -> Option<Duration> {

@@ -95,7 +95,7 @@ redis.call('DEL', KEYS[2])
 return 1
 ";
 
-/// Adds or refreshes presence entries: `HSET` of the info and the expiry time in the
+/// Adds or refreshes presence entries (and the nodes' info, kept the same way): `HSET` of the info and the expiry time in the
 /// sorted set; both keys live as long as their newest entry.
 ///
 /// KEYS: presence hash, expiry set. ARGV: client, info, expires at ms, key TTL s.
