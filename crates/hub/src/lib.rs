@@ -151,7 +151,7 @@ impl Hub {
                                 .unwrap_or_else(|e| e.into_inner())
                                 .record(std::time::Instant::now(), snapshot);
                             // Other nodes list this one in `info` (shared engines only).
-                            if seconds % NODE_REPORT_EVERY == 0 {
+                            if seconds.is_multiple_of(NODE_REPORT_EVERY) {
                                 node.report(Duration::from_secs(3 * NODE_REPORT_EVERY)).await;
                             }
                             seconds += 1;
