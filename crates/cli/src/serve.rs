@@ -24,9 +24,10 @@ pub struct ServeArgs {
     /// Storage engine: sqlite, memory or redis [default: sqlite].
     #[arg(long)]
     engine: Option<String>,
-    /// The Redis of the redis engine [default: redis://127.0.0.1:6379].
+    /// The Redis of the redis engine; repeat it to spread channels over several
+    /// [default: redis://127.0.0.1:6379].
     #[arg(long, value_name = "URL")]
-    redis: Option<String>,
+    redis: Vec<String>,
     /// When a publication counts as stored: commit or fsync [default: commit].
     #[arg(long)]
     durability: Option<String>,
@@ -59,8 +60,8 @@ impl ServeArgs {
         if let Some(v) = &self.engine {
             o.set("engine", v.as_str());
         }
-        if let Some(v) = &self.redis {
-            o.set("redis", vec![v.clone()]);
+        if !self.redis.is_empty() {
+            o.set("redis", self.redis.clone());
         }
         if let Some(v) = &self.durability {
             o.set("durability", v.as_str());

@@ -88,10 +88,10 @@ fn configuration_errors_name_the_key_and_exit_2() {
     );
     let (code, stderr) = run_failing(
         &["--engine", "redis"],
-        &[("DUPLEX_REDIS", "redis://a:1,redis://b:1")],
+        &[("DUPLEX_REDIS", "redis://a:1,rediss://b:1")],
     );
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("several Redis URLs"), "{stderr}");
+    assert!(stderr.contains("rediss://"), "{stderr}");
 }
 
 #[test]

@@ -98,7 +98,7 @@ impl Node {
             EngineKind::Redis => Arc::new(
                 crate::engine::RedisEngine::connect(
                     &crate::engine::RedisOptions {
-                        url: config.redis[0].clone(),
+                        urls: config.redis.clone(),
                         prefix: config.redis_prefix.clone(),
                         // Refreshed at every ping; a node that died leaves entries this long.
                         presence_ttl: (config.ping_interval * 3)

@@ -157,8 +157,8 @@ fn redis_configuration_errors_name_the_key() {
         (vec!["http://127.0.0.1:6379".to_owned()], "not a Redis URL"),
         (vec!["rediss://127.0.0.1:6379".to_owned()], "TLS to Redis"),
         (
-            vec!["redis://a:1".to_owned(), "redis://b:1".to_owned()],
-            "not supported yet",
+            vec!["redis://a:1".to_owned(), "http://b:1".to_owned()],
+            "\"http://b:1\" is not a Redis URL",
         ),
     ] {
         let mut config = config();
@@ -304,4 +304,68 @@ async fn info_lists_every_node() {
     );
     assert_eq!(nodes[1]["uid"], json!(b.node.uid()), "{nodes:?}");
     assert_eq!(nodes[1]["name"], "duplex-hub");
+}
+
+#[tokio::test]
+async fn channels_spread_over_three_redis_shards_and_work_across_nodes() {
+    let servers = [
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
+    let sharded = || {
+        let mut config = redis_config(&servers[0]);
+        config.redis = servers.iter().map(|s| s.url.clone()).collect();
+        config
+    };
+    let a = TestHub::start(sharded()).await;
+    let b = TestHub::start(sharded()).await;
+    let channels: Vec<String> = (0..24).map(|i| format!("chat:shard-{i}")).collect();
+    let mut client = Client::connect(&b, &token("bob")).await;
+    for channel in &channels {
+        let reply = client
+            .call(json!({"subscribe": {"channel": channel}}))
+            .await;
+        assert!(reply.get("error").is_none(), "{reply}");
+    }
+    for channel in &channels {
+        let (_, answer) = a
+            .api(
+                "publish",
+                json!({"channel": channel, "data": {"c": channel}}),
+            )
+            .await;
+        assert_eq!(answer["result"]["offset"], 1, "{answer}");
+    }
+    let mut got = Vec::new();
+    for _ in &channels {
+        let push = client.push().await;
+        assert_eq!(push["pub"]["data"]["c"], push["channel"], "{push}");
+        got.push(push["channel"].as_str().unwrap().to_owned());
+    }
+    got.sort();
+    let mut want = channels.clone();
+    want.sort();
+    assert_eq!(got, want);
+    // Every Redis keeps some of the channels, and no channel is on two.
+    let mut total = 0;
+    for server in &servers {
+        let mut conn = redis::Client::open(server.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let metas: Vec<String> = redis::cmd("KEYS")
+            .arg("duplex:{chat:shard-*}:m")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!metas.is_empty(), "a shard without channels");
+        total += metas.len();
+    }
+    assert_eq!(total, channels.len());
+    // Control messages still reach other nodes.
+    let (_, answer) = a.api("disconnect", json!({"user": "bob"})).await;
+    assert_eq!(answer["result"], json!({}));
+    assert_eq!(client.closed().await.0, 3503);
 }

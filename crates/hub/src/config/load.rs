@@ -337,18 +337,18 @@ impl Config {
                         "the redis engine needs a Redis URL: redis = [\"redis://HOST:PORT\"]",
                     )
                 }
-                [url] if url.starts_with("rediss://") => {
-                    return bad("redis", "TLS to Redis (rediss://) is not supported yet; use redis:// on a private network or a TLS tunnel")
-                }
-                [url] if !url.starts_with("redis://") => {
-                    return bad("redis", &format!("{url:?} is not a Redis URL; use redis://HOST:PORT"))
-                }
-                [_] => {}
-                _ => {
-                    return bad(
-                        "redis",
-                        "several Redis URLs (sharding) are not supported yet; give one",
-                    )
+                urls => {
+                    for url in urls {
+                        if url.starts_with("rediss://") {
+                            return bad("redis", "TLS to Redis (rediss://) is not supported yet; use redis:// on a private network or a TLS tunnel");
+                        }
+                        if !url.starts_with("redis://") {
+                            return bad(
+                                "redis",
+                                &format!("{url:?} is not a Redis URL; use redis://HOST:PORT"),
+                            );
+                        }
+                    }
                 }
             }
             if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {

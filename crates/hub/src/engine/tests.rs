@@ -41,7 +41,7 @@ async fn engines(
     let server = super::redis::test_server::RedisServer::start();
     let redis = RedisEngine::connect(
         &RedisOptions {
-            url: server.url.clone(),
+            urls: vec![server.url.clone()],
             prefix: "test".into(),
             presence_ttl: std::time::Duration::from_secs(60),
             wait: None,

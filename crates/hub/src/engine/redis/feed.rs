@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 /// Where what arrives goes.
 struct Sinks {
     delivery: Delivery,
-    control: ControlSink,
+    /// Only on the Redis that carries the control channel.
+    control: Option<ControlSink>,
 }
 
 enum Op {
@@ -48,11 +49,13 @@ impl Feed {
         client: redis::Client,
         keys: Keys,
         delivery: Delivery,
-        control: ControlSink,
+        control: Option<ControlSink>,
         conn: redis::aio::ConnectionManager,
     ) -> Result<Feed, Error> {
         let mut pubsub = client.get_async_pubsub().await.map_err(down)?;
-        pubsub.subscribe(keys.control()).await.map_err(down)?;
+        if control.is_some() {
+            pubsub.subscribe(keys.control()).await.map_err(down)?;
+        }
         let (ops, queue) = mpsc::unbounded_channel();
         let sinks = Sinks { delivery, control };
         tokio::spawn(run(client, keys, sinks, pubsub, queue, conn));
@@ -196,9 +199,9 @@ async fn run(
             message = stream.next() => match message {
                 Some(message) => {
                     let live = message.get_channel_name();
-                    if live == control_channel {
+                    if let (true, Some(sink)) = (live == control_channel, &sinks.control) {
                         match crate::control::Control::decode(message.get_payload_bytes()) {
-                            Ok(control) => (sinks.control)(control),
+                            Ok(control) => sink(control),
                             Err(e) => tracing::error!(error = %e, "undeliverable control message"),
                         }
                     } else if let Some(channel) = keys.channel_of_live(live) {
@@ -223,8 +226,8 @@ async fn run(
         };
         if let Some(reason) = broken {
             tracing::warn!(error = %reason, "redis pub/sub connection lost; reconnecting");
-            let Some(pubsub) = reconnect(&client, &control_channel, &mut wanted, &mut ops).await
-            else {
+            let control = sinks.control.is_some().then_some(control_channel.as_str());
+            let Some(pubsub) = reconnect(&client, control, &mut wanted, &mut ops).await else {
                 return;
             };
             (sink, stream) = pubsub.split();
@@ -300,7 +303,7 @@ fn release(wanted: &mut HashMap<String, usize>, live: &str) -> bool {
 /// backoff; answers checks with the outage meanwhile. None: the engine stopped.
 async fn reconnect(
     client: &redis::Client,
-    control_channel: &str,
+    control_channel: Option<&str>,
     wanted: &mut HashMap<String, usize>,
     ops: &mut mpsc::UnboundedReceiver<Op>,
 ) -> Option<redis::aio::PubSub> {
@@ -309,8 +312,10 @@ async fn reconnect(
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
             let mut channels: Vec<&str> = wanted.keys().map(String::as_str).collect();
-            channels.push(control_channel);
-            pubsub.subscribe(channels).await?;
+            channels.extend(control_channel);
+            if !channels.is_empty() {
+                pubsub.subscribe(channels).await?;
+            }
             Ok::<_, redis::RedisError>(pubsub)
         };
         match tokio::time::timeout(COMMAND_TIMEOUT, attempt).await {

@@ -11,6 +11,7 @@
 
 mod feed;
 mod scripts;
+mod shard;
 
 use super::{
     new_epoch, now_ms, ControlSink, Delivery, Engine, History, HistoryQuery, Position, PresenceMap,
@@ -25,7 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 fn storage(context: &str) -> impl FnOnce(redis::RedisError) -> Error + '_ {
     move |e| Error::Storage(format!("redis {context}: {e}"))
@@ -80,8 +81,9 @@ impl Keys {
 /// How the Redis engine connects and acknowledges.
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
-    /// `redis://[:PASSWORD@]HOST:PORT[/DB]`.
-    pub url: String,
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]`, one per shard: channels are spread over
+    /// them ([`shard::pick`]).
+    pub urls: Vec<String>,
     /// Prefix of every key and pub/sub channel.
     pub prefix: String,
     /// How long a presence entry lives unless refreshed (sessions refresh theirs).
@@ -91,19 +93,12 @@ pub struct RedisOptions {
     pub wait: Option<(u32, Duration)>,
 }
 
-/// A publish waiting for the writer.
-struct PublishOp {
-    cmd: redis::Cmd,
-    reply: oneshot::Sender<Result<Position, Error>>,
-}
-
 /// Channels in Redis, shared by every node with the same `redis` and `redis_prefix`.
 pub struct RedisEngine {
     channels: Channels,
     keys: Keys,
-    conn: ConnectionManager,
-    writer: mpsc::UnboundedSender<PublishOp>,
-    feed: feed::Feed,
+    /// One per Redis in `redis`; a channel lives on [`shard::pick`]'s.
+    shards: Vec<shard::Shard>,
     /// How long a presence entry lives unless refreshed (sessions refresh theirs).
     presence_ttl: Duration,
     /// Set by `shutdown`: later publishes fail instead of being stored.
@@ -119,35 +114,40 @@ impl RedisEngine {
         delivery: Delivery,
         control: ControlSink,
     ) -> Result<RedisEngine, Error> {
-        let url = options.url.as_str();
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::Config(crate::ConfigError::Key {
-                key: "redis".into(),
-                message: format!("{url:?} is not a Redis URL ({e}); use redis://HOST:PORT"),
-            })
-        })?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(storage("connect"))?;
         let keys = Keys {
             prefix: options.prefix.clone(),
         };
-        let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write(conn.clone(), queue, options.wait));
-        let feed = feed::Feed::start(client, keys.clone(), delivery, control, conn.clone()).await?;
+        let mut shards = Vec::with_capacity(options.urls.len());
+        for (i, url) in options.urls.iter().enumerate() {
+            // Control messages and node info go through the first Redis.
+            let control = (i == 0).then(|| control.clone());
+            shards.push(
+                shard::Shard::connect(url, &keys, delivery.clone(), control, options.wait).await?,
+            );
+        }
+        if shards.is_empty() {
+            return Err(Error::Config(crate::ConfigError::Key {
+                key: "redis".into(),
+                message: "the redis engine needs a Redis URL".into(),
+            }));
+        }
         Ok(RedisEngine {
             channels,
             keys,
-            conn,
-            writer,
-            feed,
+            shards,
             presence_ttl: options.presence_ttl,
             stopped: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The Redis that keeps `channel`.
+    fn shard(&self, channel: &str) -> &shard::Shard {
+        &self.shards[shard::pick(channel, self.shards.len())]
+    }
+
+    /// The Redis of what belongs to no channel (control messages, node info).
+    fn first(&self) -> &shard::Shard {
+        &self.shards[0]
     }
 
     fn publish_cmd(
@@ -191,7 +191,11 @@ impl RedisEngine {
         Ok(cmd)
     }
 
-    fn queue(&self, cmd: Result<redis::Cmd, Error>) -> BoxFuture<'static, Result<Position, Error>> {
+    fn queue(
+        &self,
+        channel: &str,
+        cmd: Result<redis::Cmd, Error>,
+    ) -> BoxFuture<'static, Result<Position, Error>> {
         let (reply, answer) = oneshot::channel();
         let cmd = if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
             Err(Error::Stopped)
@@ -199,8 +203,9 @@ impl RedisEngine {
             cmd
         };
         let queued = cmd.and_then(|cmd| {
-            self.writer
-                .send(PublishOp { cmd, reply })
+            self.shard(channel)
+                .writer
+                .send(shard::PublishOp { cmd, reply })
                 .map_err(|_| Error::Stopped)
         });
         async move {
@@ -208,69 +213,6 @@ impl RedisEngine {
             answer.await.map_err(|_| Error::Stopped)?
         }
         .boxed()
-    }
-}
-
-/// The writer: sends every queued publish as one pipeline, in queue order, and answers
-/// each with its own result.
-async fn write(
-    mut conn: ConnectionManager,
-    mut queue: mpsc::UnboundedReceiver<PublishOp>,
-    wait: Option<(u32, Duration)>,
-) {
-    let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, 1024).await > 0 {
-        let mut pipe = redis::pipe();
-        for op in &batch {
-            pipe.add_command(op.cmd.clone());
-        }
-        if let Some((replicas, timeout)) = wait {
-            // One WAIT for the whole batch: it covers every write before it.
-            pipe.cmd("WAIT")
-                .arg(replicas)
-                .arg(timeout.as_millis() as u64);
-        }
-        // Per-command results: one refused publish does not fail the others.
-        pipe.ignore_errors();
-        let results: Result<Vec<redis::RedisResult<Value>>, _> = pipe.query_async(&mut conn).await;
-        let results = match (results, wait) {
-            (Ok(mut results), Some((replicas, timeout))) if results.len() == batch.len() + 1 => {
-                match results.pop() {
-                    Some(Ok(Value::Int(n))) if n >= i64::from(replicas) => Ok(results),
-                    confirmed => Err(format!(
-                        "redis publish: stored, but {confirmed:?} of {replicas} replicas confirmed within {timeout:?} (redis_wait_replicas): not acknowledged"
-                    )),
-                }
-            }
-            (results, _) => results.map_err(|e| format!("redis publish: {e}")),
-        };
-        match results {
-            Ok(results) if results.len() == batch.len() => {
-                for (op, result) in batch.drain(..).zip(results) {
-                    let position = result
-                        .map_err(storage("publish"))
-                        .and_then(|v| position(&v));
-                    let _ = op.reply.send(position);
-                }
-            }
-            Ok(results) => {
-                let message = format!(
-                    "redis publish: {} replies for {}",
-                    results.len(),
-                    batch.len()
-                );
-                for op in batch.drain(..) {
-                    let _ = op.reply.send(Err(Error::Storage(message.clone())));
-                }
-            }
-            Err(message) => {
-                // Not known to be stored (or not replicated as required): never
-                // acknowledged.
-                for op in batch.drain(..) {
-                    let _ = op.reply.send(Err(Error::Storage(message.clone())));
-                }
-            }
-        }
     }
 }
 
@@ -381,7 +323,10 @@ impl Engine for RedisEngine {
         data: Json,
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>> {
-        self.queue(self.publish_cmd(channel, &data, info.as_ref(), None))
+        self.queue(
+            channel,
+            self.publish_cmd(channel, &data, info.as_ref(), None),
+        )
     }
 
     fn publish_once(
@@ -391,7 +336,10 @@ impl Engine for RedisEngine {
         info: Option<ClientInfo>,
         idempotency_key: String,
     ) -> BoxFuture<'static, Result<Position, Error>> {
-        self.queue(self.publish_cmd(channel, &data, info.as_ref(), Some(&idempotency_key)))
+        self.queue(
+            channel,
+            self.publish_cmd(channel, &data, info.as_ref(), Some(&idempotency_key)),
+        )
     }
 
     fn history(
@@ -419,7 +367,7 @@ impl Engine for RedisEngine {
                     .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
             )
             .arg(if query.reverse { 1 } else { 0 });
-        let mut conn = self.conn.clone();
+        let mut conn = self.shard(channel).conn.clone();
         async move {
             let value: Value = cmd
                 .query_async(&mut conn)
@@ -471,7 +419,7 @@ impl Engine for RedisEngine {
             .arg(serde_json::to_string(&info).expect("client info serializes"))
             .arg(now_ms().saturating_add(self.presence_ttl.as_millis() as i64))
             .arg(self.presence_ttl.as_secs().max(1));
-        let mut conn = self.conn.clone();
+        let mut conn = self.shard(channel).conn.clone();
         async move {
             let _: Value = cmd
                 .query_async(&mut conn)
@@ -494,7 +442,7 @@ impl Engine for RedisEngine {
             .ignore()
             .zrem(&expiry, client)
             .ignore();
-        let mut conn = self.conn.clone();
+        let mut conn = self.shard(channel).conn.clone();
         async move {
             let _: Value = pipe
                 .query_async(&mut conn)
@@ -513,7 +461,7 @@ impl Engine for RedisEngine {
             .arg(hash)
             .arg(expiry)
             .arg(now_ms());
-        let mut conn = self.conn.clone();
+        let mut conn = self.shard(channel).conn.clone();
         async move {
             let value: Value = cmd
                 .query_async(&mut conn)
@@ -538,14 +486,21 @@ impl Engine for RedisEngine {
     }
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
-        let mut conn = self.conn.clone();
-        let feed = self.feed.clone();
+        // Every Redis, both connections: a channel on any of them may be published to.
+        let shards: Vec<(ConnectionManager, feed::Feed)> = self
+            .shards
+            .iter()
+            .map(|s| (s.conn.clone(), s.feed.clone()))
+            .collect();
         async move {
-            let _: Value = redis::cmd("PING")
-                .query_async(&mut conn)
-                .await
-                .map_err(storage("ping"))?;
-            feed.check().await
+            for (mut conn, feed) in shards {
+                let _: Value = redis::cmd("PING")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(storage("ping"))?;
+                feed.check().await?;
+            }
+            Ok(())
         }
         .boxed()
     }
@@ -556,7 +511,7 @@ impl Engine for RedisEngine {
             .arg(2)
             .arg(self.keys.meta(channel))
             .arg(self.keys.stream(channel));
-        let mut conn = self.conn.clone();
+        let mut conn = self.shard(channel).conn.clone();
         async move {
             let _: Value = cmd
                 .query_async(&mut conn)
@@ -573,11 +528,13 @@ impl Engine for RedisEngine {
     }
 
     fn subscribe(&self, channel: &str) -> BoxFuture<'static, Result<(), Error>> {
-        self.feed.subscribe(self.keys.live(channel))
+        self.shard(channel).feed.subscribe(self.keys.live(channel))
     }
 
     fn unsubscribe(&self, channel: &str) {
-        self.feed.unsubscribe(self.keys.live(channel));
+        self.shard(channel)
+            .feed
+            .unsubscribe(self.keys.live(channel));
     }
 
     fn control(
@@ -586,7 +543,7 @@ impl Engine for RedisEngine {
     ) -> Option<BoxFuture<'static, Result<(), Error>>> {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.keys.control()).arg(control.encode());
-        let mut conn = self.conn.clone();
+        let mut conn = self.first().conn.clone();
         Some(
             async move {
                 let _: Value = cmd
@@ -615,7 +572,7 @@ impl Engine for RedisEngine {
             .arg(info)
             .arg(now_ms().saturating_add(ttl.as_millis() as i64))
             .arg(ttl.as_secs().max(1));
-        let mut conn = self.conn.clone();
+        let mut conn = self.first().conn.clone();
         async move {
             let _: Value = cmd
                 .query_async(&mut conn)
@@ -634,7 +591,7 @@ impl Engine for RedisEngine {
             .arg(hash)
             .arg(expiry)
             .arg(now_ms());
-        let mut conn = self.conn.clone();
+        let mut conn = self.first().conn.clone();
         async move {
             let value: Value = cmd
                 .query_async(&mut conn)
@@ -660,8 +617,10 @@ impl Engine for RedisEngine {
         // dropped); new ones fail.
         self.stopped
             .store(true, std::sync::atomic::Ordering::Release);
-        let feed = self.feed.clone();
-        async move { feed.stop() }.boxed()
+        for shard in &self.shards {
+            shard.feed.stop();
+        }
+        async {}.boxed()
     }
 }
 

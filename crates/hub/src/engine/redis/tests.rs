@@ -19,7 +19,7 @@ fn channels(config: &Config) -> Channels {
 
 fn options(server: &RedisServer) -> RedisOptions {
     RedisOptions {
-        url: server.url.clone(),
+        urls: vec![server.url.clone()],
         prefix: "hub".into(),
         presence_ttl: Duration::from_secs(60),
         wait: None,
@@ -134,7 +134,7 @@ async fn a_lost_meta_key_gives_a_new_epoch_never_the_old_stream() {
     let first = a.publish("z", json("1"), None).await.unwrap();
     a.publish("z", json("2"), None).await.unwrap();
     // As after a Redis restart without persistence, or an eviction.
-    let mut conn = a.conn.clone();
+    let mut conn = a.shards[0].conn.clone();
     let _: Value = redis::cmd("DEL")
         .arg(a.keys.meta("z"))
         .query_async(&mut conn)
@@ -172,7 +172,7 @@ async fn presence_is_shared_and_expires_unless_refreshed() {
     assert_eq!(a.presence("p").await.unwrap().len(), 1);
     // An entry whose node died is not refreshed: it goes at its expiry time.
     let (hash, expiry) = a.keys.presence("p");
-    let mut conn = a.conn.clone();
+    let mut conn = a.shards[0].conn.clone();
     let _: Value = redis::cmd("ZADD")
         .arg(&expiry)
         .arg(now_ms() - 1)
@@ -291,7 +291,7 @@ async fn idempotency_keys_are_encoded_in_key_names() {
         .await
         .unwrap();
     assert_eq!(first, again);
-    let mut conn = a.conn.clone();
+    let mut conn = a.shards[0].conn.clone();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut conn)
@@ -310,7 +310,7 @@ async fn after_the_feed_connection_is_killed_nothing_is_missed() {
     b.subscribe("g").await.unwrap();
     a.publish("g", json("1"), None).await.unwrap();
     delivered_n(&on_b, 1).await;
-    let mut conn = a.conn.clone();
+    let mut conn = a.shards[0].conn.clone();
     let _: Value = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
