@@ -10,7 +10,6 @@ use crate::protocol::reply::ClientInfo;
 use crate::protocol::DisconnectCode;
 use crate::registry::Registry;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// One action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,14 +78,6 @@ impl Control {
     }
 }
 
-#[derive(Deserialize)]
-struct Info {
-    user: String,
-    client: String,
-    conn_info: Option<Box<RawValue>>,
-    chan_info: Option<Box<RawValue>>,
-}
-
 /// Carries out `control` on this node's clients.
 pub fn apply(registry: &Registry, control: &Control) {
     match control {
@@ -126,16 +117,8 @@ pub fn apply(registry: &Registry, control: &Control) {
             channel,
             info,
             joined,
-        } => match serde_json::from_str::<Info>(info) {
-            Ok(i) => {
-                let info = ClientInfo {
-                    user: i.user,
-                    client: i.client,
-                    conn_info: i.conn_info.map(std::sync::Arc::from),
-                    chan_info: i.chan_info.map(std::sync::Arc::from),
-                };
-                registry.announce(channel, &info, *joined);
-            }
+        } => match ClientInfo::from_json(info.as_bytes()) {
+            Ok(info) => registry.announce(channel, &info, *joined),
             Err(e) => tracing::error!(%channel, error = %e, "a join/leave without client info"),
         },
     }
@@ -151,7 +134,7 @@ mod tests {
             user: "u".into(),
             client: "c".into(),
             conn_info: Some(std::sync::Arc::from(
-                RawValue::from_string("{\n \"n\": 1\n}".into()).unwrap(),
+                serde_json::value::RawValue::from_string("{\n \"n\": 1\n}".into()).unwrap(),
             )),
             chan_info: None,
         };

@@ -37,6 +37,28 @@ pub struct ClientInfo {
     pub chan_info: Option<Json>,
 }
 
+/// [`ClientInfo`] as its JSON reads back (the raw fields become shared).
+#[derive(serde::Deserialize)]
+struct ClientInfoJson {
+    user: String,
+    client: String,
+    conn_info: Option<Box<RawValue>>,
+    chan_info: Option<Box<RawValue>>,
+}
+
+impl ClientInfo {
+    /// Reads the JSON this type serializes to (kept in Redis, sent between nodes).
+    pub fn from_json(bytes: &[u8]) -> Result<ClientInfo, serde_json::Error> {
+        let info: ClientInfoJson = serde_json::from_slice(bytes)?;
+        Ok(ClientInfo {
+            user: info.user,
+            client: info.client,
+            conn_info: info.conn_info.map(Arc::from),
+            chan_info: info.chan_info.map(Arc::from),
+        })
+    }
+}
+
 /// `Publication` as clients see it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Publication {

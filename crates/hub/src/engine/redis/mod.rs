@@ -22,7 +22,6 @@ use crate::protocol::reply::{ClientInfo, Json, Publication};
 use futures_util::future::{BoxFuture, FutureExt};
 use redis::aio::ConnectionManager;
 use redis::Value;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,6 +215,76 @@ impl RedisEngine {
     }
 }
 
+/// `cmd`'s reply on `conn`; `what` names it in errors.
+fn query(
+    mut conn: ConnectionManager,
+    cmd: redis::Cmd,
+    what: &'static str,
+) -> BoxFuture<'static, Result<Value, Error>> {
+    async move { cmd.query_async(&mut conn).await.map_err(storage(what)) }.boxed()
+}
+
+/// Done once `reply` is, whatever Redis answered.
+fn done(reply: BoxFuture<'static, Result<Value, Error>>) -> BoxFuture<'static, Result<(), Error>> {
+    async move { reply.await.map(|_| ()) }.boxed()
+}
+
+/// Adds or refreshes `member` with `value` in an expiring hash (presence, node info):
+/// it goes `ttl` from now unless added again.
+fn add_expiring(
+    conn: ConnectionManager,
+    (hash, expiry): (String, String),
+    member: &str,
+    value: String,
+    ttl: Duration,
+    what: &'static str,
+) -> BoxFuture<'static, Result<(), Error>> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::ADD_PRESENCE)
+        .arg(2)
+        .arg(hash)
+        .arg(expiry)
+        .arg(member)
+        .arg(value)
+        .arg(now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)))
+        .arg(ttl.as_secs().max(1));
+    done(query(conn, cmd, what))
+}
+
+/// A member of an expiring hash and its value.
+type Member = (String, Vec<u8>);
+
+/// The live members of an expiring hash and their values (expired ones are removed).
+fn read_expiring(
+    conn: ConnectionManager,
+    (hash, expiry): (String, String),
+    what: &'static str,
+) -> BoxFuture<'static, Result<Vec<Member>, Error>> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::PRESENCE)
+        .arg(2)
+        .arg(hash)
+        .arg(expiry)
+        .arg(now_ms());
+    let reply = query(conn, cmd, what);
+    async move {
+        let value = reply.await?;
+        let Value::Array(items) = &value else {
+            return Err(bad_reply(what, &value));
+        };
+        items
+            .chunks(2)
+            .map(|pair| match pair {
+                [member, Value::BulkString(v)] => text(member)
+                    .map(|m| (m, v.clone()))
+                    .ok_or_else(|| bad_reply(what, &value)),
+                _ => Err(bad_reply(what, &value)),
+            })
+            .collect()
+    }
+    .boxed()
+}
+
 fn bad_reply(what: &str, value: &Value) -> Error {
     Error::Storage(format!("redis {what}: unexpected reply {value:?}"))
 }
@@ -248,28 +317,14 @@ fn position(value: &Value) -> Result<Position, Error> {
     }
 }
 
-/// Publisher info as stored (the JSON of [`ClientInfo`]).
-#[derive(Deserialize)]
-struct StoredInfo {
-    user: String,
-    client: String,
-    conn_info: Option<Box<RawValue>>,
-    chan_info: Option<Box<RawValue>>,
-}
-
 /// The publisher info stored with a publication (`""`: none).
 pub(crate) fn parse_info(info: &[u8]) -> Result<Option<ClientInfo>, Error> {
     if info.is_empty() {
         return Ok(None);
     }
-    let stored: StoredInfo = serde_json::from_slice(info)
-        .map_err(|e| Error::Storage(format!("redis: stored publisher info is not JSON: {e}")))?;
-    Ok(Some(ClientInfo {
-        user: stored.user,
-        client: stored.client,
-        conn_info: stored.conn_info.map(Arc::from),
-        chan_info: stored.chan_info.map(Arc::from),
-    }))
+    ClientInfo::from_json(info)
+        .map(Some)
+        .map_err(|e| Error::Storage(format!("redis: stored publisher info is not JSON: {e}")))
 }
 
 /// JSON data as stored.
@@ -409,25 +464,15 @@ impl Engine for RedisEngine {
         client: &str,
         info: ClientInfo,
     ) -> BoxFuture<'static, Result<(), Error>> {
-        let (hash, expiry) = self.keys.presence(channel);
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(scripts::ADD_PRESENCE)
-            .arg(2)
-            .arg(hash)
-            .arg(expiry)
-            .arg(client)
-            .arg(serde_json::to_string(&info).expect("client info serializes"))
-            .arg(now_ms().saturating_add(self.presence_ttl.as_millis() as i64))
-            .arg(self.presence_ttl.as_secs().max(1));
-        let mut conn = self.shard(channel).conn.clone();
-        async move {
-            let _: Value = cmd
-                .query_async(&mut conn)
-                .await
-                .map_err(storage("presence"))?;
-            Ok(())
-        }
-        .boxed()
+        let info = serde_json::to_string(&info).expect("client info serializes");
+        add_expiring(
+            self.shard(channel).conn.clone(),
+            self.keys.presence(channel),
+            client,
+            info,
+            self.presence_ttl,
+            "presence",
+        )
     }
 
     fn remove_presence(
@@ -454,29 +499,15 @@ impl Engine for RedisEngine {
     }
 
     fn presence(&self, channel: &str) -> BoxFuture<'static, Result<PresenceMap, Error>> {
-        let (hash, expiry) = self.keys.presence(channel);
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(scripts::PRESENCE)
-            .arg(2)
-            .arg(hash)
-            .arg(expiry)
-            .arg(now_ms());
-        let mut conn = self.shard(channel).conn.clone();
+        let read = read_expiring(
+            self.shard(channel).conn.clone(),
+            self.keys.presence(channel),
+            "presence",
+        );
         async move {
-            let value: Value = cmd
-                .query_async(&mut conn)
-                .await
-                .map_err(storage("presence"))?;
-            let Value::Array(items) = &value else {
-                return Err(bad_reply("presence", &value));
-            };
             let mut map = PresenceMap::new();
-            for pair in items.chunks(2) {
-                let [client, Value::BulkString(info)] = pair else {
-                    return Err(bad_reply("presence", &value));
-                };
-                let client = text(client).ok_or_else(|| bad_reply("presence", &value))?;
-                if let Some(info) = parse_info(info)? {
+            for (client, info) in read.await? {
+                if let Some(info) = parse_info(&info)? {
                     map.insert(client, info);
                 }
             }
@@ -493,11 +524,8 @@ impl Engine for RedisEngine {
             .map(|s| (s.conn.clone(), s.feed.clone()))
             .collect();
         async move {
-            for (mut conn, feed) in shards {
-                let _: Value = redis::cmd("PING")
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(storage("ping"))?;
+            for (conn, feed) in shards {
+                query(conn, redis::cmd("PING"), "ping").await?;
                 feed.check().await?;
             }
             Ok(())
@@ -511,15 +539,11 @@ impl Engine for RedisEngine {
             .arg(2)
             .arg(self.keys.meta(channel))
             .arg(self.keys.stream(channel));
-        let mut conn = self.shard(channel).conn.clone();
-        async move {
-            let _: Value = cmd
-                .query_async(&mut conn)
-                .await
-                .map_err(storage("history_remove"))?;
-            Ok(())
-        }
-        .boxed()
+        done(query(
+            self.shard(channel).conn.clone(),
+            cmd,
+            "history_remove",
+        ))
     }
 
     fn expire(&self) -> BoxFuture<'static, Result<(), Error>> {
@@ -543,17 +567,7 @@ impl Engine for RedisEngine {
     ) -> Option<BoxFuture<'static, Result<(), Error>>> {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.keys.control()).arg(control.encode());
-        let mut conn = self.first().conn.clone();
-        Some(
-            async move {
-                let _: Value = cmd
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(storage("control"))?;
-                Ok(())
-            }
-            .boxed(),
-        )
+        Some(done(query(self.first().conn.clone(), cmd, "control")))
     }
 
     fn report_node(
@@ -562,47 +576,23 @@ impl Engine for RedisEngine {
         info: String,
         ttl: Duration,
     ) -> BoxFuture<'static, Result<(), Error>> {
-        let (hash, expiry) = self.keys.nodes();
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(scripts::ADD_PRESENCE)
-            .arg(2)
-            .arg(hash)
-            .arg(expiry)
-            .arg(uid)
-            .arg(info)
-            .arg(now_ms().saturating_add(ttl.as_millis() as i64))
-            .arg(ttl.as_secs().max(1));
-        let mut conn = self.first().conn.clone();
-        async move {
-            let _: Value = cmd
-                .query_async(&mut conn)
-                .await
-                .map_err(storage("node info"))?;
-            Ok(())
-        }
-        .boxed()
+        add_expiring(
+            self.first().conn.clone(),
+            self.keys.nodes(),
+            uid,
+            info,
+            ttl,
+            "node info",
+        )
     }
 
     fn nodes(&self) -> BoxFuture<'static, Result<Vec<String>, Error>> {
-        let (hash, expiry) = self.keys.nodes();
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(scripts::PRESENCE)
-            .arg(2)
-            .arg(hash)
-            .arg(expiry)
-            .arg(now_ms());
-        let mut conn = self.first().conn.clone();
+        let read = read_expiring(self.first().conn.clone(), self.keys.nodes(), "node info");
         async move {
-            let value: Value = cmd
-                .query_async(&mut conn)
-                .await
-                .map_err(storage("node info"))?;
-            let Value::Array(items) = &value else {
-                return Err(bad_reply("node info", &value));
-            };
-            Ok(items
-                .chunks(2)
-                .filter_map(|pair| pair.get(1).and_then(text))
+            Ok(read
+                .await?
+                .into_iter()
+                .filter_map(|(_, info)| String::from_utf8(info).ok())
                 .collect())
         }
         .boxed()
