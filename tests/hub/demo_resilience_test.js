@@ -22,7 +22,6 @@
 'use strict';
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { EventEmitter } = require('node:events');
@@ -173,56 +172,6 @@ class Backend extends EventEmitter {
 
 // ---- the relay -------------------------------------------------------------------
 
-/** A TCP relay to the hub: `cut()` drops every socket and stops listening; `restore()` listens again on the same port. */
-class Relay {
-  constructor(targetPort) {
-    this.targetPort = targetPort;
-    this.sockets = new Set();
-    this.port = 0;
-  }
-
-  track(socket) {
-    socket.on('error', () => {});
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
-
-  async listen() {
-    this.server = net.createServer({ pauseOnConnect: true }, (client) => {
-      this.track(client);
-      const upstream = net.connect(this.targetPort, '127.0.0.1');
-      this.track(upstream);
-      upstream.on('close', () => client.destroy());
-      client.on('close', () => upstream.destroy());
-      upstream.on('connect', () => {
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-    });
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', resolve);
-    });
-    this.port = this.server.address().port;
-    this.base = `http://127.0.0.1:${this.port}`;
-    return this;
-  }
-
-  async cut() {
-    const closed = new Promise((resolve) => this.server.close(resolve));
-    for (const socket of this.sockets) socket.destroy();
-    await guard(closed, TIMEOUT_MS, 'the relay to stop listening');
-  }
-
-  restore() {
-    return this.listen();
-  }
-
-  close() {
-    for (const socket of this.sockets) socket.destroy();
-    if (this.server && this.server.listening) this.server.close();
-  }
-}
 
 // ---- pages -----------------------------------------------------------------------
 
@@ -410,12 +359,12 @@ async function main() {
     });
 
     await check('network cut through a relay: the page recovers what the backend published meanwhile', async () => {
-      relay = await new Relay(port).listen();
+      relay = await new support.Relay(port).listen();
       const bea = await openDemo(context, relay.base, 'Bea');
       await tickerFlowing(bea, 3, 'through the relay');
       const subscribedBefore = await subscribedCounts(bea);
       outage = true;
-      await relay.cut();
+      await relay.stop(TIMEOUT_MS);
       await waitFor(bea, () => document.getElementById('state').dataset.state === 'connecting'
         && document.getElementById('state').textContent === 'reconnecting', undefined, 'reconnecting after the cut');
       await backend.more(10, 'during the cut');
@@ -465,7 +414,7 @@ async function main() {
       const first = await publish(1);
       await page.waitForFunction((o) => window.t.offsets.includes(o), first);
       outage = true;
-      await relay.cut();
+      await relay.stop(TIMEOUT_MS);
       await page.waitForFunction(() => window.t.state === 'connecting');
       // Ten publications into a history of three: the position cannot be recovered.
       let last = first;

@@ -191,63 +191,6 @@ function startNode(dir, name, redisUrl) {
 
 // ---- the relay -------------------------------------------------------------------
 
-/**
- * A TCP relay in front of a node (the load balancer): `repoint(port)` drops every
- * relayed connection and sends new ones to `port`. Counts, per upstream port, the
- * connections it bridged (connected upstream).
- */
-class Relay {
-  constructor(targetPort) {
-    this.targetPort = targetPort;
-    this.sockets = new Set();
-    this.bridged = new Map(); // upstream port -> connections bridged to it
-  }
-
-  async listen() {
-    this.server = net.createServer({ pauseOnConnect: true }, (client) => this.accept(client));
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    this.port = this.server.address().port;
-    this.url = wsUrl(this.port);
-    return this;
-  }
-
-  track(socket) {
-    socket.on('error', () => {});
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
-
-  accept(client) {
-    this.track(client);
-    const port = this.targetPort;
-    const upstream = net.connect(port, '127.0.0.1');
-    this.track(upstream);
-    upstream.on('close', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('connect', () => {
-      this.bridged.set(port, (this.bridged.get(port) || 0) + 1);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-  }
-
-  bridgedTo(port) {
-    return this.bridged.get(port) || 0;
-  }
-
-  repoint(port) {
-    this.targetPort = port;
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  close() {
-    for (const socket of this.sockets) socket.destroy();
-    if (this.server && this.server.listening) this.server.close();
-  }
-}
 
 // ---- the backend -----------------------------------------------------------------
 
@@ -473,7 +416,7 @@ history_size = 1000
   const redis = await startRedis(path.join(dir, 'redis')).catch((e) => fatal(e.message));
   const [nodeA, nodeB] = await Promise.all([startNode(dir, 'a', redis.url), startNode(dir, 'b', redis.url)])
     .catch((e) => fatal(e.message));
-  const relay = await new Relay(nodeA.port).listen();
+  const relay = await new support.Relay(nodeA.port).listen();
   const stopList = [];
   const backend = new Backend(nodeB.base);
   const official = new Seen('centrifuge-js (relay, node A then B)');

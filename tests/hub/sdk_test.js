@@ -17,7 +17,6 @@ const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { EventEmitter } = require('node:events');
@@ -205,82 +204,9 @@ function assertConsecutive(pubs, from, label) {
   }
 }
 
-/**
- * A TCP relay between the SDK and a hub: `cut()` destroys every relayed socket (both
- * sides) at once, as a network failure would; with `hold`, new connections are then
- * kept waiting (not refused) until `release()`, so the test decides how much the hub
- * publishes while the client is away.
- */
-class Relay extends EventEmitter {
-  constructor(targetPort) {
-    super();
-    this.targetPort = targetPort;
-    this.sockets = new Set();
-    this.held = [];
-    this.holding = false;
-    this.bridged = 0;
-  }
-
-  async listen() {
-    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    this.port = this.server.address().port;
-    this.url = wsUrl(this.port);
-    return this;
-  }
-
-  accept(socket) {
-    socket.on('error', () => {});
-    this.track(socket);
-    if (this.holding) this.held.push(socket);
-    else this.bridge(socket);
-  }
-
-  track(socket) {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
-
-  bridge(client) {
-    if (client.destroyed) return;
-    const upstream = net.connect(this.targetPort, '127.0.0.1');
-    upstream.on('error', () => {});
-    this.track(upstream);
-    upstream.on('close', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('connect', () => {
-      this.bridged += 1;
-      client.pipe(upstream);
-      upstream.pipe(client);
-      this.emit('bridged');
-    });
-  }
-
-  cut({ hold = false } = {}) {
-    this.holding = hold;
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  release() {
-    this.holding = false;
-    const held = this.held;
-    this.held = [];
-    for (const socket of held) this.bridge(socket);
-  }
-
-  close() {
-    this.holding = false;
-    for (const socket of [...this.sockets, ...this.held]) socket.destroy();
-    if (this.server) this.server.close();
-  }
-}
-
 const relays = [];
 async function newRelay(port) {
-  const relay = await new Relay(port).listen();
+  const relay = await new support.Relay(port).listen();
   relays.push(relay);
   return relay;
 }

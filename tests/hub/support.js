@@ -3,7 +3,9 @@
 // files that print their own results.
 'use strict';
 const fs = require('node:fs');
+const net = require('node:net');
 const { spawn } = require('node:child_process');
+const { EventEmitter } = require('node:events');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
@@ -63,6 +65,105 @@ function startHub({ bin, args, pidFile, logFile, hubs, ms }) {
     .then((port) => ({ child, exited, port, base: `http://127.0.0.1:${port}` }));
 }
 
+/**
+ * A TCP relay on 127.0.0.1 in front of a hub, for cutting the network under clients:
+ * `cut()` drops every relayed connection (with `{hold: true}` new ones wait until
+ * `release()`), `stop()` also stops listening until `restore()` listens again on the
+ * same port, `repoint(port)` drops every connection and sends new ones to another hub.
+ * `bridged` counts the connections made upstream (`bridgedTo(port)` per hub); each one
+ * emits 'bridged'. `url` is the WebSocket endpoint through it, `base` its HTTP origin.
+ */
+class Relay extends EventEmitter {
+  constructor(targetPort) {
+    super();
+    this.targetPort = targetPort;
+    this.sockets = new Set();
+    this.held = [];
+    this.holding = false;
+    this.bridged = 0;
+    this.perPort = new Map();
+    this.port = 0;
+  }
+
+  async listen() {
+    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', resolve);
+    });
+    this.port = this.server.address().port;
+    this.base = `http://127.0.0.1:${this.port}`;
+    this.url = `ws://127.0.0.1:${this.port}/connection/websocket`;
+    return this;
+  }
+
+  track(socket) {
+    socket.on('error', () => {});
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+
+  accept(socket) {
+    this.track(socket);
+    if (this.holding) this.held.push(socket);
+    else this.bridge(socket);
+  }
+
+  bridge(client) {
+    if (client.destroyed) return;
+    const port = this.targetPort;
+    const upstream = net.connect(port, '127.0.0.1');
+    this.track(upstream);
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('connect', () => {
+      this.bridged += 1;
+      this.perPort.set(port, (this.perPort.get(port) || 0) + 1);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      this.emit('bridged');
+    });
+  }
+
+  bridgedTo(port) {
+    return this.perPort.get(port) || 0;
+  }
+
+  cut({ hold = false } = {}) {
+    this.holding = hold;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  release() {
+    this.holding = false;
+    const held = this.held;
+    this.held = [];
+    for (const socket of held) this.bridge(socket);
+  }
+
+  /** Drops every connection and stops listening; resolves once the port is closed. */
+  async stop(ms = 30000) {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    this.cut();
+    await guard(closed, ms, 'the relay to stop listening');
+  }
+
+  restore() {
+    return this.listen();
+  }
+
+  repoint(port) {
+    this.targetPort = port;
+    this.cut();
+  }
+
+  close() {
+    this.holding = false;
+    for (const socket of [...this.sockets, ...this.held]) socket.destroy();
+    if (this.server && this.server.listening) this.server.close();
+  }
+}
+
 /** PASS/FAIL lines and their counts, for test files that are plain scripts. */
 class Checks {
   constructor() {
@@ -88,4 +189,4 @@ class Checks {
   }
 }
 
-module.exports = { CHROMIUM, CHROMIUM_ARGS, guard, until, startHub, Checks };
+module.exports = { CHROMIUM, CHROMIUM_ARGS, guard, until, startHub, Checks, Relay };
