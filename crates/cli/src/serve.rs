@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// [default: redis://127.0.0.1:6379].
     #[arg(long, value_name = "URL")]
     redis: Vec<String>,
+    /// The --redis URLs are seed nodes of one Redis Cluster (7.0 or newer).
+    #[arg(long)]
+    redis_cluster: bool,
     /// When a publication counts as stored: commit or fsync [default: commit].
     #[arg(long)]
     durability: Option<String>,
@@ -77,6 +80,9 @@ impl ServeArgs {
         }
         if self.demo_ticker {
             o.set("demo_ticker", true);
+        }
+        if self.redis_cluster {
+            o.set("redis_cluster", true);
         }
         o
     }

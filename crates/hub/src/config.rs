@@ -53,6 +53,8 @@ pub struct Config {
     pub durability: Durability,
     /// The Redis the `redis` engine uses, as `redis://[:PASSWORD@]HOST:PORT[/DB]`.
     pub redis: Vec<String>,
+    /// The `redis` URLs are seed nodes of one Redis Cluster, not shards.
+    pub redis_cluster: bool,
     /// Prefix of every Redis key and pub/sub channel, so several hubs can share a Redis.
     pub redis_prefix: String,
     /// Replicas that must confirm a publish (Redis `WAIT`) before it is acknowledged
@@ -147,6 +149,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             engine: EngineKind::Sqlite,
             redis: vec!["redis://127.0.0.1:6379".into()],
+            redis_cluster: false,
             redis_prefix: "duplex".into(),
             redis_wait_replicas: 0,
             redis_wait_timeout: Duration::from_secs(1),

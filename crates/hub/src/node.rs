@@ -99,6 +99,7 @@ impl Node {
                 crate::engine::RedisEngine::connect(
                     &crate::engine::RedisOptions {
                         urls: config.redis.clone(),
+                        cluster: config.redis_cluster,
                         prefix: config.redis_prefix.clone(),
                         // Refreshed at every ping; a node that died leaves entries this long.
                         presence_ttl: (config.ping_interval * 3)

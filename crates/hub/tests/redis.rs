@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::redis_server::RedisServer;
+use common::redis_server::{RedisCluster, RedisServer};
 use common::*;
 use duplex_hub::config::{Config, EngineKind};
 use serde_json::{json, Value};
@@ -368,4 +368,78 @@ async fn channels_spread_over_three_redis_shards_and_work_across_nodes() {
     let (_, answer) = a.api("disconnect", json!({"user": "bob"})).await;
     assert_eq!(answer["result"], json!({}));
     assert_eq!(client.closed().await.0, 3503);
+}
+
+#[tokio::test]
+async fn a_redis_cluster_serves_nodes_that_publish_receive_and_recover_across_each_other() {
+    let cluster = RedisCluster::start(3);
+    let on_cluster = || {
+        let mut config = config();
+        config.engine = EngineKind::Redis;
+        config.redis = cluster.urls();
+        config.redis_cluster = true;
+        config
+    };
+    let mut a = TestHub::start(on_cluster()).await;
+    let b = TestHub::start(on_cluster()).await;
+    let channels: Vec<String> = (0..12).map(|i| format!("chat:slot-{i}")).collect();
+    let mut client = Client::connect(&a, &token("ada")).await;
+    let mut epochs = Vec::new();
+    for channel in &channels {
+        let reply = client
+            .call(json!({"subscribe": {"channel": channel}}))
+            .await;
+        assert!(reply.get("error").is_none(), "{reply}");
+        epochs.push(reply["subscribe"]["epoch"].clone());
+    }
+    for channel in &channels {
+        let (_, answer) = b
+            .api("publish", json!({"channel": channel, "data": {"n": 1}}))
+            .await;
+        assert_eq!(answer["result"]["offset"], 1, "{answer}");
+    }
+    let mut got = Vec::new();
+    for _ in &channels {
+        let push = client.push().await;
+        assert_eq!(push["pub"]["offset"], 1, "{push}");
+        got.push(push["channel"].as_str().unwrap().to_owned());
+    }
+    got.sort();
+    let mut want = channels.clone();
+    want.sort();
+    assert_eq!(got, want);
+    // The client's node goes; what was published meanwhile is recovered on the other.
+    a.stop().await;
+    for channel in &channels {
+        for n in 2..=3 {
+            let (status, _) = b
+                .api("publish", json!({"channel": channel, "data": {"n": n}}))
+                .await;
+            assert_eq!(status, 200);
+        }
+    }
+    let mut again = Client::connect(&b, &token("ada")).await;
+    for (channel, epoch) in channels.iter().zip(&epochs) {
+        let reply = again
+            .call(json!({"subscribe": {"channel": channel, "recover": true, "offset": 1, "epoch": epoch}}))
+            .await;
+        let result = &reply["subscribe"];
+        assert_eq!(result["recovered"], true, "{reply}");
+        let offsets: Vec<u64> = result["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offsets, [2, 3], "{reply}");
+    }
+    // Control messages and node info cross the Cluster too.
+    let (_, info) = b.api("info", json!({})).await;
+    let nodes = info["result"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["uid"], json!(b.node.uid()), "{info}");
+    let (_, answer) = b.api("disconnect", json!({"user": "ada"})).await;
+    assert_eq!(answer["result"], json!({}));
+    assert_eq!(again.closed().await.0, 3503);
+    let (status, _) = http(b.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 200);
 }

@@ -60,6 +60,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Str),
     ("engine", Kind::Str),
     ("redis", Kind::List),
+    ("redis_cluster", Kind::Bool),
     ("redis_prefix", Kind::Str),
     ("redis_wait_replicas", Kind::Int),
     ("redis_wait_timeout", Kind::Str),

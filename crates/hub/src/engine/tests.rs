@@ -42,6 +42,7 @@ async fn engines(
     let redis = RedisEngine::connect(
         &RedisOptions {
             urls: vec![server.url.clone()],
+            cluster: false,
             prefix: "test".into(),
             presence_ttl: std::time::Duration::from_secs(60),
             wait: None,

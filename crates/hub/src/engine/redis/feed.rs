@@ -1,20 +1,24 @@
-//! A node's live feeds: one pub/sub connection to Redis, subscribed to the live channel
-//! of every hub channel that has subscribers on this node, handing what arrives to the
-//! [`Delivery`] sink.
+//! A node's live feeds: subscribed to the live channel of every hub channel that has
+//! subscribers on this node, handing what arrives to the [`Delivery`] sink. On one
+//! Redis that is one pub/sub connection; in a Cluster, sharded subscriptions on the
+//! Cluster client's connections (one per master), whose messages arrive as RESP3 pushes.
 //!
-//! One task owns the connection and does one thing at a time, in the order asked: a
+//! One task owns the [`Link`] and does one thing at a time, in the order asked: a
 //! subscribe is answered only once Redis confirmed it, so a session that then reads
-//! history misses nothing in between. A lost connection is reopened with backoff and
-//! every channel subscribed again, and what was stored meanwhile is delivered from the
-//! streams. Every pub/sub command is bounded in time, and the connection is probed with
-//! a ping every few seconds: a silent connection is replaced, not waited on.
+//! history misses nothing in between. A lost pub/sub connection is reopened with backoff
+//! and every channel subscribed again (the Cluster client does that itself, and each
+//! resubscription is seen), and what was stored meanwhile is delivered from the
+//! streams. Every pub/sub command is bounded in time, and the connections are probed
+//! with a ping every few seconds: a silent connection is replaced, not waited on.
 
+use super::conn::Conn;
 use super::{parse_data, parse_info, Keys};
 use crate::engine::{ControlSink, Delivery};
 use crate::error::Error;
 use crate::protocol::reply::Publication;
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
+use redis::{PushInfo, PushKind, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -50,15 +54,45 @@ impl Feed {
         keys: Keys,
         delivery: Delivery,
         control: Option<ControlSink>,
-        conn: redis::aio::ConnectionManager,
+        conn: Conn,
     ) -> Result<Feed, Error> {
         let mut pubsub = client.get_async_pubsub().await.map_err(down)?;
         if control.is_some() {
             pubsub.subscribe(keys.control()).await.map_err(down)?;
         }
+        let (sink, stream) = pubsub.split();
+        let link = Link::Single {
+            client,
+            sink,
+            stream,
+        };
         let (ops, queue) = mpsc::unbounded_channel();
         let sinks = Sinks { delivery, control };
-        tokio::spawn(run(client, keys, sinks, pubsub, queue, conn));
+        tokio::spawn(run(link, keys, sinks, queue, conn));
+        Ok(Feed { ops })
+    }
+
+    /// Starts on a Cluster connection whose pushes arrive on `pushes`; it carries the
+    /// control channel.
+    pub(super) async fn start_cluster(
+        conn: Conn,
+        pushes: mpsc::UnboundedReceiver<PushInfo>,
+        keys: Keys,
+        delivery: Delivery,
+        control: ControlSink,
+    ) -> Result<Feed, Error> {
+        let mut link = Link::Cluster {
+            conn: conn.clone(),
+            pushes,
+            confirmations: HashMap::new(),
+        };
+        link.subscribe(&keys.control()).await?;
+        let (ops, queue) = mpsc::unbounded_channel();
+        let sinks = Sinks {
+            delivery,
+            control: Some(control),
+        };
+        tokio::spawn(run(link, keys, sinks, queue, conn));
         Ok(Feed { ops })
     }
 
@@ -143,22 +177,164 @@ async fn bounded(
     }
 }
 
+/// Where the live messages come from.
+enum Link {
+    /// One pub/sub connection to one Redis; the feed replaces it when it is lost.
+    Single {
+        client: redis::Client,
+        sink: redis::aio::PubSubSink,
+        stream: redis::aio::PubSubStream,
+    },
+    /// A Cluster client's connections, with sharded subscriptions; the client
+    /// reconnects and resubscribes by itself, and says so with pushes.
+    Cluster {
+        conn: Conn,
+        pushes: mpsc::UnboundedReceiver<PushInfo>,
+        /// Confirmations still due for the feed's own `SSUBSCRIBE`s, by live channel:
+        /// any other confirmation is a resubscription after a reconnect.
+        confirmations: HashMap<String, usize>,
+    },
+}
+
+/// What the link saw.
+enum Event {
+    Message {
+        live: String,
+        payload: Vec<u8>,
+    },
+    /// `live` was subscribed again after a reconnect: what was published meanwhile
+    /// must be caught up.
+    Resubscribed(String),
+    /// Redis ended the subscription of `live` (its slot moved to another master).
+    Dropped(String),
+    /// One of the Cluster client's connections was lost, with the subscriptions on it.
+    Disconnected,
+    /// The link is broken and must be replaced.
+    Lost(Error),
+}
+
+/// The channel name and the rest of a push's data.
+fn push_channel(info: &PushInfo) -> Option<String> {
+    match info.data.first() {
+        Some(Value::BulkString(name)) => String::from_utf8(name.clone()).ok(),
+        Some(Value::SimpleString(name)) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+impl Link {
+    async fn subscribe(&mut self, live: &str) -> Result<(), Error> {
+        match self {
+            Link::Single { sink, .. } => bounded(sink.subscribe(live)).await,
+            Link::Cluster {
+                conn: Conn::Cluster(conn),
+                confirmations,
+                ..
+            } => {
+                *confirmations.entry(live.to_owned()).or_default() += 1;
+                let result = bounded(conn.ssubscribe(live)).await;
+                if result.is_err() {
+                    // A late confirmation then counts as a resubscription: one
+                    // harmless catch-up.
+                    expected(confirmations, live);
+                }
+                result
+            }
+            Link::Cluster { .. } => Err(down("a Cluster feed without a Cluster connection")),
+        }
+    }
+
+    async fn unsubscribe(&mut self, live: &str) -> Result<(), Error> {
+        match self {
+            Link::Single { sink, .. } => bounded(sink.unsubscribe(live)).await,
+            Link::Cluster {
+                conn: Conn::Cluster(conn),
+                ..
+            } => bounded(conn.sunsubscribe(live)).await,
+            Link::Cluster { .. } => Err(down("a Cluster feed without a Cluster connection")),
+        }
+    }
+
+    /// A ping through the connections the messages come on.
+    async fn ping(&mut self) -> Result<(), Error> {
+        match self {
+            Link::Single { sink, .. } => ping(sink).await,
+            Link::Cluster { conn, .. } => {
+                match tokio::time::timeout(COMMAND_TIMEOUT, conn.ping()).await {
+                    Ok(result) => result.map_err(down),
+                    Err(_) => Err(down(format!(
+                        "no answer to a ping within {COMMAND_TIMEOUT:?}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Event {
+        match self {
+            Link::Single { stream, .. } => match stream.next().await {
+                Some(message) => Event::Message {
+                    live: message.get_channel_name().to_owned(),
+                    payload: message.get_payload_bytes().to_vec(),
+                },
+                None => Event::Lost(down("the connection closed")),
+            },
+            Link::Cluster {
+                pushes,
+                confirmations,
+                ..
+            } => loop {
+                let Some(mut push) = pushes.recv().await else {
+                    return Event::Lost(down("the Cluster client stopped"));
+                };
+                if push.kind == PushKind::Disconnection {
+                    return Event::Disconnected;
+                }
+                let Some(live) = push_channel(&push) else {
+                    continue;
+                };
+                match push.kind {
+                    PushKind::SMessage => {
+                        let payload = match push.data.pop() {
+                            Some(Value::BulkString(payload)) if push.data.len() == 1 => payload,
+                            _ => continue,
+                        };
+                        return Event::Message { live, payload };
+                    }
+                    // A confirmation of the feed's own SSUBSCRIBE is not news.
+                    PushKind::SSubscribe if !expected(confirmations, &live) => {
+                        return Event::Resubscribed(live);
+                    }
+                    PushKind::SUnsubscribe => return Event::Dropped(live),
+                    _ => {}
+                }
+            },
+        }
+    }
+
+    /// True when the link is one the feed replaces itself when it breaks.
+    fn replaceable(&self) -> bool {
+        matches!(self, Link::Single { .. })
+    }
+}
+
 async fn run(
-    client: redis::Client,
+    mut link: Link,
     keys: Keys,
     sinks: Sinks,
-    pubsub: redis::aio::PubSub,
     mut ops: mpsc::UnboundedReceiver<Op>,
-    mut conn: redis::aio::ConnectionManager,
+    mut conn: Conn,
 ) {
     // Live channel to the number of subscriptions that asked for it.
     let mut wanted: HashMap<String, usize> = HashMap::new();
     // Live channel to the last (offset, epoch) delivered, to catch up after an outage.
     let mut last: HashMap<String, (u64, String)> = HashMap::new();
     let control_channel = keys.control();
-    let (mut sink, mut stream) = pubsub.split();
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A Cluster connection was lost: its subscriptions must be made again (the client's
+    // own resubscription is not relied on: it was seen to restore only some).
+    let mut stale = false;
     loop {
         // Why the connection must be replaced, if it must.
         let broken: Option<Error> = tokio::select! {
@@ -168,7 +344,7 @@ async fn run(
                     let count = wanted.entry(live.clone()).or_default();
                     *count += 1;
                     let result = if *count == 1 {
-                        bounded(sink.subscribe(&live)).await
+                        link.subscribe(&live).await
                     } else {
                         Ok(())
                     };
@@ -183,36 +359,39 @@ async fn run(
                 Some(Op::Unsubscribe(live)) => {
                     if release(&mut wanted, &live) {
                         last.remove(&live);
-                        bounded(sink.unsubscribe(&live)).await.err()
+                        link.unsubscribe(&live).await.err()
                     } else {
                         None
                     }
                 }
                 Some(Op::Check(reply)) => {
-                    let result = ping(&mut sink).await;
+                    let result = if stale {
+                        Err(down("subscribing again after a lost connection"))
+                    } else {
+                        link.ping().await
+                    };
                     let broken = result.as_ref().err().map(down);
                     let _ = reply.send(result);
                     broken
                 }
             },
-            _ = probe.tick() => ping(&mut sink).await.err(),
-            message = stream.next() => match message {
-                Some(message) => {
-                    let live = message.get_channel_name();
+            _ = probe.tick() => link.ping().await.err(),
+            event = link.next() => match event {
+                Event::Message { live, payload } => {
                     if let (true, Some(sink)) = (live == control_channel, &sinks.control) {
-                        match crate::control::Control::decode(message.get_payload_bytes()) {
+                        match crate::control::Control::decode(&payload) {
                             Ok(control) => sink(control),
                             Err(e) => tracing::error!(error = %e, "undeliverable control message"),
                         }
-                    } else if let Some(channel) = keys.channel_of_live(live) {
-                        match parse(message.get_payload_bytes()) {
+                    } else if let Some(channel) = keys.channel_of_live(&live) {
+                        match parse(&payload) {
                             Ok((publication, epoch)) => {
                                 (sinks.delivery)(channel, &publication, &epoch);
                                 // After a catch-up the feed may repeat older offsets.
-                                match last.get_mut(live) {
+                                match last.get_mut(&live) {
                                     Some((o, e)) if *e == epoch => *o = (*o).max(publication.offset),
                                     _ => {
-                                        last.insert(live.to_owned(), (publication.offset, epoch));
+                                        last.insert(live, (publication.offset, epoch));
                                     }
                                 }
                             }
@@ -221,31 +400,89 @@ async fn run(
                     }
                     None
                 }
-                None => Some(down("the connection closed")),
+                Event::Resubscribed(live) => {
+                    tracing::info!(%live, "redis cluster resubscribed a live feed; catching up");
+                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, Some(&live)).await;
+                    None
+                }
+                Event::Dropped(live) if wanted.contains_key(&live) || live == control_channel => {
+                    tracing::info!(%live, "redis ended a live feed's subscription (slot moved); subscribing again");
+                    let result = link.subscribe(&live).await;
+                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, Some(&live)).await;
+                    result.err()
+                }
+                Event::Dropped(_) => None,
+                Event::Disconnected => {
+                    tracing::warn!("a redis cluster connection was lost; subscribing again");
+                    stale = true;
+                    None
+                }
+                Event::Lost(reason) => Some(reason),
             },
         };
-        if let Some(reason) = broken {
-            tracing::warn!(error = %reason, "redis pub/sub connection lost; reconnecting");
-            let control = sinks.control.is_some().then_some(control_channel.as_str());
-            let Some(pubsub) = reconnect(&client, control, &mut wanted, &mut ops).await else {
-                return;
-            };
-            (sink, stream) = pubsub.split();
-            catch_up(&mut conn, &keys, &sinks.delivery, &mut last).await;
+        if stale {
+            let mut all: Vec<&str> = wanted.keys().map(String::as_str).collect();
+            all.extend(sinks.control.is_some().then_some(control_channel.as_str()));
+            let mut result = Ok(());
+            for live in all {
+                result = link.subscribe(live).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            match result {
+                Ok(()) => {
+                    stale = false;
+                    tracing::info!(
+                        channels = wanted.len(),
+                        "redis cluster subscriptions restored"
+                    );
+                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, None).await;
+                }
+                // Tried again at the next event (the probe ticks every few seconds).
+                Err(e) => tracing::warn!(error = %e, "subscribing again failed"),
+            }
         }
+        let Some(reason) = broken else { continue };
+        if !link.replaceable() {
+            // The Cluster client reconnects by itself; checks fail meanwhile.
+            tracing::warn!(error = %reason, "redis cluster pub/sub unhealthy");
+            continue;
+        }
+        tracing::warn!(error = %reason, "redis pub/sub connection lost; reconnecting");
+        let Link::Single { client, .. } = &link else {
+            continue;
+        };
+        let client = client.clone();
+        let control = sinks.control.is_some().then_some(control_channel.as_str());
+        let Some(pubsub) = reconnect(&client, control, &mut wanted, &mut ops).await else {
+            return;
+        };
+        let (sink, stream) = pubsub.split();
+        link = Link::Single {
+            client,
+            sink,
+            stream,
+        };
+        catch_up(&mut conn, &keys, &sinks.delivery, &mut last, None).await;
     }
 }
 
-/// After an outage: delivers what each fed channel stored since the last publication
-/// delivered, from its stream, so subscribers see no gap. A stream whose epoch changed
-/// meanwhile is left alone: its subscribers learn it at its next publication (3010).
+/// After an outage: delivers what each fed channel (or only `only`) stored since the
+/// last publication delivered, from its stream, so subscribers see no gap. A stream
+/// whose epoch changed meanwhile is left alone: its subscribers learn it at its next
+/// publication (3010).
 async fn catch_up(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     delivery: &Delivery,
     last: &mut HashMap<String, (u64, String)>,
+    only: Option<&str>,
 ) {
     for (live, (offset, epoch)) in last.iter_mut() {
+        if only.is_some_and(|only| only != live) {
+            continue;
+        }
         let Some(channel) = keys.channel_of_live(live) else {
             continue;
         };
@@ -282,6 +519,18 @@ async fn catch_up(
             }
         }
     }
+}
+
+/// True when a confirmation of `live` was due (it no longer is).
+fn expected(confirmations: &mut HashMap<String, usize>, live: &str) -> bool {
+    match confirmations.get_mut(live) {
+        Some(count) if *count > 1 => *count -= 1,
+        Some(_) => {
+            confirmations.remove(live);
+        }
+        None => return false,
+    }
+    true
 }
 
 /// One subscription fewer; true when it was the last.

@@ -9,6 +9,7 @@
 //! costs one round trip. An acknowledgement means Redis ran the script (see
 //! `docs/configuration.md` on what survives which Redis failure).
 
+mod conn;
 mod feed;
 mod scripts;
 mod shard;
@@ -19,8 +20,8 @@ use super::{
 use crate::config::Channels;
 use crate::error::Error;
 use crate::protocol::reply::{ClientInfo, Json, Publication};
+use conn::Conn;
 use futures_util::future::{BoxFuture, FutureExt};
-use redis::aio::ConnectionManager;
 use redis::Value;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -31,10 +32,14 @@ fn storage(context: &str) -> impl FnOnce(redis::RedisError) -> Error + '_ {
     move |e| Error::Storage(format!("redis {context}: {e}"))
 }
 
-/// Key names for one prefix.
+/// Key and pub/sub channel names for one prefix. A channel's keys and its live feed
+/// share a Cluster hash tag (`{CH}`), so one script touches one slot; names outside
+/// channels never start with `P:{`, so no channel name can alias them.
 #[derive(Clone, Debug)]
 struct Keys {
     prefix: String,
+    /// Sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, a Cluster) or plain.
+    sharded: bool,
 }
 
 impl Keys {
@@ -57,14 +62,14 @@ impl Keys {
     }
     /// The pub/sub channel of `channel`'s live feed.
     fn live(&self, channel: &str) -> String {
-        format!("{}:live:{channel}", self.prefix)
+        self.key(channel, "l")
     }
     /// The nodes' info (a hash) and when each entry expires (a sorted set): kept like
     /// presence.
     fn nodes(&self) -> (String, String) {
         (
-            format!("{}:nodes", self.prefix),
-            format!("{}:nodes:z", self.prefix),
+            format!("{}:nodes:{{n}}", self.prefix),
+            format!("{}:nodes:{{n}}:z", self.prefix),
         )
     }
     /// The pub/sub channel every node's control messages go through.
@@ -73,7 +78,17 @@ impl Keys {
     }
     /// The hub channel a live feed name belongs to.
     fn channel_of_live<'a>(&self, live: &'a str) -> Option<&'a str> {
-        live.strip_prefix(&self.prefix)?.strip_prefix(":live:")
+        live.strip_prefix(&self.prefix)?
+            .strip_prefix(":{")?
+            .strip_suffix("}:l")
+    }
+    /// The command that publishes to a live feed or the control channel.
+    fn publish(&self) -> &'static str {
+        if self.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
     }
 }
 
@@ -81,8 +96,10 @@ impl Keys {
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
     /// `redis://[:PASSWORD@]HOST:PORT[/DB]`, one per shard: channels are spread over
-    /// them ([`shard::pick`]).
+    /// them ([`shard::pick`]). With `cluster`, seed nodes of one Redis Cluster.
     pub urls: Vec<String>,
+    /// The URLs are nodes of a Redis Cluster (7.0 or newer: sharded pub/sub).
+    pub cluster: bool,
     /// Prefix of every key and pub/sub channel.
     pub prefix: String,
     /// How long a presence entry lives unless refreshed (sessions refresh theirs).
@@ -96,7 +113,8 @@ pub struct RedisOptions {
 pub struct RedisEngine {
     channels: Channels,
     keys: Keys,
-    /// One per Redis in `redis`; a channel lives on [`shard::pick`]'s.
+    /// One per Redis in `redis`; a channel lives on [`shard::pick`]'s. A Cluster is
+    /// one.
     shards: Vec<shard::Shard>,
     /// How long a presence entry lives unless refreshed (sessions refresh theirs).
     presence_ttl: Duration,
@@ -115,9 +133,27 @@ impl RedisEngine {
     ) -> Result<RedisEngine, Error> {
         let keys = Keys {
             prefix: options.prefix.clone(),
+            sharded: options.cluster,
         };
         let mut shards = Vec::with_capacity(options.urls.len());
-        for (i, url) in options.urls.iter().enumerate() {
+        if options.cluster && !options.urls.is_empty() {
+            shards.push(
+                shard::Shard::connect_cluster(
+                    &options.urls,
+                    &keys,
+                    delivery.clone(),
+                    control.clone(),
+                    options.wait,
+                )
+                .await?,
+            );
+        }
+        let single = if options.cluster {
+            &[][..]
+        } else {
+            &options.urls[..]
+        };
+        for (i, url) in single.iter().enumerate() {
             // Control messages and node info go through the first Redis.
             let control = (i == 0).then(|| control.clone());
             shards.push(
@@ -171,22 +207,21 @@ impl RedisEngine {
             .unwrap_or_default();
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(scripts::PUBLISH)
-            .arg(3)
+            .arg(if idempotency_key.is_some() { 3 } else { 2 })
             .arg(self.keys.meta(channel))
-            .arg(self.keys.stream(channel))
-            .arg(
-                idempotency_key
-                    .map(|k| self.keys.idempotency(channel, k))
-                    .unwrap_or_default(),
-            )
-            .arg(data.get())
+            .arg(self.keys.stream(channel));
+        if let Some(key) = idempotency_key {
+            cmd.arg(self.keys.idempotency(channel, key));
+        }
+        cmd.arg(data.get())
             .arg(info)
             .arg(now_ms())
             .arg(options.history_size)
             .arg(options.history_ttl.as_millis().max(1) as u64)
             .arg(new_epoch())
             .arg(self.keys.live(channel))
-            .arg(super::IDEMPOTENCY_WINDOW.as_secs());
+            .arg(super::IDEMPOTENCY_WINDOW.as_secs())
+            .arg(self.keys.publish());
         Ok(cmd)
     }
 
@@ -201,10 +236,11 @@ impl RedisEngine {
         } else {
             cmd
         };
+        let slot = redis::cluster_routing::Slot::for_key(self.keys.meta(channel));
         let queued = cmd.and_then(|cmd| {
             self.shard(channel)
                 .writer
-                .send(shard::PublishOp { cmd, reply })
+                .send(shard::PublishOp { cmd, slot, reply })
                 .map_err(|_| Error::Stopped)
         });
         async move {
@@ -217,7 +253,7 @@ impl RedisEngine {
 
 /// `cmd`'s reply on `conn`; `what` names it in errors.
 fn query(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     cmd: redis::Cmd,
     what: &'static str,
 ) -> BoxFuture<'static, Result<Value, Error>> {
@@ -232,7 +268,7 @@ fn done(reply: BoxFuture<'static, Result<Value, Error>>) -> BoxFuture<'static, R
 /// Adds or refreshes `member` with `value` in an expiring hash (presence, node info):
 /// it goes `ttl` from now unless added again.
 fn add_expiring(
-    conn: ConnectionManager,
+    conn: Conn,
     (hash, expiry): (String, String),
     member: &str,
     value: String,
@@ -256,7 +292,7 @@ type Member = (String, Vec<u8>);
 
 /// The live members of an expiring hash and their values (expired ones are removed).
 fn read_expiring(
-    conn: ConnectionManager,
+    conn: Conn,
     (hash, expiry): (String, String),
     what: &'static str,
 ) -> BoxFuture<'static, Result<Vec<Member>, Error>> {
@@ -518,14 +554,14 @@ impl Engine for RedisEngine {
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), Error>> {
         // Every Redis, both connections: a channel on any of them may be published to.
-        let shards: Vec<(ConnectionManager, feed::Feed)> = self
+        let shards: Vec<(Conn, feed::Feed)> = self
             .shards
             .iter()
             .map(|s| (s.conn.clone(), s.feed.clone()))
             .collect();
         async move {
-            for (conn, feed) in shards {
-                query(conn, redis::cmd("PING"), "ping").await?;
+            for (mut conn, feed) in shards {
+                conn.ping().await.map_err(storage("ping"))?;
                 feed.check().await?;
             }
             Ok(())
@@ -565,7 +601,7 @@ impl Engine for RedisEngine {
         &self,
         control: &crate::control::Control,
     ) -> Option<BoxFuture<'static, Result<(), Error>>> {
-        let mut cmd = redis::cmd("PUBLISH");
+        let mut cmd = redis::cmd(self.keys.publish());
         cmd.arg(self.keys.control()).arg(control.encode());
         Some(done(query(self.first().conn.clone(), cmd, "control")))
     }

@@ -3,22 +3,24 @@
 //! history read sees the position and the publications of one instant.
 //!
 //! Keys of a channel (`P` is `redis_prefix`; the braces are a Cluster hash tag, so they
-//! share a slot): `P:{CH}:m` the meta hash (`e` epoch, `s` top offset), `P:{CH}:s` the
+//! and the live feed `P:{CH}:l` share a slot): `P:{CH}:m` the meta hash (`e` epoch, `s` top offset), `P:{CH}:s` the
 //! stream (entry id `OFFSET-0`, fields `d` data, `i` publisher info, `t` time in ms),
 //! `P:{CH}:i:KEY` an idempotency key (`"OFFSET EPOCH"`), `P:{CH}:p` presence (client to
 //! info) and `P:{CH}:z` presence expiry (client to ms).
 
 /// Publishes: idempotency check, epoch on first use (a lost meta key means a new epoch
 /// and the old stream is dropped), the next offset, `XADD` capped at the history size,
-/// the history TTL on stream and meta, then `PUBLISH` of `OFFSET\nEPOCH\nINFO\nDATA` to
-/// the live channel. Returns `{offset, epoch}`.
+/// the history TTL on stream and meta, then `PUBLISH` (`SPUBLISH` in a Cluster: the
+/// live channel shares the keys' slot) of `OFFSET\nEPOCH\nINFO\nDATA` to the live
+/// channel. Returns `{offset, epoch}`.
 ///
-/// KEYS: meta, stream, idempotency key (`""`: none).
+/// KEYS: meta, stream and, when the publish has one, its idempotency key (every key
+/// of a script must be in one Cluster slot, so there is no placeholder).
 /// ARGV: data, info (`""`: none), time ms, history size, history TTL ms, a new epoch,
-/// live channel, idempotency TTL s.
+/// live channel, idempotency TTL s, the publish command.
 pub const PUBLISH: &str = r"
 local meta, stream, idem = KEYS[1], KEYS[2], KEYS[3]
-if idem ~= '' then
+if idem then
   local seen = redis.call('GET', idem)
   if seen then
     local space = string.find(seen, ' ', 1, true)
@@ -35,8 +37,8 @@ local offset = redis.call('HINCRBY', meta, 's', 1)
 redis.call('XADD', stream, 'MAXLEN', ARGV[4], offset .. '-0', 'd', ARGV[1], 'i', ARGV[2], 't', ARGV[3])
 redis.call('PEXPIRE', stream, ARGV[5])
 redis.call('PEXPIRE', meta, ARGV[5])
-redis.call('PUBLISH', ARGV[7], offset .. '\n' .. epoch .. '\n' .. ARGV[2] .. '\n' .. ARGV[1])
-if idem ~= '' then
+redis.call(ARGV[9], ARGV[7], offset .. '\n' .. epoch .. '\n' .. ARGV[2] .. '\n' .. ARGV[1])
+if idem then
   redis.call('SET', idem, offset .. ' ' .. epoch, 'EX', ARGV[8])
 end
 return {offset, epoch}

@@ -1,25 +1,41 @@
-//! One Redis of the engine: its connection, its publish writer and its live feeds.
-//! Channels are spread over the Redis instances in `redis` by [`pick`].
+//! One Redis of the engine, or the whole of a Redis Cluster: its connection, its
+//! publish writer and its live feeds. Channels are spread over the Redis instances in
+//! `redis` by [`pick`]; a Cluster spreads them itself, by the slot of their hash tag.
 
+use super::conn::Conn;
 use super::{feed, position, storage, Keys};
 use crate::engine::{ControlSink, Delivery, Position};
 use crate::error::Error;
-use redis::aio::ConnectionManager;
+use futures_util::future::join_all;
+use redis::cluster_routing::Slot;
 use redis::Value;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// A publish waiting for the writer.
 pub(super) struct PublishOp {
     pub(super) cmd: redis::Cmd,
+    /// The Cluster slot of the channel's keys (a pipeline in a Cluster is one slot's).
+    pub(super) slot: Slot,
     pub(super) reply: oneshot::Sender<Result<Position, Error>>,
 }
 
-/// One Redis.
+/// One Redis, or a Cluster.
 pub(super) struct Shard {
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: Conn,
     pub(super) writer: mpsc::UnboundedSender<PublishOp>,
     pub(super) feed: feed::Feed,
+}
+
+/// How long connecting and each command may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn bad_url(url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Config(crate::ConfigError::Key {
+        key: "redis".into(),
+        message: format!("{url:?} is not a Redis URL ({e}); use redis://HOST:PORT"),
+    })
 }
 
 impl Shard {
@@ -31,22 +47,54 @@ impl Shard {
         control: Option<ControlSink>,
         wait: Option<(u32, Duration)>,
     ) -> Result<Shard, Error> {
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::Config(crate::ConfigError::Key {
-                key: "redis".into(),
-                message: format!("{url:?} is not a Redis URL ({e}); use redis://HOST:PORT"),
-            })
-        })?;
+        let client = redis::Client::open(url).map_err(|e| bad_url(url, e))?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(storage("connect"))?;
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT));
+        let conn = Conn::Single(
+            client
+                .get_connection_manager_with_config(config)
+                .await
+                .map_err(storage("connect"))?,
+        );
         let (writer, queue) = mpsc::unbounded_channel();
         tokio::spawn(write(conn.clone(), queue, wait));
         let feed = feed::Feed::start(client, keys.clone(), delivery, control, conn.clone()).await?;
+        Ok(Shard { conn, writer, feed })
+    }
+
+    /// Connects to the Redis Cluster `seeds` belong to (RESP3: its sharded pub/sub
+    /// messages come on the command connections, one per master); it carries the
+    /// control channel.
+    pub(super) async fn connect_cluster(
+        seeds: &[String],
+        keys: &Keys,
+        delivery: Delivery,
+        control: ControlSink,
+        wait: Option<(u32, Duration)>,
+    ) -> Result<Shard, Error> {
+        for url in seeds {
+            redis::Client::open(url.as_str()).map_err(|e| bad_url(url, e))?;
+        }
+        let (pushes, arrived) = mpsc::unbounded_channel();
+        let client = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes)
+            .connection_timeout(TIMEOUT)
+            .response_timeout(TIMEOUT)
+            .build()
+            .map_err(|e| bad_url(&seeds.join(" "), e))?;
+        let conn = Conn::Cluster(
+            client
+                .get_async_connection()
+                .await
+                .map_err(storage("connect to the cluster"))?,
+        );
+        let (writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write(conn.clone(), queue, wait));
+        let feed =
+            feed::Feed::start_cluster(conn.clone(), arrived, keys.clone(), delivery, control)
+                .await?;
         Ok(Shard { conn, writer, feed })
     }
 }
@@ -68,64 +116,78 @@ pub(super) fn pick(channel: &str, shards: usize) -> usize {
     usize::try_from(b.max(0)).unwrap_or(0)
 }
 
-/// The writer: sends every queued publish as one pipeline, in queue order, and answers
-/// each with its own result.
+/// The writer: sends what is queued as pipelines (one per Cluster slot; one in all on a
+/// single Redis), each in queue order, and answers each publish with its own result.
 async fn write(
-    mut conn: ConnectionManager,
+    conn: Conn,
     mut queue: mpsc::UnboundedReceiver<PublishOp>,
     wait: Option<(u32, Duration)>,
 ) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 1024).await > 0 {
-        let mut pipe = redis::pipe();
-        for op in &batch {
-            pipe.add_command(op.cmd.clone());
+        if conn.is_cluster() {
+            let mut by_slot: HashMap<Slot, Vec<PublishOp>> = HashMap::new();
+            for op in batch.drain(..) {
+                by_slot.entry(op.slot).or_default().push(op);
+            }
+            join_all(
+                by_slot
+                    .into_values()
+                    .map(|ops| send(conn.clone(), ops, wait)),
+            )
+            .await;
+        } else {
+            send(conn.clone(), std::mem::take(&mut batch), wait).await;
         }
-        if let Some((replicas, timeout)) = wait {
-            // One WAIT for the whole batch: it covers every write before it.
-            pipe.cmd("WAIT")
-                .arg(replicas)
-                .arg(timeout.as_millis() as u64);
+    }
+}
+
+/// Sends `ops` as one pipeline and answers each.
+async fn send(mut conn: Conn, ops: Vec<PublishOp>, wait: Option<(u32, Duration)>) {
+    let mut pipe = redis::pipe();
+    for op in &ops {
+        pipe.add_command(op.cmd.clone());
+    }
+    if let Some((replicas, timeout)) = wait {
+        // One WAIT for the whole pipeline: it covers every write before it.
+        pipe.cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis() as u64);
+    }
+    // Per-command results: one refused publish does not fail the others.
+    pipe.ignore_errors();
+    let results: Result<Vec<redis::RedisResult<Value>>, _> = pipe.query_async(&mut conn).await;
+    let results = match (results, wait) {
+        (Ok(mut results), Some((replicas, timeout))) if results.len() == ops.len() + 1 => {
+            match results.pop() {
+                Some(Ok(Value::Int(n))) if n >= i64::from(replicas) => Ok(results),
+                confirmed => Err(format!(
+                    "redis publish: stored, but {confirmed:?} of {replicas} replicas confirmed within {timeout:?} (redis_wait_replicas): not acknowledged"
+                )),
+            }
         }
-        // Per-command results: one refused publish does not fail the others.
-        pipe.ignore_errors();
-        let results: Result<Vec<redis::RedisResult<Value>>, _> = pipe.query_async(&mut conn).await;
-        let results = match (results, wait) {
-            (Ok(mut results), Some((replicas, timeout))) if results.len() == batch.len() + 1 => {
-                match results.pop() {
-                    Some(Ok(Value::Int(n))) if n >= i64::from(replicas) => Ok(results),
-                    confirmed => Err(format!(
-                        "redis publish: stored, but {confirmed:?} of {replicas} replicas confirmed within {timeout:?} (redis_wait_replicas): not acknowledged"
-                    )),
-                }
+        (results, _) => results.map_err(|e| format!("redis publish: {e}")),
+    };
+    match results {
+        Ok(results) if results.len() == ops.len() => {
+            for (op, result) in ops.into_iter().zip(results) {
+                let position = result
+                    .map_err(storage("publish"))
+                    .and_then(|v| position(&v));
+                let _ = op.reply.send(position);
             }
-            (results, _) => results.map_err(|e| format!("redis publish: {e}")),
-        };
-        match results {
-            Ok(results) if results.len() == batch.len() => {
-                for (op, result) in batch.drain(..).zip(results) {
-                    let position = result
-                        .map_err(storage("publish"))
-                        .and_then(|v| position(&v));
-                    let _ = op.reply.send(position);
-                }
+        }
+        Ok(results) => {
+            let message = format!("redis publish: {} replies for {}", results.len(), ops.len());
+            for op in ops {
+                let _ = op.reply.send(Err(Error::Storage(message.clone())));
             }
-            Ok(results) => {
-                let message = format!(
-                    "redis publish: {} replies for {}",
-                    results.len(),
-                    batch.len()
-                );
-                for op in batch.drain(..) {
-                    let _ = op.reply.send(Err(Error::Storage(message.clone())));
-                }
-            }
-            Err(message) => {
-                // Not known to be stored (or not replicated as required): never
-                // acknowledged.
-                for op in batch.drain(..) {
-                    let _ = op.reply.send(Err(Error::Storage(message.clone())));
-                }
+        }
+        Err(message) => {
+            // Not known to be stored (or not replicated as required): never
+            // acknowledged.
+            for op in ops {
+                let _ = op.reply.send(Err(Error::Storage(message.clone())));
             }
         }
     }
