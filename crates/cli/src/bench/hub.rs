@@ -20,8 +20,11 @@ use tokio::sync::Semaphore;
 
 #[derive(clap::Args)]
 pub struct HubArgs {
-    /// The hub's WebSocket endpoint, e.g. ws://127.0.0.1:8080/connection/websocket
-    url: String,
+    /// The hub's WebSocket endpoint, e.g. ws://127.0.0.1:8080/connection/websocket;
+    /// with several (nodes of one hub on Redis), subscribers are spread over them round
+    /// robin and publishers use the first.
+    #[arg(required = true, num_args = 1..)]
+    urls: Vec<String>,
     /// Subscriber connections.
     #[arg(long, value_name = "N", default_value_t = 100)]
     subscribers: usize,
@@ -61,7 +64,8 @@ pub struct HubArgs {
 const IN_FLIGHT: usize = 64;
 
 struct Run {
-    builder: ClientBuilder,
+    /// One per endpoint.
+    builders: Vec<ClientBuilder>,
     token: String,
     origin: Instant,
     /// Set when publishing has stopped and the drain is over: subscribers finish.
@@ -86,7 +90,9 @@ struct Received {
 }
 
 pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
-    check_url(&args.url)?;
+    for url in &args.urls {
+        check_url(url)?;
+    }
     if args.subscribers == 0 || args.channels == 0 || args.publishers == 0 || args.rate == 0 {
         return Err(BenchError::Usage(
             "--subscribers, --channels, --publishers and --rate must be at least 1".into(),
@@ -113,7 +119,11 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         ..Config::default()
     };
     let run = Arc::new(Run {
-        builder: args.common.builder(&args.url, config),
+        builders: args
+            .urls
+            .iter()
+            .map(|url| args.common.builder(url, config.clone()))
+            .collect(),
         token: args.token.clone(),
         origin: Instant::now(),
         done: tokio::sync::watch::Sender::new(false),
@@ -141,7 +151,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             let (run, limit, ready) = (run.clone(), limit.clone(), ready_tx.clone());
             let index = i % args.channels;
             let name = channel(index);
-            tokio::spawn(async move { subscriber(run, limit, index, name, ready).await })
+            tokio::spawn(async move { subscriber(run, limit, i, index, name, ready).await })
         })
         .collect();
     drop(ready_tx);
@@ -285,10 +295,10 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Opens a connection and sends `connect`; the socket once the hub accepted it.
-async fn open(run: &Run) -> Result<WebSocket<ClientStream>, String> {
-    let (mut ws, _) = run
-        .builder
+/// Opens a connection to endpoint `endpoint` (round robin) and sends `connect`; the
+/// socket once the hub accepted it.
+async fn open(run: &Run, endpoint: usize) -> Result<WebSocket<ClientStream>, String> {
+    let (mut ws, _) = run.builders[endpoint % run.builders.len()]
         .clone()
         .connect()
         .await
@@ -366,6 +376,7 @@ async fn read_lines(ws: &mut WebSocket<ClientStream>) -> Result<Lines, String> {
 async fn subscriber(
     run: Arc<Run>,
     limit: Arc<Semaphore>,
+    endpoint: usize,
     channel: usize,
     name: String,
     ready: tokio::sync::mpsc::UnboundedSender<()>,
@@ -378,7 +389,7 @@ async fn subscriber(
     let opened = {
         let _permit = limit.acquire().await;
         async {
-            let mut ws = open(&run).await?;
+            let mut ws = open(&run, endpoint).await?;
             send(&mut ws, &json!({"id": 2, "subscribe": {"channel": name}})).await?;
             let reply = next_reply(&mut ws, 2).await?;
             let offset = reply["subscribe"]["offset"].as_u64().unwrap_or(0);
@@ -453,7 +464,7 @@ async fn publisher(
     quota: u64,
     pad: String,
 ) {
-    let mut ws = match open(&run).await {
+    let mut ws = match open(&run, 0).await {
         Ok(ws) => ws,
         Err(e) => return run.errors.record(format!("publisher: {e}")),
     };
