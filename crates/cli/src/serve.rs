@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// The --redis URLs are seed nodes of one Redis Cluster (7.0 or newer).
     #[arg(long)]
     redis_cluster: bool,
+    /// The --redis URLs are Sentinels watching the master of this name.
+    #[arg(long, value_name = "NAME")]
+    redis_sentinel_master: Option<String>,
     /// When a publication counts as stored: commit or fsync [default: commit].
     #[arg(long)]
     durability: Option<String>,
@@ -83,6 +86,9 @@ impl ServeArgs {
         }
         if self.redis_cluster {
             o.set("redis_cluster", true);
+        }
+        if let Some(v) = &self.redis_sentinel_master {
+            o.set("redis_sentinel_master", v.as_str());
         }
         o
     }

@@ -55,6 +55,8 @@ pub struct Config {
     pub redis: Vec<String>,
     /// The `redis` URLs are seed nodes of one Redis Cluster, not shards.
     pub redis_cluster: bool,
+    /// With a name, the `redis` URLs are Sentinels and this is the master they watch.
+    pub redis_sentinel_master: Option<String>,
     /// Prefix of every Redis key and pub/sub channel, so several hubs can share a Redis.
     pub redis_prefix: String,
     /// Replicas that must confirm a publish (Redis `WAIT`) before it is acknowledged
@@ -150,6 +152,7 @@ impl Default for Config {
             engine: EngineKind::Sqlite,
             redis: vec!["redis://127.0.0.1:6379".into()],
             redis_cluster: false,
+            redis_sentinel_master: None,
             redis_prefix: "duplex".into(),
             redis_wait_replicas: 0,
             redis_wait_timeout: Duration::from_secs(1),

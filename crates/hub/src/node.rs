@@ -100,6 +100,7 @@ impl Node {
                     &crate::engine::RedisOptions {
                         urls: config.redis.clone(),
                         cluster: config.redis_cluster,
+                        sentinel_master: config.redis_sentinel_master.clone(),
                         prefix: config.redis_prefix.clone(),
                         // Refreshed at every ping; a node that died leaves entries this long.
                         presence_ttl: (config.ping_interval * 3)

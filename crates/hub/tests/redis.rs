@@ -170,6 +170,20 @@ fn redis_configuration_errors_name_the_key() {
             "{message}"
         );
     }
+    for (cluster, master, expected) in [
+        (true, Some("m"), "not both"),
+        (false, Some(""), "must name the master"),
+    ] {
+        let mut config = config();
+        config.engine = EngineKind::Redis;
+        config.redis_cluster = cluster;
+        config.redis_sentinel_master = master.map(str::to_owned);
+        let message = config.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("redis_sentinel_master") && message.contains(expected),
+            "{message}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -61,6 +61,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("engine", Kind::Str),
     ("redis", Kind::List),
     ("redis_cluster", Kind::Bool),
+    ("redis_sentinel_master", Kind::Str),
     ("redis_prefix", Kind::Str),
     ("redis_wait_replicas", Kind::Int),
     ("redis_wait_timeout", Kind::Str),
@@ -351,6 +352,18 @@ impl Config {
                         }
                     }
                 }
+            }
+            if self.redis_cluster && self.redis_sentinel_master.is_some() {
+                return bad(
+                    "redis_sentinel_master",
+                    "a Redis Cluster fails over by itself: set redis_cluster or redis_sentinel_master, not both",
+                );
+            }
+            if self.redis_sentinel_master.as_deref() == Some("") {
+                return bad(
+                    "redis_sentinel_master",
+                    "must name the master the Sentinels monitor (their `sentinel monitor NAME ...`)",
+                );
             }
             if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
                 return bad("redis_prefix", "must be non-empty, without { or }");

@@ -43,6 +43,7 @@ async fn engines(
         &RedisOptions {
             urls: vec![server.url.clone()],
             cluster: false,
+            sentinel_master: None,
             prefix: "test".into(),
             presence_ttl: std::time::Duration::from_secs(60),
             wait: None,

@@ -17,7 +17,7 @@ pub struct RedisServer {
 
 /// Runs `redis-server` on `port`; None if it exits (the port was taken) or never listens.
 fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Option<Child> {
-    let mut child = Command::new("redis-server")
+    let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
@@ -27,6 +27,12 @@ fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Option<Child> {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server runs (scripts/setup-deps installs it)");
+    listening(child, port)
+}
+
+/// `child` once it accepts connections on `port`; None if it exits (the port was taken)
+/// or never listens.
+fn listening(mut child: Child, port: u16) -> Option<Child> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("redis-server status") {
@@ -166,5 +172,86 @@ impl RedisCluster {
     /// Seed URLs (every node).
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url.clone()).collect()
+    }
+}
+
+/// A Redis Sentinel on a free port watching `master` under `name`, alone (quorum 1) and
+/// quick to act: the master counts as down after 1 s without an answer.
+pub struct RedisSentinel {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let dir = tempfile::tempdir().expect("a temp dir");
+            // Sentinel rewrites its configuration file: it must be its own.
+            let conf = dir.path().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor {name} 127.0.0.1 {} 1\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 5000\n",
+                    dir.path().display(),
+                    master.port
+                ),
+            )
+            .expect("sentinel.conf written");
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server runs (scripts/setup-deps installs it)");
+            if let Some(child) = listening(child, port) {
+                return RedisSentinel {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}/"),
+                    _dir: dir,
+                };
+            }
+        }
+        panic!("redis-server --sentinel did not start listening in 5 attempts");
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the primary at `url` until a replica has finished its first sync.
+pub async fn wait_for_replica(url: &str) {
+    let mut probe = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut probe)
+            .await
+            .unwrap();
+        if info.contains("connected_slaves:1") && info.contains("state=online") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never synced: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -11,7 +11,7 @@
 //! streams. Every pub/sub command is bounded in time, and the connections are probed
 //! with a ping every few seconds: a silent connection is replaced, not waited on.
 
-use super::conn::Conn;
+use super::conn::{Conn, Source};
 use super::{parse_data, parse_info, Keys};
 use crate::engine::{ControlSink, Delivery};
 use crate::error::Error;
@@ -50,19 +50,25 @@ fn down(e: impl std::fmt::Display) -> Error {
 impl Feed {
     /// Opens the pub/sub connection and starts the task.
     pub(super) async fn start(
-        client: redis::Client,
+        source: Source,
         keys: Keys,
         delivery: Delivery,
         control: Option<ControlSink>,
         conn: Conn,
     ) -> Result<Feed, Error> {
-        let mut pubsub = client.get_async_pubsub().await.map_err(down)?;
+        let mut pubsub = source
+            .client()
+            .await
+            .map_err(down)?
+            .get_async_pubsub()
+            .await
+            .map_err(down)?;
         if control.is_some() {
             pubsub.subscribe(keys.control()).await.map_err(down)?;
         }
         let (sink, stream) = pubsub.split();
         let link = Link::Single {
-            client,
+            source,
             sink,
             stream,
         };
@@ -179,9 +185,10 @@ async fn bounded(
 
 /// Where the live messages come from.
 enum Link {
-    /// One pub/sub connection to one Redis; the feed replaces it when it is lost.
+    /// One pub/sub connection to one Redis (or the master Sentinel names); the feed
+    /// replaces it when it is lost.
     Single {
-        client: redis::Client,
+        source: Source,
         sink: redis::aio::PubSubSink,
         stream: redis::aio::PubSubStream,
     },
@@ -450,17 +457,17 @@ async fn run(
             continue;
         }
         tracing::warn!(error = %reason, "redis pub/sub connection lost; reconnecting");
-        let Link::Single { client, .. } = &link else {
+        let Link::Single { source, .. } = &link else {
             continue;
         };
-        let client = client.clone();
+        let source = source.clone();
         let control = sinks.control.is_some().then_some(control_channel.as_str());
-        let Some(pubsub) = reconnect(&client, control, &mut wanted, &mut ops).await else {
+        let Some(pubsub) = reconnect(&source, control, &mut wanted, &mut ops).await else {
             return;
         };
         let (sink, stream) = pubsub.split();
         link = Link::Single {
-            client,
+            source,
             sink,
             stream,
         };
@@ -551,7 +558,7 @@ fn release(wanted: &mut HashMap<String, usize>, live: &str) -> bool {
 /// Opens a new pub/sub connection subscribed to every wanted channel, retrying with
 /// backoff; answers checks with the outage meanwhile. None: the engine stopped.
 async fn reconnect(
-    client: &redis::Client,
+    source: &Source,
     control_channel: Option<&str>,
     wanted: &mut HashMap<String, usize>,
     ops: &mut mpsc::UnboundedReceiver<Op>,
@@ -559,7 +566,7 @@ async fn reconnect(
     let mut backoff = Duration::from_millis(50);
     loop {
         let attempt = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = source.client().await?.get_async_pubsub().await?;
             let mut channels: Vec<&str> = wanted.keys().map(String::as_str).collect();
             channels.extend(control_channel);
             if !channels.is_empty() {

@@ -100,6 +100,8 @@ pub struct RedisOptions {
     pub urls: Vec<String>,
     /// The URLs are nodes of a Redis Cluster (7.0 or newer: sharded pub/sub).
     pub cluster: bool,
+    /// The URLs are Sentinels, and this is the name of the master they watch.
+    pub sentinel_master: Option<String>,
     /// Prefix of every key and pub/sub channel.
     pub prefix: String,
     /// How long a presence entry lives unless refreshed (sessions refresh theirs).
@@ -136,7 +138,19 @@ impl RedisEngine {
             sharded: options.cluster,
         };
         let mut shards = Vec::with_capacity(options.urls.len());
-        if options.cluster && !options.urls.is_empty() {
+        if let (Some(master), false) = (&options.sentinel_master, options.urls.is_empty()) {
+            shards.push(
+                shard::Shard::connect_sentinel(
+                    &options.urls,
+                    master,
+                    &keys,
+                    delivery.clone(),
+                    control.clone(),
+                    options.wait,
+                )
+                .await?,
+            );
+        } else if options.cluster && !options.urls.is_empty() {
             shards.push(
                 shard::Shard::connect_cluster(
                     &options.urls,
@@ -148,7 +162,7 @@ impl RedisEngine {
                 .await?,
             );
         }
-        let single = if options.cluster {
+        let single = if options.cluster || options.sentinel_master.is_some() {
             &[][..]
         } else {
             &options.urls[..]

@@ -2,7 +2,7 @@
 //! publish writer and its live feeds. Channels are spread over the Redis instances in
 //! `redis` by [`pick`]; a Cluster spreads them itself, by the slot of their hash tag.
 
-use super::conn::Conn;
+use super::conn::{Conn, SentinelMaster, Source};
 use super::{feed, position, storage, Keys};
 use crate::engine::{ControlSink, Delivery, Position};
 use crate::error::Error;
@@ -57,9 +57,42 @@ impl Shard {
                 .await
                 .map_err(storage("connect"))?,
         );
+        Self::start(conn, Source::Client(client), keys, delivery, control, wait).await
+    }
+
+    /// Connects to the master that the Sentinels at `sentinels` name `master`; asks them
+    /// again whenever the connection to it fails.
+    pub(super) async fn connect_sentinel(
+        sentinels: &[String],
+        master: &str,
+        keys: &Keys,
+        delivery: Delivery,
+        control: ControlSink,
+        wait: Option<(u32, Duration)>,
+    ) -> Result<Shard, Error> {
+        let master = std::sync::Arc::new(
+            SentinelMaster::new(sentinels, master, TIMEOUT)
+                .map_err(|e| bad_url(&sentinels.join(" "), e))?,
+        );
+        let mut conn = Conn::Sentinel(master.clone());
+        conn.ping()
+            .await
+            .map_err(storage("connect to the master the Sentinels name"))?;
+        let source = Source::Sentinel(master);
+        Self::start(conn, source, keys, delivery, Some(control), wait).await
+    }
+
+    async fn start(
+        conn: Conn,
+        source: Source,
+        keys: &Keys,
+        delivery: Delivery,
+        control: Option<ControlSink>,
+        wait: Option<(u32, Duration)>,
+    ) -> Result<Shard, Error> {
         let (writer, queue) = mpsc::unbounded_channel();
         tokio::spawn(write(conn.clone(), queue, wait));
-        let feed = feed::Feed::start(client, keys.clone(), delivery, control, conn.clone()).await?;
+        let feed = feed::Feed::start(source, keys.clone(), delivery, control, conn.clone()).await?;
         Ok(Shard { conn, writer, feed })
     }
 

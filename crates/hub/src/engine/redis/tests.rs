@@ -1,7 +1,7 @@
 //! What only the Redis engine does: several nodes on one Redis, and Redis failures. (The
 //! checks every engine passes are in `engine/tests.rs`.)
 
-use super::test_server::{RedisCluster, RedisServer};
+use super::test_server::{wait_for_replica, RedisCluster, RedisSentinel, RedisServer};
 use super::*;
 use crate::config::Config;
 use futures_util::future::join_all;
@@ -22,6 +22,7 @@ fn options(server: &RedisServer) -> RedisOptions {
     RedisOptions {
         urls: vec![server.url.clone()],
         cluster: false,
+        sentinel_master: None,
         prefix: "hub".into(),
         presence_ttl: Duration::from_secs(60),
         wait: None,
@@ -349,28 +350,7 @@ async fn with_wait_a_publish_is_acknowledged_only_once_replicated() {
     let primary = RedisServer::start();
     let mut replica =
         RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
-    let mut probe = redis::Client::open(primary.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    // The replica has to finish its first sync: this polls the primary's view of it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut probe)
-            .await
-            .unwrap();
-        if info.contains("connected_slaves:1") && info.contains("state=online") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never synced: {info}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_replica(&primary.url).await;
     let mut waiting = options(&primary);
     waiting.wait = Some((1, Duration::from_millis(300)));
     let engine = RedisEngine::connect(
@@ -411,6 +391,7 @@ async fn cluster_node(
     let options = RedisOptions {
         urls: cluster.urls(),
         cluster: true,
+        sentinel_master: None,
         prefix: "hub".into(),
         presence_ttl: Duration::from_secs(60),
         wait: None,
@@ -579,5 +560,110 @@ async fn in_a_cluster_killed_feed_connections_resubscribe_and_catch_up() {
         assert!(Instant::now() < deadline, "{:?}", on_b.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    b.check_writable().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_sentinel_a_failover_acknowledges_nothing_unstored_and_the_feed_follows() {
+    let mut master = RedisServer::start();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    wait_for_replica(&master.url).await;
+    let sentinel = RedisSentinel::start(&master, "hub-master");
+    let watched = || RedisOptions {
+        urls: vec![sentinel.url.clone()],
+        cluster: false,
+        sentinel_master: Some("hub-master".into()),
+        prefix: "hub".into(),
+        presence_ttl: Duration::from_secs(60),
+        wait: None,
+    };
+    let options = watched();
+    let connect = |delivery: Delivery| {
+        RedisEngine::connect(
+            &options,
+            channels(&Config::default()),
+            delivery,
+            Arc::new(|_| {}),
+        )
+    };
+    let a = connect(Arc::new(|_: &str, _: &Publication, _: &str| {}))
+        .await
+        .unwrap();
+    let on_b: Delivered = Arc::default();
+    let d = on_b.clone();
+    let b = connect(Arc::new(
+        move |channel: &str, p: &Publication, epoch: &str| {
+            d.lock()
+                .unwrap()
+                .push((channel.to_owned(), p.offset, epoch.to_owned()));
+        },
+    ))
+    .await
+    .unwrap();
+    b.subscribe("f").await.unwrap();
+    assert_eq!(a.publish("f", json("1"), None).await.unwrap().offset, 1);
+    delivered_n(&on_b, 1).await;
+    // Replication is asynchronous: offset 1 must be on the replica before the master dies.
+    let mut on_replica = redis::Client::open(replica.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let len: u64 = redis::cmd("XLEN")
+            .arg("hub:{f}:s")
+            .query_async(&mut on_replica)
+            .await
+            .unwrap();
+        if len == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offset 1 never reached the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    master.kill();
+    // Until the Sentinel promotes the replica, publishes fail (nothing is acknowledged);
+    // then they are stored on the new master, after offset 1.
+    let mut acked = vec![1];
+    let mut refused = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.len() < 4 {
+        assert!(Instant::now() < deadline, "no failover: {acked:?}");
+        match a.publish("f", json("2"), None).await {
+            Ok(position) => acked.push(position.offset),
+            Err(_) => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(acked, [1, 2, 3, 4]);
+    assert!(refused > 0, "the publishes never saw the master gone");
+    // (Sentinel closed the promoted replica's client connections: a new one.)
+    let role: Vec<Value> = redis::cmd("ROLE")
+        .query_async(
+            &mut redis::Client::open(replica.url.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(&role[0]).as_deref(), Some("master"));
+    // The other node's feed found the new master and caught up: no gap.
+    let seen = delivered_n(&on_b, 4).await;
+    let offsets: Vec<u64> = seen.iter().map(|(_, o, _)| *o).collect();
+    let mut top = 0;
+    for offset in &offsets {
+        assert!(*offset <= top + 1, "a gap: {offsets:?}");
+        top = top.max(*offset);
+    }
+    assert_eq!(top, 4, "{offsets:?}");
+    a.check_writable().await.unwrap();
     b.check_writable().await.unwrap();
 }
