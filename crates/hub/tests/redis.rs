@@ -24,6 +24,18 @@ async fn subscribed(hub: &TestHub, user: &str, channel: &str) -> (Client, Value)
     (client, reply)
 }
 
+/// The offsets a subscribe reply recovered (it must say `recovered: true`).
+fn recovered_offsets(reply: &Value) -> Vec<u64> {
+    let result = &reply["subscribe"];
+    assert_eq!(result["recovered"], true, "{reply}");
+    result["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offset"].as_u64().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn clients_on_every_node_get_what_any_node_published() {
     let server = RedisServer::start();
@@ -118,15 +130,7 @@ async fn a_client_whose_node_went_away_recovers_on_another() {
     let reply = again
         .call(json!({"subscribe": {"channel": "chat:r", "recover": true, "offset": 1, "epoch": epoch}}))
         .await;
-    let result = &reply["subscribe"];
-    assert_eq!(result["recovered"], true, "{reply}");
-    let offsets: Vec<u64> = result["publications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["offset"].as_u64().unwrap())
-        .collect();
-    assert_eq!(offsets, [2, 3, 4], "{reply}");
+    assert_eq!(recovered_offsets(&reply), [2, 3, 4], "{reply}");
     // And it is live on the new node.
     b.api("publish", json!({"channel": "chat:r", "data": {"n": 5}}))
         .await;
@@ -437,15 +441,7 @@ async fn a_redis_cluster_serves_nodes_that_publish_receive_and_recover_across_ea
         let reply = again
             .call(json!({"subscribe": {"channel": channel, "recover": true, "offset": 1, "epoch": epoch}}))
             .await;
-        let result = &reply["subscribe"];
-        assert_eq!(result["recovered"], true, "{reply}");
-        let offsets: Vec<u64> = result["publications"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["offset"].as_u64().unwrap())
-            .collect();
-        assert_eq!(offsets, [2, 3], "{reply}");
+        assert_eq!(recovered_offsets(&reply), [2, 3], "{reply}");
     }
     // Control messages and node info cross the Cluster too.
     let (_, info) = b.api("info", json!({})).await;

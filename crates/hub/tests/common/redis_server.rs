@@ -15,6 +15,15 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
 }
 
+/// A port of 127.0.0.1 that was free a moment ago (redis-server cannot report one it
+/// chose).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// Runs `redis-server` on `port`; None if it exits (the port was taken) or never listens.
 fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Option<Child> {
     let child = Command::new("redis-server")
@@ -60,10 +69,7 @@ impl RedisServer {
         // redis-server cannot report a port it chose: take a free one, and try again
         // if another process took it first.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let port = free_port();
             let dir = tempfile::tempdir().expect("a temp dir");
             if let Some(child) = spawn(port, dir.path(), &extra) {
                 return RedisServer {
@@ -110,11 +116,7 @@ impl RedisCluster {
             .map(|_| {
                 // The cluster bus port defaults to port + 10000, which may not exist:
                 // take a free one.
-                let bus = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .expect("a free port")
-                    .port()
-                    .to_string();
+                let bus = free_port().to_string();
                 RedisServer::start_with(&[
                     "--cluster-enabled",
                     "yes",
@@ -186,10 +188,7 @@ pub struct RedisSentinel {
 impl RedisSentinel {
     pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let port = free_port();
             let dir = tempfile::tempdir().expect("a temp dir");
             // Sentinel rewrites its configuration file: it must be its own.
             let conf = dir.path().join("sentinel.conf");

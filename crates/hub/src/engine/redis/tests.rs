@@ -66,6 +66,66 @@ async fn delivered_n(delivered: &Delivered, n: usize) -> Vec<(String, u64, Strin
     }
 }
 
+/// Waits (bounded) until `delivered` reaches offset `top`, asserting all along that it
+/// came in offset order with no gap (a repeat is allowed: the session drops it).
+async fn delivered_up_to_without_gap(delivered: &Delivered, top: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut reached = 0;
+        for (_, offset, _) in delivered.lock().unwrap().iter() {
+            assert!(
+                *offset <= reached + 1,
+                "a gap: {:?}",
+                delivered.lock().unwrap()
+            );
+            reached = reached.max(*offset);
+        }
+        if reached >= top {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{:?}", delivered.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `b` follows a channel that `a` publishes to while every connection with a
+/// subscription (the nodes' feeds and control) on the Redis instances at `urls` is cut:
+/// `b` gets every offset, in order, with no gap, and is healthy again.
+async fn feed_survives_killed_connections(
+    a: &RedisEngine,
+    b: &RedisEngine,
+    on_b: &Delivered,
+    urls: &[String],
+) {
+    b.subscribe("g").await.unwrap();
+    a.publish("g", json("1"), None).await.unwrap();
+    delivered_n(on_b, 1).await;
+    for url in urls {
+        kill_subscribed_connections(url).await;
+    }
+    for n in 2..=4 {
+        a.publish("g", json(&n.to_string()), None).await.unwrap();
+    }
+    delivered_up_to_without_gap(on_b, 4).await;
+    b.check_writable().await.unwrap();
+}
+
+/// Closes every connection with a subscription on the Redis at `url`.
+async fn kill_subscribed_connections(url: &str) {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn nodes_share_offsets_and_deliver_each_others_publications() {
     let server = RedisServer::start();
@@ -310,39 +370,7 @@ async fn after_the_feed_connection_is_killed_nothing_is_missed() {
     let config = Config::default();
     let (a, _) = node(&server, &config).await;
     let (b, on_b) = node(&server, &config).await;
-    b.subscribe("g").await.unwrap();
-    a.publish("g", json("1"), None).await.unwrap();
-    delivered_n(&on_b, 1).await;
-    let mut conn = a.shards[0].conn.clone();
-    let _: Value = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    for n in 2..=4 {
-        a.publish("g", json(&n.to_string()), None).await.unwrap();
-    }
-    // In offset order, each at least once (a repeat is dropped by the session), no gap.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut top = 0;
-        let mut gap = false;
-        for (_, offset, _) in on_b.lock().unwrap().iter() {
-            if *offset > top + 1 {
-                gap = true;
-            }
-            top = top.max(*offset);
-        }
-        assert!(!gap, "a gap: {:?}", on_b.lock().unwrap());
-        if top == 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{:?}", on_b.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    b.check_writable().await.unwrap();
+    feed_survives_killed_connections(&a, &b, &on_b, std::slice::from_ref(&server.url)).await;
 }
 
 #[tokio::test]
@@ -525,42 +553,7 @@ async fn in_a_cluster_killed_feed_connections_resubscribe_and_catch_up() {
     let cluster = RedisCluster::start(3);
     let (a, _, _) = cluster_node(&cluster).await;
     let (b, on_b, _) = cluster_node(&cluster).await;
-    b.subscribe("g").await.unwrap();
-    a.publish("g", json("1"), None).await.unwrap();
-    delivered_n(&on_b, 1).await;
-    // Every connection with a subscription (the nodes' feeds and control) is cut.
-    for node in &cluster.nodes {
-        let mut conn = redis::Client::open(node.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let _: Value = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("pubsub")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
-    for n in 2..=4 {
-        a.publish("g", json(&n.to_string()), None).await.unwrap();
-    }
-    // In offset order, each at least once (a repeat is dropped by the session), no gap.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut top = 0;
-        for (_, offset, _) in on_b.lock().unwrap().iter() {
-            assert!(*offset <= top + 1, "a gap: {:?}", on_b.lock().unwrap());
-            top = top.max(*offset);
-        }
-        if top == 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{:?}", on_b.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    b.check_writable().await.unwrap();
+    feed_survives_killed_connections(&a, &b, &on_b, &cluster.urls()).await;
 }
 
 #[tokio::test]
@@ -656,14 +649,7 @@ async fn with_sentinel_a_failover_acknowledges_nothing_unstored_and_the_feed_fol
         .unwrap();
     assert_eq!(text(&role[0]).as_deref(), Some("master"));
     // The other node's feed found the new master and caught up: no gap.
-    let seen = delivered_n(&on_b, 4).await;
-    let offsets: Vec<u64> = seen.iter().map(|(_, o, _)| *o).collect();
-    let mut top = 0;
-    for offset in &offsets {
-        assert!(*offset <= top + 1, "a gap: {offsets:?}");
-        top = top.max(*offset);
-    }
-    assert_eq!(top, 4, "{offsets:?}");
+    delivered_up_to_without_gap(&on_b, 4).await;
     a.check_writable().await.unwrap();
     b.check_writable().await.unwrap();
 }
