@@ -138,7 +138,12 @@ impl Conn {
     pub(super) async fn ping(&mut self) -> redis::RedisResult<()> {
         match self {
             Conn::Single(conn) => redis::cmd("PING").query_async(conn).await,
-            Conn::Sentinel(_) => redis::cmd("PING").query_async(self).await,
+            // A failure replaces the connection (the master may have moved): once more
+            // on the replacement before the node counts as unhealthy.
+            Conn::Sentinel(_) => match redis::cmd("PING").query_async(&mut *self).await {
+                Ok(()) => Ok(()),
+                Err(_) => redis::cmd("PING").query_async(self).await,
+            },
             Conn::Cluster(conn) => conn
                 .route_command(
                     redis::cmd("PING"),

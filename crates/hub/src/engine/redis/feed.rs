@@ -158,6 +158,8 @@ fn parse(payload: &[u8]) -> Result<(Publication, String), Error> {
 
 /// How long one pub/sub command may take before the connection counts as broken.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reads of a stream after an outage before its subscribers are left to notice the gap.
+const CATCH_UP_ATTEMPTS: u32 = 3;
 /// How often the connection is probed with a ping.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
@@ -493,16 +495,30 @@ async fn catch_up(
         let Some(channel) = keys.channel_of_live(live) else {
             continue;
         };
-        let read = redis::pipe()
-            .cmd("HGET")
+        let mut read = redis::pipe();
+        read.cmd("HGET")
             .arg(keys.meta(channel))
             .arg("e")
             .cmd("XRANGE")
             .arg(keys.stream(channel))
             .arg(format!("({offset}-0"))
-            .arg("+")
-            .query_async::<(Option<String>, Vec<redis::Value>)>(conn)
-            .await;
+            .arg("+");
+        // A read can be repeated: the command connection may still be the one the
+        // outage broke (with Sentinel, the old master's), and a failed read replaces it.
+        let mut attempt = 0;
+        let read = loop {
+            attempt += 1;
+            match read
+                .query_async::<(Option<String>, Vec<redis::Value>)>(conn)
+                .await
+            {
+                Err(e) if attempt < CATCH_UP_ATTEMPTS => {
+                    tracing::info!(%channel, error = %e, "catching up: reading again");
+                    tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+                }
+                read => break read,
+            }
+        };
         let entries = match read {
             Ok((Some(now), entries)) if now == *epoch => entries,
             Ok(_) => {
