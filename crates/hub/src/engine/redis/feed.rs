@@ -19,7 +19,7 @@ use crate::protocol::reply::Publication;
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
 use redis::{PushInfo, PushKind, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -344,6 +344,8 @@ async fn run(
     // A Cluster connection was lost: its subscriptions must be made again (the client's
     // own resubscription is not relied on: it was seen to restore only some).
     let mut stale = false;
+    // Live channels whose catch-up read failed: read again at each probe.
+    let mut behind: HashSet<String> = HashSet::new();
     loop {
         // Why the connection must be replaced, if it must.
         let broken: Option<Error> = tokio::select! {
@@ -368,6 +370,7 @@ async fn run(
                 Some(Op::Unsubscribe(live)) => {
                     if release(&mut wanted, &live) {
                         last.remove(&live);
+                        behind.remove(&live);
                         link.unsubscribe(&live).await.err()
                     } else {
                         None
@@ -384,7 +387,13 @@ async fn run(
                     broken
                 }
             },
-            _ = probe.tick() => link.ping().await.err(),
+            _ = probe.tick() => {
+                if !behind.is_empty() {
+                    let retry = behind.clone();
+                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, &mut behind, |l| retry.contains(l)).await;
+                }
+                link.ping().await.err()
+            }
             event = link.next() => match event {
                 Event::Message { live, payload } => {
                     if let (true, Some(sink)) = (live == control_channel, &sinks.control) {
@@ -411,13 +420,13 @@ async fn run(
                 }
                 Event::Resubscribed(live) => {
                     tracing::info!(%live, "redis cluster resubscribed a live feed; catching up");
-                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, Some(&live)).await;
+                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, &mut behind, |l| l == live).await;
                     None
                 }
                 Event::Dropped(live) if wanted.contains_key(&live) || live == control_channel => {
                     tracing::info!(%live, "redis ended a live feed's subscription (slot moved); subscribing again");
                     let result = link.subscribe(&live).await;
-                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, Some(&live)).await;
+                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, &mut behind, |l| l == live).await;
                     result.err()
                 }
                 Event::Dropped(_) => None,
@@ -446,7 +455,15 @@ async fn run(
                         channels = wanted.len(),
                         "redis cluster subscriptions restored"
                     );
-                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, None).await;
+                    catch_up(
+                        &mut conn,
+                        &keys,
+                        &sinks.delivery,
+                        &mut last,
+                        &mut behind,
+                        |_| true,
+                    )
+                    .await;
                 }
                 // Tried again at the next event (the probe ticks every few seconds).
                 Err(e) => tracing::warn!(error = %e, "subscribing again failed"),
@@ -473,7 +490,15 @@ async fn run(
             sink,
             stream,
         };
-        catch_up(&mut conn, &keys, &sinks.delivery, &mut last, None).await;
+        catch_up(
+            &mut conn,
+            &keys,
+            &sinks.delivery,
+            &mut last,
+            &mut behind,
+            |_| true,
+        )
+        .await;
     }
 }
 
@@ -486,10 +511,11 @@ async fn catch_up(
     keys: &Keys,
     delivery: &Delivery,
     last: &mut HashMap<String, (u64, String)>,
-    only: Option<&str>,
+    behind: &mut HashSet<String>,
+    which: impl Fn(&str) -> bool,
 ) {
     for (live, (offset, epoch)) in last.iter_mut() {
-        if only.is_some_and(|only| only != live) {
+        if !which(live) {
             continue;
         }
         let Some(channel) = keys.channel_of_live(live) else {
@@ -526,10 +552,12 @@ async fn catch_up(
                 continue;
             }
             Err(e) => {
-                tracing::warn!(%channel, error = %e, "catching up after the outage failed; subscribers learn of a gap at the next publication");
+                tracing::warn!(%channel, error = %e, "catching up after the outage failed; trying again at the next probe");
+                behind.insert(live.clone());
                 continue;
             }
         };
+        behind.remove(live);
         for value in &entries {
             match super::entry(value) {
                 Ok((_, publication)) => {
@@ -621,5 +649,88 @@ async fn reconnect(
             }
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::redis::test_server::RedisServer;
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn a_failed_catch_up_is_kept_and_done_when_the_stream_reads_again() {
+        let server = RedisServer::start();
+        let client = redis::Client::open(server.url.as_str()).unwrap();
+        let mut conn = Conn::Single(client.get_connection_manager().await.unwrap());
+        let keys = Keys {
+            prefix: "t".into(),
+            sharded: false,
+        };
+        let delivered: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let d = delivered.clone();
+        let delivery: Delivery =
+            Arc::new(move |_: &str, p: &Publication, _: &str| d.lock().unwrap().push(p.offset));
+        let live = keys.live("c");
+        // The feed delivered offset 1 of epoch "e"; 2 and 3 were stored meanwhile.
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg(keys.meta("c"))
+            .arg("e")
+            .arg("e")
+            .arg("s")
+            .arg(3)
+            .ignore()
+            .cmd("XADD")
+            .arg(keys.stream("c"))
+            .arg("2-0")
+            .arg("d")
+            .arg("2")
+            .ignore()
+            .cmd("XADD")
+            .arg(keys.stream("c"))
+            .arg("3-0")
+            .arg("d")
+            .arg("3")
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut last = HashMap::from([(live.clone(), (1, "e".to_owned()))]);
+        let mut behind = HashSet::new();
+        // The stream cannot be read (wrong type): the channel is kept as behind.
+        let _: () = redis::cmd("RENAME")
+            .arg(keys.stream("c"))
+            .arg("aside")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(keys.stream("c"))
+            .arg("not a stream")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        catch_up(&mut conn, &keys, &delivery, &mut last, &mut behind, |_| {
+            true
+        })
+        .await;
+        assert_eq!(behind, HashSet::from([live.clone()]));
+        assert!(delivered.lock().unwrap().is_empty());
+        // Readable again: the retry delivers what was missed, and nothing is behind.
+        let _: () = redis::cmd("RENAME")
+            .arg("aside")
+            .arg(keys.stream("c"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let retry = behind.clone();
+        catch_up(&mut conn, &keys, &delivery, &mut last, &mut behind, |l| {
+            retry.contains(l)
+        })
+        .await;
+        assert!(behind.is_empty());
+        assert_eq!(*delivered.lock().unwrap(), [2, 3]);
+        assert_eq!(last[&live].0, 3);
     }
 }
