@@ -11,14 +11,18 @@
 //! streams. Every pub/sub command is bounded in time, and the connections are probed
 //! with a ping every few seconds: a silent connection is replaced, not waited on.
 
+mod catch_up;
+mod link;
+
 use super::conn::{Conn, Source};
 use super::{parse_data, parse_info, Keys};
 use crate::engine::{ControlSink, Delivery};
 use crate::error::Error;
 use crate::protocol::reply::Publication;
+use catch_up::catch_up;
 use futures_util::future::{BoxFuture, FutureExt};
-use futures_util::StreamExt;
-use redis::{PushInfo, PushKind, Value};
+use link::{Event, Link};
+use redis::PushInfo;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -43,7 +47,7 @@ pub(super) struct Feed {
     ops: mpsc::UnboundedSender<Op>,
 }
 
-fn down(e: impl std::fmt::Display) -> Error {
+pub(super) fn down(e: impl std::fmt::Display) -> Error {
     Error::Storage(format!("redis pub/sub: {e}"))
 }
 
@@ -157,175 +161,9 @@ fn parse(payload: &[u8]) -> Result<(Publication, String), Error> {
 }
 
 /// How long one pub/sub command may take before the connection counts as broken.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reads of a stream after an outage before its subscribers are left to notice the gap.
-const CATCH_UP_ATTEMPTS: u32 = 3;
+pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the connection is probed with a ping.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
-
-/// A ping through the pub/sub connection itself (a subscribed connection answers
-/// `["pong", ""]`, not `PONG`: any answer will do).
-async fn ping(sink: &mut redis::aio::PubSubSink) -> Result<(), Error> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(down(e)),
-        Err(_) => Err(down(format!(
-            "no answer to a ping within {COMMAND_TIMEOUT:?}"
-        ))),
-    }
-}
-
-/// `command` within [`COMMAND_TIMEOUT`].
-async fn bounded(
-    command: impl std::future::Future<Output = redis::RedisResult<()>>,
-) -> Result<(), Error> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
-        Ok(result) => result.map_err(down),
-        Err(_) => Err(down(format!("no answer within {COMMAND_TIMEOUT:?}"))),
-    }
-}
-
-/// Where the live messages come from.
-enum Link {
-    /// One pub/sub connection to one Redis (or the master Sentinel names); the feed
-    /// replaces it when it is lost.
-    Single {
-        source: Source,
-        sink: redis::aio::PubSubSink,
-        stream: redis::aio::PubSubStream,
-    },
-    /// A Cluster client's connections, with sharded subscriptions; the client
-    /// reconnects and resubscribes by itself, and says so with pushes.
-    Cluster {
-        conn: Conn,
-        pushes: mpsc::UnboundedReceiver<PushInfo>,
-        /// Confirmations still due for the feed's own `SSUBSCRIBE`s, by live channel:
-        /// any other confirmation is a resubscription after a reconnect.
-        confirmations: HashMap<String, usize>,
-    },
-}
-
-/// What the link saw.
-enum Event {
-    Message {
-        live: String,
-        payload: Vec<u8>,
-    },
-    /// `live` was subscribed again after a reconnect: what was published meanwhile
-    /// must be caught up.
-    Resubscribed(String),
-    /// Redis ended the subscription of `live` (its slot moved to another master).
-    Dropped(String),
-    /// One of the Cluster client's connections was lost, with the subscriptions on it.
-    Disconnected,
-    /// The link is broken and must be replaced.
-    Lost(Error),
-}
-
-/// The channel name and the rest of a push's data.
-fn push_channel(info: &PushInfo) -> Option<String> {
-    match info.data.first() {
-        Some(Value::BulkString(name)) => String::from_utf8(name.clone()).ok(),
-        Some(Value::SimpleString(name)) => Some(name.clone()),
-        _ => None,
-    }
-}
-
-impl Link {
-    async fn subscribe(&mut self, live: &str) -> Result<(), Error> {
-        match self {
-            Link::Single { sink, .. } => bounded(sink.subscribe(live)).await,
-            Link::Cluster {
-                conn: Conn::Cluster(conn),
-                confirmations,
-                ..
-            } => {
-                *confirmations.entry(live.to_owned()).or_default() += 1;
-                let result = bounded(conn.ssubscribe(live)).await;
-                if result.is_err() {
-                    // A late confirmation then counts as a resubscription: one
-                    // harmless catch-up.
-                    expected(confirmations, live);
-                }
-                result
-            }
-            Link::Cluster { .. } => Err(down("a Cluster feed without a Cluster connection")),
-        }
-    }
-
-    async fn unsubscribe(&mut self, live: &str) -> Result<(), Error> {
-        match self {
-            Link::Single { sink, .. } => bounded(sink.unsubscribe(live)).await,
-            Link::Cluster {
-                conn: Conn::Cluster(conn),
-                ..
-            } => bounded(conn.sunsubscribe(live)).await,
-            Link::Cluster { .. } => Err(down("a Cluster feed without a Cluster connection")),
-        }
-    }
-
-    /// A ping through the connections the messages come on.
-    async fn ping(&mut self) -> Result<(), Error> {
-        match self {
-            Link::Single { sink, .. } => ping(sink).await,
-            Link::Cluster { conn, .. } => {
-                match tokio::time::timeout(COMMAND_TIMEOUT, conn.ping()).await {
-                    Ok(result) => result.map_err(down),
-                    Err(_) => Err(down(format!(
-                        "no answer to a ping within {COMMAND_TIMEOUT:?}"
-                    ))),
-                }
-            }
-        }
-    }
-
-    async fn next(&mut self) -> Event {
-        match self {
-            Link::Single { stream, .. } => match stream.next().await {
-                Some(message) => Event::Message {
-                    live: message.get_channel_name().to_owned(),
-                    payload: message.get_payload_bytes().to_vec(),
-                },
-                None => Event::Lost(down("the connection closed")),
-            },
-            Link::Cluster {
-                pushes,
-                confirmations,
-                ..
-            } => loop {
-                let Some(mut push) = pushes.recv().await else {
-                    return Event::Lost(down("the Cluster client stopped"));
-                };
-                if push.kind == PushKind::Disconnection {
-                    return Event::Disconnected;
-                }
-                let Some(live) = push_channel(&push) else {
-                    continue;
-                };
-                match push.kind {
-                    PushKind::SMessage => {
-                        let payload = match push.data.pop() {
-                            Some(Value::BulkString(payload)) if push.data.len() == 1 => payload,
-                            _ => continue,
-                        };
-                        return Event::Message { live, payload };
-                    }
-                    // A confirmation of the feed's own SSUBSCRIBE is not news.
-                    PushKind::SSubscribe if !expected(confirmations, &live) => {
-                        return Event::Resubscribed(live);
-                    }
-                    PushKind::SUnsubscribe => return Event::Dropped(live),
-                    _ => {}
-                }
-            },
-        }
-    }
-
-    /// True when the link is one the feed replaces itself when it breaks.
-    fn replaceable(&self) -> bool {
-        matches!(self, Link::Single { .. })
-    }
-}
 
 async fn run(
     mut link: Link,
@@ -502,88 +340,6 @@ async fn run(
     }
 }
 
-/// After an outage: delivers what each fed channel (or only `only`) stored since the
-/// last publication delivered, from its stream, so subscribers see no gap. A stream
-/// whose epoch changed meanwhile is left alone: its subscribers learn it at its next
-/// publication (3010).
-async fn catch_up(
-    conn: &mut Conn,
-    keys: &Keys,
-    delivery: &Delivery,
-    last: &mut HashMap<String, (u64, String)>,
-    behind: &mut HashSet<String>,
-    which: impl Fn(&str) -> bool,
-) {
-    for (live, (offset, epoch)) in last.iter_mut() {
-        if !which(live) {
-            continue;
-        }
-        let Some(channel) = keys.channel_of_live(live) else {
-            continue;
-        };
-        let mut read = redis::pipe();
-        read.cmd("HGET")
-            .arg(keys.meta(channel))
-            .arg("e")
-            .cmd("XRANGE")
-            .arg(keys.stream(channel))
-            .arg(format!("({offset}-0"))
-            .arg("+");
-        // A read can be repeated: the command connection may still be the one the
-        // outage broke (with Sentinel, the old master's), and a failed read replaces it.
-        let mut attempt = 0;
-        let read = loop {
-            attempt += 1;
-            match read
-                .query_async::<(Option<String>, Vec<redis::Value>)>(conn)
-                .await
-            {
-                Err(e) if attempt < CATCH_UP_ATTEMPTS => {
-                    tracing::info!(%channel, error = %e, "catching up: reading again");
-                    tokio::time::sleep(Duration::from_millis(100) * attempt).await;
-                }
-                read => break read,
-            }
-        };
-        let entries = match read {
-            Ok((Some(now), entries)) if now == *epoch => entries,
-            Ok(_) => {
-                tracing::info!(%channel, "the stream was lost during the outage; its subscribers learn it at its next publication");
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(%channel, error = %e, "catching up after the outage failed; trying again at the next probe");
-                behind.insert(live.clone());
-                continue;
-            }
-        };
-        behind.remove(live);
-        for value in &entries {
-            match super::entry(value) {
-                Ok((_, publication)) => {
-                    delivery(channel, &publication, epoch);
-                    *offset = publication.offset;
-                }
-                Err(e) => {
-                    tracing::error!(%channel, error = %e, "undeliverable stored publication")
-                }
-            }
-        }
-    }
-}
-
-/// True when a confirmation of `live` was due (it no longer is).
-fn expected(confirmations: &mut HashMap<String, usize>, live: &str) -> bool {
-    match confirmations.get_mut(live) {
-        Some(count) if *count > 1 => *count -= 1,
-        Some(_) => {
-            confirmations.remove(live);
-        }
-        None => return false,
-    }
-    true
-}
-
 /// One subscription fewer; true when it was the last.
 fn release(wanted: &mut HashMap<String, usize>, live: &str) -> bool {
     match wanted.get_mut(live) {
@@ -649,88 +405,5 @@ async fn reconnect(
             }
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::redis::test_server::RedisServer;
-    use std::sync::{Arc, Mutex};
-
-    #[tokio::test]
-    async fn a_failed_catch_up_is_kept_and_done_when_the_stream_reads_again() {
-        let server = RedisServer::start();
-        let client = redis::Client::open(server.url.as_str()).unwrap();
-        let mut conn = Conn::Single(client.get_connection_manager().await.unwrap());
-        let keys = Keys {
-            prefix: "t".into(),
-            sharded: false,
-        };
-        let delivered: Arc<Mutex<Vec<u64>>> = Arc::default();
-        let d = delivered.clone();
-        let delivery: Delivery =
-            Arc::new(move |_: &str, p: &Publication, _: &str| d.lock().unwrap().push(p.offset));
-        let live = keys.live("c");
-        // The feed delivered offset 1 of epoch "e"; 2 and 3 were stored meanwhile.
-        let _: () = redis::pipe()
-            .cmd("HSET")
-            .arg(keys.meta("c"))
-            .arg("e")
-            .arg("e")
-            .arg("s")
-            .arg(3)
-            .ignore()
-            .cmd("XADD")
-            .arg(keys.stream("c"))
-            .arg("2-0")
-            .arg("d")
-            .arg("2")
-            .ignore()
-            .cmd("XADD")
-            .arg(keys.stream("c"))
-            .arg("3-0")
-            .arg("d")
-            .arg("3")
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let mut last = HashMap::from([(live.clone(), (1, "e".to_owned()))]);
-        let mut behind = HashSet::new();
-        // The stream cannot be read (wrong type): the channel is kept as behind.
-        let _: () = redis::cmd("RENAME")
-            .arg(keys.stream("c"))
-            .arg("aside")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let _: () = redis::cmd("SET")
-            .arg(keys.stream("c"))
-            .arg("not a stream")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        catch_up(&mut conn, &keys, &delivery, &mut last, &mut behind, |_| {
-            true
-        })
-        .await;
-        assert_eq!(behind, HashSet::from([live.clone()]));
-        assert!(delivered.lock().unwrap().is_empty());
-        // Readable again: the retry delivers what was missed, and nothing is behind.
-        let _: () = redis::cmd("RENAME")
-            .arg("aside")
-            .arg(keys.stream("c"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let retry = behind.clone();
-        catch_up(&mut conn, &keys, &delivery, &mut last, &mut behind, |l| {
-            retry.contains(l)
-        })
-        .await;
-        assert!(behind.is_empty());
-        assert_eq!(*delivered.lock().unwrap(), [2, 3]);
-        assert_eq!(last[&live].0, 3);
     }
 }
