@@ -23,6 +23,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod queue;
 pub mod registry;
 pub mod session;
 pub mod stats;

@@ -8,10 +8,11 @@
 use crate::metrics::Metrics;
 use crate::protocol::reply::{self, ClientInfo, Publication};
 use crate::protocol::DisconnectCode;
+use crate::queue::{Queue, Receiver, Refused};
 use duplex::{Message, SharedFrame};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// What the hub queues for a connection.
 #[derive(Debug)]
@@ -54,15 +55,15 @@ pub struct ClientHandle {
     pub id: String,
     /// The user id.
     pub user: String,
-    queue: mpsc::Sender<Outgoing>,
+    queue: Arc<Queue>,
     end: Mutex<Option<DisconnectCode>>,
     ended: Notify,
 }
 
 impl ClientHandle {
     /// A handle and the receiving end of its queue of `capacity` messages.
-    pub fn new(id: String, user: String, capacity: usize) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
-        let (queue, receiver) = mpsc::channel(capacity);
+    pub fn new(id: String, user: String, capacity: usize) -> (Arc<Self>, Receiver) {
+        let (queue, receiver) = Queue::new(capacity);
         let handle = ClientHandle {
             id,
             user,
@@ -109,12 +110,12 @@ impl ClientHandle {
     fn offer(&self, item: Outgoing) -> bool {
         match self.queue.try_send(item) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 tracing::info!(client = %self.id, "client too slow: its queue is full; disconnecting (3008)");
                 self.end(DisconnectCode::Slow);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 }

@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
 /// The hub's version string in connect replies.
@@ -65,7 +64,7 @@ struct Connected {
     /// Let in by the connect proxy: at `closes_at` the refresh proxy is asked.
     via_backend: bool,
     handle: Arc<ClientHandle>,
-    queue: mpsc::Receiver<Outgoing>,
+    queue: crate::queue::Receiver,
     subscriptions: HashMap<Arc<str>, Subscription>,
 }
 
@@ -139,7 +138,7 @@ where
     let code = session.serve(&mut ws).await;
     // Leave the channels first: whatever the last writes do, presence and the
     // registry are clean.
-    session.leave_all().await;
+    Box::pin(session.leave_all()).await;
     let code = match code {
         None => {
             node.metrics.disconnects.inc("client closed");
@@ -155,7 +154,7 @@ where
                 ws.close(Some(CloseFrame::new(code, reason))).await
             };
             let limit = node.config.write_timeout + node.websocket.close_timeout;
-            let _ = tokio::time::timeout(limit, goodbye).await;
+            let _ = tokio::time::timeout(limit, Box::pin(goodbye)).await;
             return;
         }
         Some(Ending::Code(code)) => code,
@@ -175,7 +174,7 @@ where
         ws.close(Some(CloseFrame::new(code.code(), code.reason())))
             .await
     };
-    let _ = tokio::time::timeout(limit + node.websocket.close_timeout, goodbye).await;
+    let _ = tokio::time::timeout(limit + node.websocket.close_timeout, Box::pin(goodbye)).await;
 }
 
 struct Session {
@@ -222,7 +221,10 @@ impl Session {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                     Some(Ok(Message::Text(text))) => {
                         pong_deadline = None;
-                        self.handle_message(ws, text.as_str()).await
+                        // Boxed, as every rarely taken path here: the task's future is
+                        // allocated for the connection's whole life at the size of its
+                        // largest state, and idle connections are most of a hub's.
+                        Box::pin(self.handle_message(ws, text.as_str())).await
                     }
                     Some(Ok(Message::Binary(_))) => {
                         tracing::info!("binary message on the JSON protocol; disconnecting (3501)");
@@ -267,7 +269,7 @@ impl Session {
                     Step::Disconnect(DisconnectCode::SubscriptionExpired)
                 }
                 () = async { match expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
-                    self.expired().await
+                    Box::pin(self.expired()).await
                 }
             };
             if let Err(stop) = self.write_out(ws).await {
@@ -408,16 +410,16 @@ impl Session {
             }
             taken += 1;
             if taken < QUEUE_BATCH {
-                item = connected.queue.try_recv().ok();
+                item = connected.queue.try_recv();
             }
         }
         for channel in unsubscribed {
-            self.leave(&channel).await;
+            Box::pin(self.leave(&channel)).await;
             let line = reply::encode_unsubscribe(&channel, UnsubscribeCode::Server);
             ws.feed(Message::text(line)).await?;
         }
         for channel in subscribed {
-            self.subscribe_from_server(ws, &channel).await?;
+            Box::pin(self.subscribe_from_server(ws, &channel)).await?;
         }
         ws.flush().await
     }
