@@ -89,6 +89,21 @@ impl Connected {
     }
 }
 
+/// The session's deadlines.
+#[derive(Clone, Copy)]
+enum Timer {
+    /// `connect_timeout`: no connect command yet.
+    Connect,
+    /// Time to ping.
+    Ping,
+    /// `pong_timeout`: the ping was not answered.
+    Pong,
+    /// A subscription token expired without a `sub_refresh`.
+    SubscriptionExpired,
+    /// The connection token expired without a `refresh`.
+    Expired,
+}
+
 /// What a command's handling decided.
 enum Step {
     /// Go on (reply lines may be waiting in `out`).
@@ -119,7 +134,15 @@ enum Ending {
 
 /// Runs a session until the client leaves or the hub ends it. `headers`: the handshake
 /// headers passed on to backend proxies.
-pub async fn run<S>(node: Arc<Node>, mut ws: WebSocket<S>, headers: http::HeaderMap)
+///
+/// A plain function returning an async block, not an `async fn`: an `async fn` keeps
+/// its arguments twice in its future (as captured and as moved into locals), and this
+/// future lives as long as the connection.
+pub fn run<S>(
+    node: Arc<Node>,
+    mut ws: WebSocket<S>,
+    headers: http::HeaderMap,
+) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -135,46 +158,48 @@ where
         byte_rate: std::num::NonZeroU32::new(node.config.max_bytes_per_second)
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
     };
-    let code = session.serve(&mut ws).await;
-    // Leave the channels first: whatever the last writes do, presence and the
-    // registry are clean.
-    Box::pin(session.leave_all()).await;
-    let code = match code {
-        None => {
-            node.metrics.disconnects.inc("client closed");
-            return;
+    async move {
+        let code = session.serve(&mut ws).await;
+        // Leave the channels first: whatever the last writes do, presence and the
+        // registry are clean.
+        Box::pin(session.leave_all()).await;
+        let code = match code {
+            None => {
+                node.metrics.disconnects.inc("client closed");
+                return;
+            }
+            Some(Ending::Backend(code, reason)) => {
+                node.metrics.disconnects.inc("backend");
+                let goodbye = async {
+                    ws.send(Message::text(reply::encode_custom_disconnect(
+                        code, &reason,
+                    )))
+                    .await?;
+                    ws.close(Some(CloseFrame::new(code, reason))).await
+                };
+                let limit = node.config.write_timeout + node.websocket.close_timeout;
+                let _ = tokio::time::timeout(limit, Box::pin(goodbye)).await;
+                return;
+            }
+            Some(Ending::Code(code)) => code,
+        };
+        node.metrics.disconnects.inc(code.label());
+        if code == DisconnectCode::Slow {
+            node.metrics.slow_disconnects.inc();
         }
-        Some(Ending::Backend(code, reason)) => {
-            node.metrics.disconnects.inc("backend");
-            let goodbye = async {
-                ws.send(Message::text(reply::encode_custom_disconnect(
-                    code, &reason,
-                )))
-                .await?;
-                ws.close(Some(CloseFrame::new(code, reason))).await
-            };
-            let limit = node.config.write_timeout + node.websocket.close_timeout;
-            let _ = tokio::time::timeout(limit, Box::pin(goodbye)).await;
-            return;
-        }
-        Some(Ending::Code(code)) => code,
-    };
-    node.metrics.disconnects.inc(code.label());
-    if code == DisconnectCode::Slow {
-        node.metrics.slow_disconnects.inc();
+        // A slow client's socket is full: only the close frame is worth trying. Both writes
+        // are bounded: a peer that trickles its reads cannot hold the task.
+        let limit = node.config.write_timeout;
+        let goodbye = async {
+            if code != DisconnectCode::Slow {
+                ws.send(Message::text(reply::encode_disconnect(code)))
+                    .await?;
+            }
+            ws.close(Some(CloseFrame::new(code.code(), code.reason())))
+                .await
+        };
+        let _ = tokio::time::timeout(limit + node.websocket.close_timeout, Box::pin(goodbye)).await;
     }
-    // A slow client's socket is full: only the close frame is worth trying. Both writes
-    // are bounded: a peer that trickles its reads cannot hold the task.
-    let limit = node.config.write_timeout;
-    let goodbye = async {
-        if code != DisconnectCode::Slow {
-            ws.send(Message::text(reply::encode_disconnect(code)))
-                .await?;
-        }
-        ws.close(Some(CloseFrame::new(code.code(), code.reason())))
-            .await
-    };
-    let _ = tokio::time::timeout(limit + node.websocket.close_timeout, Box::pin(goodbye)).await;
 }
 
 struct Session {
@@ -214,6 +239,21 @@ impl Session {
                 .as_ref()
                 .and_then(|c| c.subscriptions.values().filter_map(|s| s.closes_at).min());
             let handle = self.connected.as_ref().map(|c| c.handle.clone());
+            // One timer, for whichever deadline comes first (each `Sleep` a select!
+            // waits on is 112 bytes of every connection's task).
+            let next_timer = [
+                self.connected
+                    .is_none()
+                    .then_some((connect_deadline, Timer::Connect)),
+                (self.connected.is_some() && pong_deadline.is_none())
+                    .then_some((next_ping, Timer::Ping)),
+                pong_deadline.map(|at| (at, Timer::Pong)),
+                subscription_expires.map(|at| (at, Timer::SubscriptionExpired)),
+                expires.map(|at| (at, Timer::Expired)),
+            ]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at);
             let step = tokio::select! {
                 () = shutdown.cancelled() => Step::Disconnect(DisconnectCode::Shutdown),
                 code = async { match &handle { Some(h) => h.ended().await, None => std::future::pending().await } } => Step::Disconnect(code),
@@ -243,34 +283,35 @@ impl Session {
                 item = async { match self.connected.as_mut() { Some(c) => c.queue.recv().await, None => std::future::pending().await } } => {
                     if let Some(item) = item {
                         let guard = WriteGuard { limit: write_limit, handle: handle.as_deref(), shutdown: &shutdown };
-                        if let Err(stop) = guard.run(self.forward(ws, item)).await {
+                        let write = std::pin::pin!(self.forward(ws, item));
+                        if let Err(stop) = guard.run(write).await {
                             return stop.map(Ending::Code);
                         }
                     }
                     Step::Continue
                 }
-                () = sleep_until(connect_deadline), if self.connected.is_none() => {
-                    tracing::info!("no connect command within connect_timeout; disconnecting (3502)");
-                    Step::Disconnect(DisconnectCode::Stale)
-                }
-                () = sleep_until(next_ping), if self.connected.is_some() && pong_deadline.is_none() => {
-                    self.refresh_presence();
-                    self.out.push(reply::PING.to_owned());
-                    next_ping = TokioInstant::now() + config.ping_interval;
-                    pong_deadline = Some(TokioInstant::now() + config.pong_timeout);
-                    Step::Continue
-                }
-                () = async { match pong_deadline { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
-                    tracing::info!("no pong within pong_timeout; disconnecting (3012)");
-                    Step::Disconnect(DisconnectCode::NoPong)
-                }
-                () = async { match subscription_expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
-                    tracing::info!("subscription token expired without a sub_refresh; disconnecting (3006)");
-                    Step::Disconnect(DisconnectCode::SubscriptionExpired)
-                }
-                () = async { match expires { Some(at) => sleep_until(at).await, None => std::future::pending().await } } => {
-                    Box::pin(self.expired()).await
-                }
+                timer = async { match next_timer { Some((at, timer)) => { sleep_until(at).await; timer } None => std::future::pending().await } } => match timer {
+                    Timer::Connect => {
+                        tracing::info!("no connect command within connect_timeout; disconnecting (3502)");
+                        Step::Disconnect(DisconnectCode::Stale)
+                    }
+                    Timer::Ping => {
+                        self.refresh_presence();
+                        self.out.push(reply::PING.to_owned());
+                        next_ping = TokioInstant::now() + config.ping_interval;
+                        pong_deadline = Some(TokioInstant::now() + config.pong_timeout);
+                        Step::Continue
+                    }
+                    Timer::Pong => {
+                        tracing::info!("no pong within pong_timeout; disconnecting (3012)");
+                        Step::Disconnect(DisconnectCode::NoPong)
+                    }
+                    Timer::SubscriptionExpired => {
+                        tracing::info!("subscription token expired without a sub_refresh; disconnecting (3006)");
+                        Step::Disconnect(DisconnectCode::SubscriptionExpired)
+                    }
+                    Timer::Expired => Box::pin(self.expired()).await,
+                },
             };
             if let Err(stop) = self.write_out(ws).await {
                 return stop.map(Ending::Code);
@@ -339,7 +380,8 @@ impl Session {
             handle: handle.as_deref(),
             shutdown: &self.node.shutdown,
         };
-        guard.run(ws.send(Message::text(message))).await
+        let write = std::pin::pin!(ws.send(Message::text(message)));
+        guard.run(write).await
     }
 
     /// Whether the collected reply lines are over [`OUT_BUDGET`].
@@ -444,9 +486,11 @@ struct WriteGuard<'a> {
 
 impl WriteGuard<'_> {
     /// `Err(None)`: the connection failed; `Err(Some(code))`: disconnect with `code`.
+    /// The write is borrowed, not moved in: moved, it would be stored twice in the
+    /// session's future (as the argument and inside the select).
     async fn run(
         &self,
-        write: impl std::future::Future<Output = Result<(), duplex::Error>>,
+        write: std::pin::Pin<&mut impl std::future::Future<Output = Result<(), duplex::Error>>>,
     ) -> Result<(), Option<DisconnectCode>> {
         let ended = async {
             match self.handle {
