@@ -5,6 +5,7 @@ use super::{admin, api, page};
 use crate::node::Node;
 use crate::session;
 use bytes::Bytes;
+use futures_util::future::{Either, FutureExt};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -145,12 +146,16 @@ async fn route(
                 .unwrap_or_default();
             match duplex::hyper::upgrade_with(&mut request, node.websocket.clone(), decide) {
                 Ok((response, pending)) => {
-                    tasks.spawn(async move {
-                        match pending.await {
-                            Ok(ws) => session::run(node, ws, forwarded).await,
-                            Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
+                    // Combinators, not an async block: the block would keep its
+                    // captures and the upgrade's result beside the session for the
+                    // connection's life (about 0.5 KiB each).
+                    tasks.spawn(pending.then(move |upgraded| match upgraded {
+                        Ok(ws) => Either::Left(session::run(node, ws, forwarded)),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "upgrade did not complete");
+                            Either::Right(std::future::ready(()))
                         }
-                    });
+                    }));
                     response
                 }
                 Err(rejection) => {
