@@ -30,8 +30,32 @@ pub const VERSION: &str = concat!("duplex-hub ", env!("CARGO_PKG_VERSION"));
 /// Pushes taken from the queue per write: bounds the time between reads.
 const QUEUE_BATCH: usize = 256;
 
-/// Replies that wait for something: a commit, a backend.
-type Pending = FuturesUnordered<BoxFuture<'static, Deferred>>;
+/// Replies that wait for something: a commit, a backend. The set is made at the first
+/// (most connections only subscribe and never need one).
+#[derive(Default)]
+struct Pending(Option<FuturesUnordered<BoxFuture<'static, Deferred>>>);
+
+impl Pending {
+    fn push(&mut self, reply: BoxFuture<'static, Deferred>) {
+        self.0.get_or_insert_with(FuturesUnordered::new).push(reply);
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next reply that is ready (None when there are none).
+    async fn next(&mut self) -> Option<Deferred> {
+        match &mut self.0 {
+            Some(replies) => replies.next().await,
+            None => None,
+        }
+    }
+}
 
 /// What a deferred command ends in.
 enum Deferred {
@@ -151,7 +175,7 @@ where
         node: node.clone(),
         connected: None,
         out: Vec::new(),
-        pending: FuturesUnordered::new(),
+        pending: Pending::default(),
         connect_failed: false,
         command_rate: std::num::NonZeroU32::new(node.config.max_commands_per_second)
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
