@@ -557,3 +557,32 @@ enum Failure {
     /// The backend ends the connection.
     BackendDisconnect(u16, String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session lives as long as its connection, and its future is allocated at the
+    /// size of its largest state: rarely taken paths are boxed and timers are one, so
+    /// that an idle subscribed connection costs about 4 KiB in all (BENCHMARKS.md). This
+    /// keeps the future from growing back unnoticed.
+    #[tokio::test]
+    async fn a_session_future_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::default();
+        config.engine = crate::config::EngineKind::Memory;
+        config.data_dir = dir.path().to_owned();
+        let node = Node::new(config).await.unwrap();
+        let (io, _peer) = tokio::io::duplex(64);
+        let ws = WebSocket::from_parts(
+            io,
+            duplex::Role::Server,
+            duplex::Config::default(),
+            bytes::BytesMut::new(),
+        );
+        let session = run(node, ws, http::HeaderMap::new());
+        let size = std::mem::size_of_val(&session);
+        eprintln!("session future: {size} B");
+        assert!(size <= 2048, "the session future grew to {size} B");
+    }
+}
