@@ -9,12 +9,52 @@ use std::time::Duration;
 /// Reads of a stream after an outage before the channel waits for the next probe.
 const CATCH_UP_ATTEMPTS: u32 = 3;
 
+/// What a feed knows of the streams it follows, to catch up after an outage.
+pub(super) struct Streams {
+    pub(super) conn: Conn,
+    pub(super) keys: Keys,
+    pub(super) delivery: Delivery,
+    /// Live channel to the last (offset, epoch) delivered.
+    pub(super) last: HashMap<String, (u64, String)>,
+    /// Live channels whose catch-up read failed: read again at each probe.
+    pub(super) behind: HashSet<String>,
+}
+
+impl Streams {
+    /// Catches up the fed channels `which` selects (see [`catch_up`]).
+    pub(super) async fn catch_up(&mut self, which: impl Fn(&str) -> bool) {
+        catch_up(
+            &mut self.conn,
+            &self.keys,
+            &self.delivery,
+            &mut self.last,
+            &mut self.behind,
+            which,
+        )
+        .await;
+    }
+
+    /// Reads again the channels whose last catch-up failed.
+    pub(super) async fn catch_up_behind(&mut self) {
+        if !self.behind.is_empty() {
+            let retry = self.behind.clone();
+            self.catch_up(|l| retry.contains(l)).await;
+        }
+    }
+
+    /// A channel no longer fed.
+    pub(super) fn forget(&mut self, live: &str) {
+        self.last.remove(live);
+        self.behind.remove(live);
+    }
+}
+
 /// After an outage: delivers what each fed channel that `which` selects stored since
 /// the last publication delivered, from its stream, so subscribers see no gap. A channel
 /// whose stream could not be read goes into `behind` (the feed reads it again at each
 /// probe) and leaves it once read. A stream whose epoch changed meanwhile is left alone:
 /// its subscribers learn it at its next publication (3010).
-pub(super) async fn catch_up(
+async fn catch_up(
     conn: &mut Conn,
     keys: &Keys,
     delivery: &Delivery,

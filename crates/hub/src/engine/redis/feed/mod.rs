@@ -19,7 +19,7 @@ use super::{parse_data, parse_info, Keys};
 use crate::engine::{ControlSink, Delivery};
 use crate::error::Error;
 use crate::protocol::reply::Publication;
-use catch_up::catch_up;
+use catch_up::Streams;
 use futures_util::future::{BoxFuture, FutureExt};
 use link::{Event, Link};
 use redis::PushInfo;
@@ -170,20 +170,24 @@ async fn run(
     keys: Keys,
     sinks: Sinks,
     mut ops: mpsc::UnboundedReceiver<Op>,
-    mut conn: Conn,
+    conn: Conn,
 ) {
     // Live channel to the number of subscriptions that asked for it.
     let mut wanted: HashMap<String, usize> = HashMap::new();
-    // Live channel to the last (offset, epoch) delivered, to catch up after an outage.
-    let mut last: HashMap<String, (u64, String)> = HashMap::new();
+    // Where each fed channel is, to catch up after an outage.
+    let mut streams = Streams {
+        conn,
+        keys: keys.clone(),
+        delivery: sinks.delivery.clone(),
+        last: HashMap::new(),
+        behind: HashSet::new(),
+    };
     let control_channel = keys.control();
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A Cluster connection was lost: its subscriptions must be made again (the client's
     // own resubscription is not relied on: it was seen to restore only some).
     let mut stale = false;
-    // Live channels whose catch-up read failed: read again at each probe.
-    let mut behind: HashSet<String> = HashSet::new();
     loop {
         // Why the connection must be replaced, if it must.
         let broken: Option<Error> = tokio::select! {
@@ -207,8 +211,7 @@ async fn run(
                 }
                 Some(Op::Unsubscribe(live)) => {
                     if release(&mut wanted, &live) {
-                        last.remove(&live);
-                        behind.remove(&live);
+                        streams.forget(&live);
                         link.unsubscribe(&live).await.err()
                     } else {
                         None
@@ -226,10 +229,7 @@ async fn run(
                 }
             },
             _ = probe.tick() => {
-                if !behind.is_empty() {
-                    let retry = behind.clone();
-                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, &mut behind, |l| retry.contains(l)).await;
-                }
+                streams.catch_up_behind().await;
                 link.ping().await.err()
             }
             event = link.next() => match event {
@@ -244,10 +244,10 @@ async fn run(
                             Ok((publication, epoch)) => {
                                 (sinks.delivery)(channel, &publication, &epoch);
                                 // After a catch-up the feed may repeat older offsets.
-                                match last.get_mut(&live) {
+                                match streams.last.get_mut(&live) {
                                     Some((o, e)) if *e == epoch => *o = (*o).max(publication.offset),
                                     _ => {
-                                        last.insert(live, (publication.offset, epoch));
+                                        streams.last.insert(live, (publication.offset, epoch));
                                     }
                                 }
                             }
@@ -258,13 +258,13 @@ async fn run(
                 }
                 Event::Resubscribed(live) => {
                     tracing::info!(%live, "redis cluster resubscribed a live feed; catching up");
-                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, &mut behind, |l| l == live).await;
+                    streams.catch_up(|l| l == live).await;
                     None
                 }
                 Event::Dropped(live) if wanted.contains_key(&live) || live == control_channel => {
                     tracing::info!(%live, "redis ended a live feed's subscription (slot moved); subscribing again");
                     let result = link.subscribe(&live).await;
-                    catch_up(&mut conn, &keys, &sinks.delivery, &mut last, &mut behind, |l| l == live).await;
+                    streams.catch_up(|l| l == live).await;
                     result.err()
                 }
                 Event::Dropped(_) => None,
@@ -293,15 +293,7 @@ async fn run(
                         channels = wanted.len(),
                         "redis cluster subscriptions restored"
                     );
-                    catch_up(
-                        &mut conn,
-                        &keys,
-                        &sinks.delivery,
-                        &mut last,
-                        &mut behind,
-                        |_| true,
-                    )
-                    .await;
+                    streams.catch_up(|_| true).await;
                 }
                 // Tried again at the next event (the probe ticks every few seconds).
                 Err(e) => tracing::warn!(error = %e, "subscribing again failed"),
@@ -328,15 +320,7 @@ async fn run(
             sink,
             stream,
         };
-        catch_up(
-            &mut conn,
-            &keys,
-            &sinks.delivery,
-            &mut last,
-            &mut behind,
-            |_| true,
-        )
-        .await;
+        streams.catch_up(|_| true).await;
     }
 }
 
