@@ -369,3 +369,40 @@ fn hub_counts_every_delivery_each_acknowledged_publication_owes() {
     }
     assert!(v["delivery_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
 }
+
+/// `--max-rate`: publishers send as fast as acknowledgements come back, and still every
+/// acknowledged publication is delivered exactly once to each subscriber.
+#[test]
+fn hub_at_max_rate_publishes_as_fast_as_acknowledged_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve::Serve::start(dir.path(), &["--engine", "memory"]);
+    let url = format!("ws://127.0.0.1:{}/connection/websocket", hub.port);
+    let v = bench_json(&[
+        "hub",
+        &url,
+        "--subscribers",
+        "20",
+        "--channels",
+        "2",
+        "--publishers",
+        "2",
+        "--max-rate",
+        "--publications",
+        "2000",
+        "--drain",
+        "1",
+    ]);
+    assert_eq!(v["max_rate"], true, "{v}");
+    assert_eq!(u(&v, "publications_acked"), 2000);
+    // Ten subscribers per channel, 1,000 publications per channel.
+    assert_eq!(u(&v, "deliveries_owed"), 20000);
+    assert_eq!(u(&v, "deliveries"), 20000);
+    for key in ["lost", "duplicates", "gaps", "disconnects", "errors"] {
+        assert_eq!(u(&v, key), 0, "{key}: {v}");
+    }
+    // Past what --rate's default (100/s) could have done in the time it took.
+    assert!(
+        v["seconds"].as_f64().unwrap() < 10.0,
+        "2,000 publications took {v}"
+    );
+}

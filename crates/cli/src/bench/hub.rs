@@ -41,6 +41,10 @@ pub struct HubArgs {
     /// Publications per second, in all.
     #[arg(long, value_name = "PUBS", default_value_t = 100)]
     rate: u32,
+    /// Publish as fast as the hub acknowledges instead of at --rate (each publisher
+    /// keeps up to 64 publishes unacknowledged).
+    #[arg(long, conflicts_with = "rate")]
+    max_rate: bool,
     /// Bytes of padding in each publication's data.
     #[arg(long, value_name = "BYTES", default_value_t = 16)]
     size: usize,
@@ -171,7 +175,8 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
     let cpu = CpuMeter::start();
     let started = Instant::now();
     progress.set_length(duration.as_millis() as u64, "publishing");
-    let per_publisher = f64::from(args.rate) / args.publishers as f64;
+    // None: as fast as acknowledgements allow.
+    let per_publisher = (!args.max_rate).then(|| f64::from(args.rate) / args.publishers as f64);
     let publishers: Vec<_> = (0..args.publishers)
         .map(|p| {
             let channels: Vec<(usize, String)> = (p..args.channels)
@@ -225,6 +230,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             "subscribers": subscribed,
             "channels": args.channels,
             "publishers": args.publishers,
+            "max_rate": args.max_rate,
             "seconds": report::round_to(published.as_secs_f64(), 3),
             "publications_acked": acked,
             "deliveries": received,
@@ -453,13 +459,13 @@ async fn subscriber(
     }
 }
 
-/// Publishes to `channels` in turn at `rate` per second until `until` or `quota`
-/// publications, keeping up to [`IN_FLIGHT`] publishes unacknowledged; counts the
-/// acknowledged ones per channel.
+/// Publishes to `channels` in turn at `rate` per second (None: as fast as the hub
+/// acknowledges) until `until` or `quota` publications, keeping up to [`IN_FLIGHT`]
+/// publishes unacknowledged; counts the acknowledged ones per channel.
 async fn publisher(
     run: Arc<Run>,
     channels: Vec<(usize, String)>,
-    rate: f64,
+    rate: Option<f64>,
     until: Instant,
     quota: u64,
     pad: String,
@@ -482,7 +488,7 @@ async fn publisher(
             return run.errors.record(format!("publisher: {e}"));
         }
     }
-    let interval = Duration::from_secs_f64(1.0 / rate);
+    let interval = rate.map_or(Duration::ZERO, |rate| Duration::from_secs_f64(1.0 / rate));
     let mut next = Instant::now();
     let mut id = 1_000_000u64;
     let mut pending: HashMap<u64, (usize, Instant)> = HashMap::new();
