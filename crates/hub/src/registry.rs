@@ -137,8 +137,16 @@ pub enum ConnectionLimit {
 /// Channel subscriptions on this node.
 pub struct Registry {
     channels: Mutex<HashMap<Arc<str>, Vec<Subscriber>>>,
-    clients: Mutex<HashMap<String, Arc<ClientHandle>>>,
+    clients: Mutex<Clients>,
     metrics: Arc<Metrics>,
+}
+
+/// Connected clients by id, and how many each user has (so that a connect checks
+/// `max_connections_per_user` without going through every client).
+#[derive(Default)]
+struct Clients {
+    by_id: HashMap<String, Arc<ClientHandle>>,
+    per_user: HashMap<String, usize>,
 }
 
 fn text_frame(line: String) -> SharedFrame {
@@ -150,7 +158,7 @@ impl Registry {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Registry {
             channels: Mutex::new(HashMap::new()),
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients::default()),
             metrics,
         }
     }
@@ -165,38 +173,44 @@ impl Registry {
         max_per_user: usize,
     ) -> Result<(), ConnectionLimit> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if max_total > 0 && clients.len() >= max_total {
+        if max_total > 0 && clients.by_id.len() >= max_total {
             return Err(ConnectionLimit::Node);
         }
-        if max_per_user > 0 && !client.user.is_empty() {
-            let mine = clients.values().filter(|c| c.user == client.user).count();
-            if mine >= max_per_user {
-                return Err(ConnectionLimit::User);
-            }
+        let mine = clients.per_user.get(&client.user).copied().unwrap_or(0);
+        if max_per_user > 0 && !client.user.is_empty() && mine >= max_per_user {
+            return Err(ConnectionLimit::User);
         }
         self.metrics.connections.inc();
-        clients.insert(client.id.clone(), client);
+        *clients.per_user.entry(client.user.clone()).or_default() += 1;
+        clients.by_id.insert(client.id.clone(), client);
         Ok(())
     }
 
     /// Removes a client (its subscriptions are removed by the session).
     pub fn remove_client(&self, id: &str) {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if clients.remove(id).is_some() {
+        if let Some(client) = clients.by_id.remove(id) {
             self.metrics.connections.dec();
+            if let Some(count) = clients.per_user.get_mut(&client.user) {
+                *count -= 1;
+                if *count == 0 {
+                    clients.per_user.remove(&client.user);
+                }
+            }
         }
     }
 
     /// Every connected client (for shutdown).
     pub fn clients(&self) -> Vec<Arc<ClientHandle>> {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients.values().cloned().collect()
+        clients.by_id.values().cloned().collect()
     }
 
     /// The connections of `user`, or only the one with id `client` when given.
     pub fn clients_of(&self, user: &str, client: Option<&str>) -> Vec<Arc<ClientHandle>> {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
+            .by_id
             .values()
             .filter(|c| c.user == user && client.is_none_or(|id| c.id == id))
             .cloned()
@@ -206,11 +220,7 @@ impl Registry {
     /// The number of distinct users among connected clients.
     pub fn user_count(&self) -> usize {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .values()
-            .map(|c| c.user.as_str())
-            .collect::<std::collections::HashSet<_>>()
-            .len()
+        clients.per_user.len()
     }
 
     /// The number of channels with subscribers on this node.
@@ -252,7 +262,11 @@ impl Registry {
 
     /// The number of connected clients.
     pub fn client_count(&self) -> usize {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .len()
     }
 
     /// Subscribes `client` to `channel`; from now on it gets the channel's publications.
@@ -343,6 +357,40 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_per_user_are_counted_as_they_come_and_go() {
+        let registry = Registry::new(Arc::new(Metrics::default()));
+        let client = |id: &str, user: &str| ClientHandle::new(id.into(), user.into(), 8).0;
+        let (a1, a2, b1) = (client("1", "a"), client("2", "a"), client("3", "b"));
+        for c in [&a1, &a2, &b1] {
+            registry.add_client(c.clone(), 0, 2).unwrap();
+        }
+        assert_eq!(
+            registry.add_client(client("4", "a"), 0, 2),
+            Err(ConnectionLimit::User)
+        );
+        assert_eq!(registry.user_count(), 2);
+        registry.remove_client("1");
+        registry.add_client(client("5", "a"), 0, 2).unwrap();
+        registry.remove_client("3");
+        assert_eq!(
+            registry.user_count(),
+            1,
+            "a user with no connection left is gone"
+        );
+        // Anonymous connections (no user) are not limited per user.
+        for i in 0..3 {
+            registry
+                .add_client(client(&format!("x{i}"), ""), 0, 2)
+                .unwrap();
+        }
+        assert_eq!(registry.client_count(), 5);
+        assert_eq!(
+            registry.add_client(client("6", "b"), 5, 0),
+            Err(ConnectionLimit::Node)
+        );
+    }
 
     #[test]
     fn busiest_channels_are_the_top_n_by_subscribers_then_name() {
