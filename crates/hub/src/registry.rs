@@ -1,15 +1,16 @@
-//! Who is subscribed where, and fan-out: each publication is encoded once, as one shared
-//! WebSocket frame, and the same bytes are queued for every subscriber.
+//! Who is subscribed where, and fan-out: each publication is encoded once per format
+//! (JSON, and Protobuf when a subscriber speaks it), as one shared WebSocket frame, and
+//! the same bytes are queued for every subscriber of that format.
 //!
 //! Every connection has a bounded queue. A subscriber whose queue is full is not waited
 //! for: it is ended with the slow-consumer disconnect (it reconnects and recovers from
 //! its offset), so one slow reader never holds up a channel or grows memory.
 
 use crate::metrics::Metrics;
-use crate::protocol::reply::{self, ClientInfo, Publication};
-use crate::protocol::DisconnectCode;
+use crate::protocol::reply::{ClientInfo, Publication};
+use crate::protocol::{DisconnectCode, Format};
 use crate::queue::{Queue, Receiver, Refused};
-use duplex::{Message, SharedFrame};
+use duplex::SharedFrame;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -55,6 +56,8 @@ pub struct ClientHandle {
     pub id: String,
     /// The user id.
     pub user: String,
+    /// How its pushes are encoded.
+    pub format: Format,
     queue: Arc<Queue>,
     end: Mutex<Option<DisconnectCode>>,
     ended: Notify,
@@ -62,11 +65,12 @@ pub struct ClientHandle {
 
 impl ClientHandle {
     /// A handle and the receiving end of its queue of `capacity` messages.
-    pub fn new(id: String, user: String, capacity: usize) -> (Arc<Self>, Receiver) {
+    pub fn new(id: String, user: String, format: Format, capacity: usize) -> (Arc<Self>, Receiver) {
         let (queue, receiver) = Queue::new(capacity);
         let handle = ClientHandle {
             id,
             user,
+            format,
             queue,
             end: Mutex::new(None),
             ended: Notify::new(),
@@ -149,8 +153,33 @@ struct Clients {
     per_user: HashMap<String, usize>,
 }
 
-fn text_frame(line: String) -> SharedFrame {
-    SharedFrame::new(&Message::text(line)).expect("a text message can always be shared")
+/// One push, encoded at most once per format, on first use.
+struct Frames<F> {
+    encode: F,
+    json: Option<SharedFrame>,
+    protobuf: Option<SharedFrame>,
+}
+
+impl<F: Fn(Format) -> Vec<u8>> Frames<F> {
+    fn new(encode: F) -> Self {
+        Frames {
+            encode,
+            json: None,
+            protobuf: None,
+        }
+    }
+
+    fn get(&mut self, format: Format) -> SharedFrame {
+        let slot = match format {
+            Format::Json => &mut self.json,
+            Format::Protobuf => &mut self.protobuf,
+        };
+        slot.get_or_insert_with(|| {
+            let message = format.message((self.encode)(format));
+            SharedFrame::new(&message).expect("a data message can always be shared")
+        })
+        .clone()
+    }
 }
 
 impl Registry {
@@ -307,7 +336,9 @@ impl Registry {
     /// Queues a stored publication for every subscriber of `channel`: one encoding, the
     /// same bytes for all.
     pub fn deliver(&self, channel: &str, publication: &Publication, epoch: &str) {
-        let frame = text_frame(reply::encode_publication(channel, publication));
+        let mut frames = Frames::new(|format: Format| format.publication(channel, publication));
+        // Most subscribers speak JSON: encoded before the lock that fan-out holds.
+        frames.get(Format::Json);
         let epoch: Arc<str> = Arc::from(epoch);
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let Some((key, subscribers)) = channels.get_key_value(channel) else {
@@ -319,7 +350,7 @@ impl Registry {
                 channel: key.clone(),
                 offset: publication.offset,
                 epoch: epoch.clone(),
-                frame: frame.clone(),
+                frame: frames.get(subscriber.client.format),
             };
             if subscriber.client.offer(item) {
                 delivered += 1;
@@ -331,12 +362,8 @@ impl Registry {
     /// Sends a join (`joined`) or leave push to the subscribers of `channel` that asked
     /// for them, except the client it is about.
     pub fn announce(&self, channel: &str, info: &ClientInfo, joined: bool) {
-        let line = if joined {
-            reply::encode_join(channel, info)
-        } else {
-            reply::encode_leave(channel, info)
-        };
-        let frame = text_frame(line);
+        let mut frames =
+            Frames::new(|format: Format| format.presence_change(channel, info, joined));
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let Some((key, subscribers)) = channels.get_key_value(channel) else {
             return;
@@ -347,7 +374,7 @@ impl Registry {
         {
             let item = Outgoing::Push {
                 channel: key.clone(),
-                frame: frame.clone(),
+                frame: frames.get(subscriber.client.format),
             };
             subscriber.client.offer(item);
         }
@@ -361,7 +388,8 @@ mod tests {
     #[test]
     fn connections_per_user_are_counted_as_they_come_and_go() {
         let registry = Registry::new(Arc::new(Metrics::default()));
-        let client = |id: &str, user: &str| ClientHandle::new(id.into(), user.into(), 8).0;
+        let client =
+            |id: &str, user: &str| ClientHandle::new(id.into(), user.into(), Format::Json, 8).0;
         let (a1, a2, b1) = (client("1", "a"), client("2", "a"), client("3", "b"));
         for c in [&a1, &a2, &b1] {
             registry.add_client(c.clone(), 0, 2).unwrap();
@@ -397,7 +425,7 @@ mod tests {
         let registry = Registry::new(Arc::new(Metrics::default()));
         let mut receivers = Vec::new();
         for i in 0..6 {
-            let (client, rx) = ClientHandle::new(format!("c{i}"), String::new(), 8);
+            let (client, rx) = ClientHandle::new(format!("c{i}"), String::new(), Format::Json, 8);
             receivers.push(rx);
             // Channel "n{k}" gets k subscribers; "m2" ties with "n2".
             for k in 1..=5 {

@@ -3,6 +3,7 @@
 
 use super::{admin, api, page};
 use crate::node::Node;
+use crate::protocol::Format;
 use crate::session;
 use bytes::Bytes;
 use futures_util::future::{Either, FutureExt};
@@ -128,6 +129,7 @@ async fn route(
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned);
             let allowed = &node.config.allowed_origins;
+            let mut format = Format::Json;
             let decide = |upgrade: &duplex::UpgradeRequest| {
                 super::origin::check(upgrade.origin(), host.as_deref(), allowed).map_err(
                     |reason| {
@@ -136,7 +138,13 @@ async fn route(
                         duplex::Reject::new(StatusCode::FORBIDDEN, reason)
                     },
                 )?;
-                Ok(duplex::Accept::default())
+                // JSON unless the client offers the Protobuf subprotocol.
+                let (chosen, subprotocol) = Format::negotiate(upgrade.protocols());
+                format = chosen;
+                Ok(match subprotocol {
+                    Some(p) => duplex::Accept::default().protocol(p),
+                    None => duplex::Accept::default(),
+                })
             };
             // The headers backend proxies get (`proxy.http_headers`), kept from the handshake.
             let forwarded = node
@@ -150,7 +158,7 @@ async fn route(
                     // captures and the upgrade's result beside the session for the
                     // connection's life (about 0.5 KiB each).
                     tasks.spawn(pending.then(move |upgraded| match upgraded {
-                        Ok(ws) => Either::Left(session::run(node, ws, forwarded)),
+                        Ok(ws) => Either::Left(session::run(node, ws, format, forwarded)),
                         Err(e) => {
                             tracing::debug!(error = %e, "upgrade did not complete");
                             Either::Right(std::future::ready(()))

@@ -1,4 +1,5 @@
-//! Commands from clients: one JSON object per line, several lines per WebSocket message.
+//! Commands from clients: one JSON object per line, several lines per WebSocket message
+//! (the Protobuf format decodes to the same types, in `protobuf`).
 //!
 //! Field names and meanings are those of `client.proto` (Command and the requests it
 //! carries); `bytes` fields are raw JSON in the JSON protocol. Unknown fields are ignored,
@@ -46,6 +47,13 @@ pub enum Request {
     Refresh(RefreshRequest),
     /// `sub_refresh`: a new subscription token for a channel.
     SubRefresh(SubRefreshRequest),
+    /// A command the hub cannot take as sent (answered with error 107, bad request).
+    Refused {
+        /// The method.
+        method: &'static str,
+        /// Why, for the log.
+        reason: &'static str,
+    },
 }
 
 impl Request {
@@ -77,6 +85,7 @@ impl Request {
             Request::Rpc(_) => "rpc",
             Request::Refresh(_) => "refresh",
             Request::SubRefresh(_) => "sub_refresh",
+            Request::Refused { method, .. } => method,
         }
     }
 }
@@ -236,11 +245,19 @@ pub enum DecodeError {
         /// serde_json's description.
         reason: String,
     },
+    /// A Protobuf command is not a valid length-delimited `Command`.
+    #[error("command {index} is not a valid Protobuf command: {reason}")]
+    Protobuf {
+        /// The command's place in the message, counted from 1.
+        index: usize,
+        /// prost's description.
+        reason: String,
+    },
     /// A command other than `send` or a pong has no id.
-    #[error("command {line} ({method}) has no id")]
+    #[error("command {index} ({method}) has no id")]
     MissingId {
-        /// The line, counted from 1.
-        line: usize,
+        /// The command's place in the message (its line in JSON), counted from 1.
+        index: usize,
         /// The method.
         method: &'static str,
     },
@@ -258,17 +275,21 @@ pub fn decode(message: &str) -> Result<Vec<Command>, DecodeError> {
             line: index + 1,
             reason: e.to_string(),
         })?;
-        let command = into_command(raw);
-        let needs_id = !matches!(command.request, Request::Pong | Request::Send(_));
-        if needs_id && command.id == 0 {
-            return Err(DecodeError::MissingId {
-                line: index + 1,
-                method: command.request.method(),
-            });
-        }
-        commands.push(command);
+        commands.push(checked(into_command(raw), index + 1)?);
     }
     Ok(commands)
+}
+
+/// `command`, unless it lacks the id its method needs (all but `send` and pongs).
+pub(super) fn checked(command: Command, index: usize) -> Result<Command, DecodeError> {
+    let needs_id = !matches!(command.request, Request::Pong | Request::Send(_));
+    if needs_id && command.id == 0 {
+        return Err(DecodeError::MissingId {
+            index,
+            method: command.request.method(),
+        });
+    }
+    Ok(command)
 }
 
 fn into_command(raw: RawCommand) -> Command {
@@ -358,7 +379,7 @@ mod tests {
         assert_eq!(
             decode("{\"publish\":{\"channel\":\"c\"}}").unwrap_err(),
             DecodeError::MissingId {
-                line: 1,
+                index: 1,
                 method: "publish"
             }
         );

@@ -12,10 +12,10 @@ use crate::protocol::command::{
     SubRefreshRequest, SubscribeRequest,
 };
 use crate::protocol::reply::{
-    self, ConnectResult, HistoryResult, PresenceResult, RefreshResult, Reply, SubRefreshResult,
+    ConnectResult, HistoryResult, PresenceResult, RefreshResult, Reply, SubRefreshResult,
     SubscribeResult,
 };
-use crate::protocol::{decode, DisconnectCode, ErrorCode, Request};
+use crate::protocol::{DisconnectCode, ErrorCode, Request};
 use crate::registry::{ClientHandle, ConnectionLimit};
 use duplex::WebSocket;
 use std::collections::HashMap;
@@ -27,11 +27,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 const REJECT_UNRECOVERED: i64 = 2;
 
 impl Session {
-    pub(super) async fn handle_message<S>(&mut self, ws: &mut WebSocket<S>, text: &str) -> Step
+    pub(super) async fn handle_message<S>(&mut self, ws: &mut WebSocket<S>, message: &[u8]) -> Step
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let commands = match decode(text) {
+        let commands = match self.format.decode(message) {
             Ok(commands) => commands,
             Err(e) => {
                 tracing::info!(error = %e, "malformed command; disconnecting (3501)");
@@ -41,7 +41,7 @@ impl Session {
         // A message over the byte budget has each of its commands refused, as over the
         // command budget (the budget is at least max_message_size, so any message fits).
         let over_bytes = self.byte_rate.as_ref().is_some_and(|r| {
-            let n = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            let n = u32::try_from(message.len()).unwrap_or(u32::MAX);
             std::num::NonZeroU32::new(n).is_some_and(|n| !matches!(r.check_n(n), Ok(Ok(()))))
         });
         for command in commands {
@@ -64,8 +64,7 @@ impl Session {
             if let Some(limit) = limit {
                 self.node.metrics.limits.inc(limit);
                 if id != 0 {
-                    self.out
-                        .push(reply::encode_error(id, ErrorCode::TooManyRequests));
+                    self.push_out(self.format.error(id, ErrorCode::TooManyRequests));
                 }
                 continue;
             }
@@ -75,6 +74,10 @@ impl Session {
             }
             let result = match command.request {
                 Request::Pong => continue,
+                Request::Refused { method, reason } => {
+                    tracing::info!(method, reason, "command refused (107)");
+                    Err(Failure::Error(ErrorCode::BadRequest))
+                }
                 Request::Connect(r) => {
                     let result = self.connect(r).await;
                     self.connect_failed = result.is_err();
@@ -109,19 +112,9 @@ impl Session {
                 }
                 Request::SubRefresh(r) => self.sub_refresh(r),
             };
-            match result {
-                Ok(reply) => self.out.push(reply::encode_reply(id, &reply)),
-                Err(Failure::Error(code)) => self.out.push(reply::encode_error(id, code)),
-                Err(Failure::Backend(e)) => self.out.push(reply::encode_custom_error(
-                    id,
-                    e.code,
-                    &e.message,
-                    e.temporary,
-                )),
-                Err(Failure::Disconnect(code)) => return Step::Disconnect(code),
-                Err(Failure::BackendDisconnect(code, reason)) => {
-                    return Step::BackendDisconnect(code, reason)
-                }
+            match self.answer(id, result) {
+                Step::Continue => {}
+                step => return step,
             }
             if self.out_is_full() {
                 match self.write_out(ws).await {
@@ -234,8 +227,12 @@ impl Session {
             (self.verify(&request.token)?, false)
         };
         let config = &self.node.config;
-        let (handle, queue) =
-            ClientHandle::new(client_id, identity.user.clone(), config.client_queue_size);
+        let (handle, queue) = ClientHandle::new(
+            client_id,
+            identity.user.clone(),
+            self.format,
+            config.client_queue_size,
+        );
         if let Err(limit) = self.node.registry.add_client(
             handle.clone(),
             config.max_connections,
@@ -324,10 +321,8 @@ impl Session {
         };
         match self.subscribe_checked(request, true).await {
             Ok(result) => {
-                ws.feed(duplex::Message::text(reply::encode_subscribe(
-                    channel, &result,
-                )))
-                .await
+                let push = self.format.subscribe(channel, &result);
+                ws.feed(self.format.message(push)).await
             }
             Err(Failure::Error(code)) => {
                 tracing::info!(%channel, error = code.message(), "server-side subscription failed");

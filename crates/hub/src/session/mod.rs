@@ -13,7 +13,7 @@ mod proxied;
 use crate::auth::{unix_now, Identity};
 use crate::node::Node;
 use crate::protocol::reply::{self, ClientInfo, PresenceStatsResult};
-use crate::protocol::{DisconnectCode, ErrorCode, UnsubscribeCode};
+use crate::protocol::{DisconnectCode, ErrorCode, Format, UnsubscribeCode};
 use crate::registry::{ClientHandle, Outgoing};
 use duplex::{CloseFrame, Message, WebSocket};
 use futures_util::future::BoxFuture;
@@ -59,8 +59,8 @@ impl Pending {
 
 /// What a deferred command ends in.
 enum Deferred {
-    /// This reply line.
-    Reply(String),
+    /// The answer to command `id`.
+    Answer(u32, Result<reply::Reply, Failure>),
     /// Nothing to send (`send`).
     Nothing,
     /// The backend ends the connection.
@@ -156,8 +156,8 @@ enum Ending {
     Backend(u16, String),
 }
 
-/// Runs a session until the client leaves or the hub ends it. `headers`: the handshake
-/// headers passed on to backend proxies.
+/// Runs a session until the client leaves or the hub ends it. `format`: the encoding the
+/// handshake chose; `headers`: the handshake headers passed on to backend proxies.
 ///
 /// A plain function returning an async block, not an `async fn`: an `async fn` keeps
 /// its arguments twice in its future (as captured and as moved into locals), and this
@@ -165,6 +165,7 @@ enum Ending {
 pub fn run<S>(
     node: Arc<Node>,
     mut ws: WebSocket<S>,
+    format: Format,
     headers: http::HeaderMap,
 ) -> impl std::future::Future<Output = ()>
 where
@@ -174,6 +175,7 @@ where
         headers,
         node: node.clone(),
         connected: None,
+        format,
         out: Vec::new(),
         pending: Pending::default(),
         connect_failed: false,
@@ -195,10 +197,8 @@ where
             Some(Ending::Backend(code, reason)) => {
                 node.metrics.disconnects.inc("backend");
                 let goodbye = async {
-                    ws.send(Message::text(reply::encode_custom_disconnect(
-                        code, &reason,
-                    )))
-                    .await?;
+                    ws.send(format.message(format.custom_disconnect(code, &reason)))
+                        .await?;
                     ws.close(Some(CloseFrame::new(code, reason))).await
                 };
                 let limit = node.config.write_timeout + node.websocket.close_timeout;
@@ -216,8 +216,7 @@ where
         let limit = node.config.write_timeout;
         let goodbye = async {
             if code != DisconnectCode::Slow {
-                ws.send(Message::text(reply::encode_disconnect(code)))
-                    .await?;
+                ws.send(format.message(format.disconnect(code))).await?;
             }
             ws.close(Some(CloseFrame::new(code.code(), code.reason())))
                 .await
@@ -231,8 +230,10 @@ struct Session {
     /// Handshake headers for backend proxies (`proxy.http_headers` only).
     headers: http::HeaderMap,
     connected: Option<Connected>,
-    /// Reply lines to send with the next write.
-    out: Vec<String>,
+    /// JSON or Protobuf.
+    format: Format,
+    /// Replies to send with the next write, encoded and joined.
+    out: Vec<u8>,
     /// Publish acknowledgements waiting for their commit.
     pending: Pending,
     /// The last connect was refused: later commands are dropped, not a protocol error.
@@ -283,24 +284,25 @@ impl Session {
                 code = async { match &handle { Some(h) => h.ended().await, None => std::future::pending().await } } => Step::Disconnect(code),
                 message = ws.recv(), if self.pending.len() < MAX_PENDING => match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-                    Some(Ok(Message::Text(text))) => {
+                    Some(Ok(Message::Text(text))) if self.format.is_text() => {
                         pong_deadline = None;
                         // Boxed, as every rarely taken path here: the task's future is
                         // allocated for the connection's whole life at the size of its
                         // largest state, and idle connections are most of a hub's.
-                        Box::pin(self.handle_message(ws, text.as_str())).await
+                        Box::pin(self.handle_message(ws, text.as_bytes())).await
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        tracing::info!("binary message on the JSON protocol; disconnecting (3501)");
+                    Some(Ok(Message::Binary(bytes))) if !self.format.is_text() => {
+                        pong_deadline = None;
+                        Box::pin(self.handle_message(ws, &bytes)).await
+                    }
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                        tracing::info!(format = self.format.name(), "a message of the other format (text for binary or binary for text); disconnecting (3501)");
                         Step::Disconnect(DisconnectCode::BadRequest)
                     }
                     Some(Ok(_)) => Step::Continue,
                 },
                 Some(deferred) = self.pending.next(), if !self.pending.is_empty() => match deferred {
-                    Deferred::Reply(line) => {
-                        self.out.push(line);
-                        Step::Continue
-                    }
+                    Deferred::Answer(id, result) => self.answer(id, result),
                     Deferred::Nothing => Step::Continue,
                     Deferred::Disconnect(code, reason) => Step::BackendDisconnect(code, reason),
                 },
@@ -321,7 +323,7 @@ impl Session {
                     }
                     Timer::Ping => {
                         self.refresh_presence();
-                        self.out.push(reply::PING.to_owned());
+                        self.push_out(self.format.ping());
                         next_ping = TokioInstant::now() + config.ping_interval;
                         pong_deadline = Some(TokioInstant::now() + config.pong_timeout);
                         Step::Continue
@@ -387,8 +389,30 @@ impl Session {
         self.connected.as_ref()?.closes_at
     }
 
-    /// Writes the reply lines collected so far in one message, bounded by
-    /// `write_timeout`.
+    /// Adds an encoded reply or push to the next write.
+    fn push_out(&mut self, item: Vec<u8>) {
+        self.format.append(&mut self.out, item);
+    }
+
+    /// Adds the answer to command `id`; the step is a disconnect when that is the answer.
+    fn answer(&mut self, id: u32, result: Result<reply::Reply, Failure>) -> Step {
+        let item = match result {
+            Ok(reply) => self.format.reply(id, &reply),
+            Err(Failure::Error(code)) => self.format.error(id, code),
+            Err(Failure::Backend(e)) => {
+                self.format
+                    .custom_error(id, e.code, &e.message, e.temporary)
+            }
+            Err(Failure::Disconnect(code)) => return Step::Disconnect(code),
+            Err(Failure::BackendDisconnect(code, reason)) => {
+                return Step::BackendDisconnect(code, reason)
+            }
+        };
+        self.push_out(item);
+        Step::Continue
+    }
+
+    /// Writes the replies collected so far in one message, bounded by `write_timeout`.
     async fn write_out<S>(&mut self, ws: &mut WebSocket<S>) -> Result<(), Option<DisconnectCode>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -396,21 +420,21 @@ impl Session {
         if self.out.is_empty() {
             return Ok(());
         }
-        let message = self.out.join("\n");
-        self.out.clear();
+        // Taken, not copied: an idle connection keeps no buffer.
+        let message = self.format.message(std::mem::take(&mut self.out));
         let handle = self.connected.as_ref().map(|c| c.handle.clone());
         let guard = WriteGuard {
             limit: self.node.config.write_timeout,
             handle: handle.as_deref(),
             shutdown: &self.node.shutdown,
         };
-        let write = std::pin::pin!(ws.send(Message::text(message)));
+        let write = std::pin::pin!(ws.send(message));
         guard.run(write).await
     }
 
-    /// Whether the collected reply lines are over [`OUT_BUDGET`].
+    /// Whether the collected replies are over [`OUT_BUDGET`].
     fn out_is_full(&self) -> bool {
-        self.out.iter().map(|l| l.len() + 1).sum::<usize>() > OUT_BUDGET
+        self.out.len() > OUT_BUDGET
     }
 
     /// Sends a queued push, and whatever else is queued, in one write.
@@ -481,8 +505,8 @@ impl Session {
         }
         for channel in unsubscribed {
             Box::pin(self.leave(&channel)).await;
-            let line = reply::encode_unsubscribe(&channel, UnsubscribeCode::Server);
-            ws.feed(Message::text(line)).await?;
+            let push = self.format.unsubscribe(&channel, UnsubscribeCode::Server);
+            ws.feed(self.format.message(push)).await?;
         }
         for channel in subscribed {
             Box::pin(self.subscribe_from_server(ws, &channel)).await?;
@@ -580,7 +604,7 @@ mod tests {
             duplex::Config::default(),
             bytes::BytesMut::new(),
         );
-        let session = run(node, ws, http::HeaderMap::new());
+        let session = run(node, ws, Format::Json, http::HeaderMap::new());
         let size = std::mem::size_of_val(&session);
         eprintln!("session future: {size} B");
         assert!(size <= 2048, "the session future grew to {size} B");

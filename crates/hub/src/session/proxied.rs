@@ -8,7 +8,7 @@ use crate::auth::Identity;
 use crate::backend::{self, CallError, Caller, Event, EventRequest, Verdict};
 use crate::node::Node;
 use crate::protocol::command::{ConnectRequest, RpcRequest, SendRequest};
-use crate::protocol::reply::{self, Json, Reply};
+use crate::protocol::reply::{Json, Reply};
 use crate::protocol::{DisconnectCode, ErrorCode};
 use std::time::{Duration, Instant};
 
@@ -29,17 +29,7 @@ fn outcome<T>(verdict: Result<Verdict<T>, CallError>) -> Result<T, Failure> {
 
 /// A deferred reply for a failed call (the verdict's error, disconnect or error 100).
 fn deferred_failure(id: u32, failure: Failure) -> Deferred {
-    match failure {
-        Failure::Error(code) => Deferred::Reply(reply::encode_error(id, code)),
-        Failure::Backend(e) => Deferred::Reply(reply::encode_custom_error(
-            id,
-            e.code,
-            &e.message,
-            e.temporary,
-        )),
-        Failure::BackendDisconnect(code, reason) => Deferred::Disconnect(code, reason),
-        Failure::Disconnect(code) => Deferred::Disconnect(code.code(), code.reason().into()),
-    }
+    Deferred::Answer(id, Err(failure))
 }
 
 impl Session {
@@ -202,7 +192,7 @@ impl Session {
                 return deferred_failure(id, Failure::Error(ErrorCode::NotAvailable));
             };
             match outcome::<backend::DataResult>(backend.call(Event::Rpc, &headers, &body).await) {
-                Ok(r) => Deferred::Reply(reply::encode_reply(id, &Reply::Rpc(r.data))),
+                Ok(r) => Deferred::Answer(id, Ok(Reply::Rpc(r.data))),
                 Err(failure) => deferred_failure(id, failure),
             }
         }));
@@ -256,11 +246,11 @@ pub(super) async fn acknowledge(
         Ok(_) => {
             node.metrics.publications.inc();
             node.metrics.ack_latency.observe(started.elapsed());
-            Deferred::Reply(reply::encode_reply(id, &Reply::Publish))
+            Deferred::Answer(id, Ok(Reply::Publish))
         }
         Err(e) => {
             tracing::error!(error = %e, "publish not stored; answered with error 100");
-            Deferred::Reply(reply::encode_error(id, ErrorCode::Internal))
+            Deferred::Answer(id, Err(Failure::Error(ErrorCode::Internal)))
         }
     }
 }
