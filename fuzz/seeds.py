@@ -203,6 +203,41 @@ def hub_seeds():
     for name, text in commands.items():
         write("hub_command", name, text.encode())
 
+    # The same commands in the Protobuf format (client.proto's field numbers).
+    def varint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+        return out + bytes([n])
+
+    def num(tag, n):
+        return varint(tag << 3) + varint(n)
+
+    def fld(tag, data):
+        return varint((tag << 3) | 2) + varint(len(data)) + data
+
+    def cmd(*fields):
+        body = b"".join(fields)
+        return varint(len(body)) + body
+
+    protobuf = {
+        "connect_subscribe": cmd(num(1, 1), fld(4, fld(1, b"t") + fld(4, b"js") + fld(5, b"5.0.0")))
+        + cmd(num(1, 2), fld(5, fld(1, b"chat:index") + num(3, 1) + fld(6, b"ab") + num(7, 3) + num(11, 1))),
+        "connect_subs": cmd(num(1, 1), fld(4, fld(2, b'{"a":1}') + fld(3, fld(1, b"news") + fld(2, num(3, 1) + num(7, 7))))),
+        "publish": cmd(num(1, 3), fld(7, fld(1, b"chat:index") + fld(2, b'{"text":"hi"}'))),
+        "publish_binary": cmd(num(1, 3), fld(7, fld(1, b"c") + fld(2, b"\x00\xff"))),
+        "history": cmd(num(1, 4), fld(10, fld(1, b"chat:index") + num(7, 10) + fld(8, num(1, 2) + fld(2, b"ab")) + num(9, 1))),
+        "history_all": cmd(num(1, 4), fld(10, fld(1, b"c") + num(7, 2**64 - 1))),
+        "presence": cmd(num(1, 5), fld(8, fld(1, b"c"))) + cmd(num(1, 6), fld(9, fld(1, b"c"))),
+        "rpc_send": cmd(num(1, 7), fld(13, fld(1, b"[1,2]") + fld(2, b"sum"))) + cmd(fld(12, fld(1, b'{"x":1}'))),
+        "refresh": cmd(num(1, 8), fld(14, fld(1, b"t2"))) + cmd(num(1, 9), fld(15, fld(1, b"c") + fld(2, b"s"))),
+        "pong_unsubscribe": cmd() + cmd(num(1, 10), fld(6, fld(1, b"c"))) + cmd(num(1, 11), fld(11, b"")),
+        "no_id": cmd(fld(7, fld(1, b"c") + fld(2, b"1"))),
+    }
+    for name, data in protobuf.items():
+        write("hub_command_protobuf", name, data)
+
     def jwt(header, claims, secret):
         message = b64(json.dumps(header).encode()) + b"." + b64(json.dumps(claims).encode())
         sig = hmac.new(secret, message, hashlib.sha256).digest()

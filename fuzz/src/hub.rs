@@ -2,7 +2,7 @@
 //! HTTP API bodies.
 
 use duplex_hub::auth::{TokenChecks, TokenKeys, Verifier};
-use duplex_hub::protocol::{decode, Request};
+use duplex_hub::protocol::{Command, Format, Request};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use std::sync::Arc;
 
@@ -10,30 +10,76 @@ const SECRET: &str = "fuzz-secret-fuzz-secret-fuzz-secret!";
 const RSA_PUBLIC: &str = include_str!("../../crates/hub/tests/keys/rsa_public.pem");
 const EC_PUBLIC: &str = include_str!("../../crates/hub/tests/keys/ec_public.pem");
 
-/// A message of commands as a client sends it (the hub only decodes text).
+/// A JSON message of commands as a client sends it (text: the hub decodes nothing else
+/// in this format).
 ///
-/// Invariants: no panic; at most one command per non-empty line; a command without an
-/// id is a pong or a `send`; a token the request carries is never empty.
+/// Invariants: no panic; at most one command per non-empty line; those of
+/// [`check_commands`].
 pub fn command(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match decode(text) {
+    match Format::Json.decode(data) {
         Ok(commands) => {
             let lines = text.split('\n').filter(|l| !l.trim().is_empty()).count();
-            assert!(commands.len() <= lines, "{} commands from {lines} lines", commands.len());
+            assert!(
+                commands.len() <= lines,
+                "{} commands from {lines} lines",
+                commands.len()
+            );
+            check_commands(&commands);
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+/// A Protobuf message of commands (length-delimited) as a client sends it.
+///
+/// Invariants: no panic; at most one command per byte (each takes its length prefix at
+/// least); payloads taken are JSON (the rest are refused); those of [`check_commands`].
+pub fn command_protobuf(data: &[u8]) {
+    match Format::Protobuf.decode(data) {
+        Ok(commands) => {
+            assert!(
+                commands.len() <= data.len(),
+                "{} commands from {} bytes",
+                commands.len(),
+                data.len()
+            );
+            check_commands(&commands);
             for c in &commands {
-                if c.id == 0 {
+                let payload = match &c.request {
+                    Request::Publish(p) => p.data.as_deref(),
+                    Request::Rpc(r) => r.data.as_deref(),
+                    Request::Send(s) => s.data.as_deref(),
+                    Request::Connect(r) => r.data.as_deref(),
+                    Request::Subscribe(r) => r.data.as_deref(),
+                    _ => None,
+                };
+                if let Some(raw) = payload {
                     assert!(
-                        matches!(c.request, Request::Pong | Request::Send(_)),
-                        "{} without an id",
-                        c.request.method()
+                        serde_json::from_str::<serde_json::Value>(raw.get()).is_ok(),
+                        "a payload taken is JSON"
                     );
                 }
-                assert!(c.request.token().is_none_or(|t| !t.is_empty()));
             }
         }
         Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+/// Invariants of every decoded command: one without an id is a pong or a `send`; a token
+/// the request carries is never empty.
+fn check_commands(commands: &[Command]) {
+    for c in commands {
+        if c.id == 0 {
+            assert!(
+                matches!(c.request, Request::Pong | Request::Send(_)),
+                "{} without an id",
+                c.request.method()
+            );
+        }
+        assert!(c.request.token().is_none_or(|t| !t.is_empty()));
     }
 }
 
@@ -79,9 +125,7 @@ pub fn token(data: &[u8]) {
             verifier(0).verify(&token, now).is_err(),
             "an unsigned token verified: {token}"
         );
-        assert!(verifier(0)
-            .verify_channel(&token, "c", "u", now)
-            .is_err());
+        assert!(verifier(0).verify_channel(&token, "c", "u", now).is_err());
         return;
     }
     use base64::Engine as _;

@@ -10,6 +10,9 @@
 //   HUB_API_KEY       --api-key of both (the backend publishes over the HTTP API)
 //   HUB_PID_FILE      where the PIDs of the hubs started here are appended, so that
 //                     the script stops them even if this process dies first
+// HUB_SDK_FORMAT=protobuf runs the same tests on the SDK's Protobuf build
+// (centrifuge/build/protobuf, subprotocol centrifuge-protobuf), where payloads are bytes:
+// the tests send JSON encoded to UTF-8 and decode what they receive.
 // Nothing waits on a clock: every step awaits an SDK event, a promise or a process
 // line; the timeouts below only turn a hang into a failure with a message.
 'use strict';
@@ -21,7 +24,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { EventEmitter } = require('node:events');
 const WebSocket = require('ws');
-const { Centrifuge } = require('centrifuge');
+const PROTOBUF = process.env.HUB_SDK_FORMAT === 'protobuf';
+const { Centrifuge } = PROTOBUF ? require('centrifuge/build/protobuf') : require('centrifuge');
 const support = require('./support');
 
 function need(name) {
@@ -50,6 +54,27 @@ class BrowserLikeWebSocket extends WebSocket {
 }
 
 // ---- helpers ---------------------------------------------------------------------
+
+/** A payload for the SDK: the value itself (JSON build) or its JSON as bytes (Protobuf). */
+const payload = (value) => (PROTOBUF ? new TextEncoder().encode(JSON.stringify(value)) : value);
+
+/**
+ * `v` with the Protobuf build's 64-bit integers (protobufjs `Long` objects: offsets) as
+ * numbers, so that one set of assertions serves both builds.
+ */
+function plain(v) {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  if (typeof v.toNumber === 'function' && 'low' in v && 'high' in v) return v.toNumber();
+  if (Array.isArray(v)) return v.map(plain);
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+}
+
+/** A payload from the SDK as a value: bytes (Protobuf build) are JSON, decoded here. */
+function value(data) {
+  if (!PROTOBUF || data === undefined || data === null) return data;
+  assert.ok(data instanceof Uint8Array, `a Protobuf payload is bytes, got ${typeof data}`);
+  return data.length ? JSON.parse(new TextDecoder().decode(data)) : undefined;
+}
 
 const unique = (prefix) => `${prefix}-${crypto.randomBytes(5).toString('hex')}`;
 
@@ -133,7 +158,7 @@ async function connected(client, what = 'the client to connect') {
 async function subscribed(sub) {
   const ctx = next(sub, 'subscribed', `'subscribed' on ${sub.channel}`);
   sub.subscribe();
-  return ctx;
+  return plain(await ctx);
 }
 
 /**
@@ -151,11 +176,12 @@ class Recorder extends EventEmitter {
     this.errors = [];
     this.recovering = 0;
     sub.on('publication', (ctx) => {
-      this.pubs.push({ seq: ctx.data && ctx.data.seq, offset: ctx.offset, recovered: this.recovering, ctx });
+      const data = value(ctx.data);
+      this.pubs.push({ seq: data && data.seq, offset: plain(ctx.offset), recovered: this.recovering, ctx });
       this.emit('change');
     });
     sub.on('subscribed', (ctx) => {
-      this.subscribedCtx.push(ctx);
+      this.subscribedCtx.push(plain(ctx));
       this.recovering = this.subscribedCtx.length;
       process.nextTick(() => { this.recovering = 0; });
       this.emit('change');
@@ -461,7 +487,7 @@ test('publish from the SDK: the ack comes after the commit; subscribers get it w
   await subscribed(bobSub);
 
   for (let seq = 1; seq <= 3; seq++) {
-    const ack = await guard(aliceSub.publish({ seq, text: `hello ${seq}` }), STEP_MS, `publish ack #${seq}`);
+    const ack = await guard(aliceSub.publish(payload({ seq, text: `hello ${seq}` })), STEP_MS, `publish ack #${seq}`);
     assert.deepEqual(ack, {}, 'publish result');
     // Acknowledged means stored: the history already has it.
     const history = await api('history', { channel, limit: -1 });
@@ -474,15 +500,15 @@ test('publish from the SDK: the ack comes after the commit; subscribers get it w
   assert.ok(info, 'a client publication carries the publisher info');
   assert.equal(info.user, 'alice');
   assert.equal(info.client, aliceCtx.client);
-  assert.deepEqual(info.connInfo, { name: 'Alice' }, 'conn info from the token info claim');
+  assert.deepEqual(value(info.connInfo), { name: 'Alice' }, 'conn info from the token info claim');
 
   // Publishing where the namespace does not allow it (default: subscribers may not).
   const plain = unique('readonly');
   const plainSub = alice.newSubscription(plain);
   await subscribed(plainSub);
-  await assert.rejects(plainSub.publish({ nope: true }), (e) => e.code === 103,
+  await assert.rejects(plainSub.publish(payload({ nope: true })), (e) => e.code === 103,
     'publish to a channel without allow_publish_for_subscriber is error 103');
-  await assert.rejects(alice.publish(`pub:${unique('other')}`, { x: 1 }), (e) => e.code === 103,
+  await assert.rejects(alice.publish(`pub:${unique('other')}`, payload({ x: 1 })), (e) => e.code === 103,
     'publish to a channel the client is not subscribed to is error 103');
   alice.disconnect();
   bob.disconnect();
@@ -499,26 +525,26 @@ test('history: limit, since and reverse', async () => {
   const ctx = await subscribed(sub);
   assert.deepEqual(ctx.streamPosition, { offset: 10, epoch }, 'subscribed at the top of the stream');
 
-  const seqs = (r) => r.publications.map((p) => p.data.seq);
+  const seqs = (r) => r.publications.map((p) => value(p.data).seq);
   const offsets = (r) => r.publications.map((p) => p.offset);
 
-  const top = await sub.history({});
+  const top = plain(await sub.history({}));
   assert.deepEqual([top.offset, top.epoch, top.publications.length], [10, epoch, 0],
     'no limit: only the position');
-  const all = await sub.history({ limit: -1 });
+  const all = plain(await sub.history({ limit: -1 }));
   assert.deepEqual(seqs(all), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'limit -1: everything, oldest first');
   assert.deepEqual(offsets(all), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   assert.equal(all.publications[0].channel, channel);
-  const first3 = await sub.history({ limit: 3 });
+  const first3 = plain(await sub.history({ limit: 3 }));
   assert.deepEqual(offsets(first3), [1, 2, 3], 'limit 3: the oldest three');
   assert.deepEqual([first3.offset, first3.epoch], [10, epoch], 'the position comes with every answer');
-  const since = await sub.history({ limit: 3, since: { offset: 4, epoch } });
+  const since = plain(await sub.history({ limit: 3, since: { offset: 4, epoch } }));
   assert.deepEqual(offsets(since), [5, 6, 7], 'since offset 4, limit 3');
-  const sinceAll = await sub.history({ limit: -1, since: { offset: 7, epoch } });
+  const sinceAll = plain(await sub.history({ limit: -1, since: { offset: 7, epoch } }));
   assert.deepEqual(offsets(sinceAll), [8, 9, 10], 'since offset 7, no limit');
-  const newest3 = await sub.history({ limit: 3, reverse: true });
+  const newest3 = plain(await sub.history({ limit: 3, reverse: true }));
   assert.deepEqual(offsets(newest3), [10, 9, 8], 'reverse, limit 3: the newest three, newest first');
-  const reverseSince = await sub.history({ limit: 3, since: { offset: 8, epoch }, reverse: true });
+  const reverseSince = plain(await sub.history({ limit: 3, since: { offset: 8, epoch }, reverse: true }));
   assert.deepEqual(offsets(reverseSince), [7, 6, 5], 'reverse since offset 8: older than 8, newest first');
   await assert.rejects(sub.history({ limit: 3, since: { offset: 4, epoch: 'not-the-epoch' } }),
     (e) => e.code === 112, 'since with another epoch is error 112 (unrecoverable position)');
@@ -552,7 +578,7 @@ test('presence and presence_stats', async () => {
   for (const c of connections) {
     assert.equal(present[c.id].user, c.user, `user of ${c.id}`);
     assert.equal(present[c.id].client, c.id);
-    assert.deepEqual(present[c.id].connInfo, c.info, `connInfo of ${c.id}`);
+    assert.deepEqual(value(present[c.id].connInfo), c.info, `connInfo of ${c.id}`);
   }
   const viaApi = await api('presence_stats', { channel });
   assert.deepEqual(viaApi, { num_clients: 3, num_users: 2 }, 'the API agrees');
@@ -594,7 +620,7 @@ test('join and leave events (namespace with join_leave, subscription option join
   const joinCtx = await join;
   assert.equal(joinCtx.channel, channel);
   assert.equal(joinCtx.info.client, bobConnected.client);
-  assert.deepEqual(joinCtx.info.connInfo, { name: 'Bob' });
+  assert.deepEqual(value(joinCtx.info.connInfo), { name: 'Bob' });
 
   const leave = next(aliceSub, 'leave', "alice's leave event for bob", { filter: (c) => c.info.user === 'bob' });
   bobSub.unsubscribe();
@@ -756,3 +782,56 @@ test('recovered: false when history no longer covers the position (history_size 
   assert.ok(!offsets.includes(2) && !offsets.includes(3), `no publication the hub no longer has: ${offsets}`);
   client.disconnect();
 });
+
+if (PROTOBUF) {
+  test('Protobuf and JSON clients share a channel: each gets the other\'s publications in its own format', async () => {
+    const { Centrifuge: JsonCentrifuge } = require('centrifuge');
+    const channel = `pub:${unique('mixed')}`;
+    const jsonClient = new JsonCentrifuge(wsUrl(HUB_PORT), {
+      token: token({ sub: 'json-user' }), websocket: BrowserLikeWebSocket, timeout: STEP_MS,
+    });
+    clients.push(jsonClient);
+    const pbClient = newClient(wsUrl(HUB_PORT), 'pb-user');
+    await connected(jsonClient, 'the JSON client to connect');
+    await connected(pbClient, 'the Protobuf client to connect');
+    const jsonSub = jsonClient.newSubscription(channel);
+    const pbSub = pbClient.newSubscription(channel);
+    await subscribed(jsonSub);
+    await subscribed(pbSub);
+
+    const atJson = next(jsonSub, 'publication', 'the Protobuf publication at the JSON client');
+    await guard(pbSub.publish(payload({ from: 'protobuf', n: 1 })), STEP_MS, 'the Protobuf publish ack');
+    const seenByJson = await atJson;
+    assert.deepEqual(seenByJson.data, { from: 'protobuf', n: 1 }, 'the JSON client gets the value');
+    assert.equal(seenByJson.info.user, 'pb-user');
+
+    const atPb = next(pbSub, 'publication', 'the JSON publication at the Protobuf client', {
+      filter: (ctx) => plain(ctx.offset) === 2,
+    });
+    await guard(jsonSub.publish({ from: 'json', n: 2 }), STEP_MS, 'the JSON publish ack');
+    const seenByPb = await atPb;
+    assert.ok(seenByPb.data instanceof Uint8Array, 'the Protobuf client gets bytes');
+    assert.deepEqual(value(seenByPb.data), { from: 'json', n: 2 }, 'which are the JSON of the value');
+    assert.equal(seenByPb.info.user, 'json-user');
+    jsonClient.disconnect();
+    pbClient.disconnect();
+  });
+
+  test('Protobuf: a publication whose data is not JSON is refused with 107; the connection goes on', async () => {
+    const channel = `pub:${unique('binary')}`;
+    const client = newClient(wsUrl(HUB_PORT), 'alice');
+    await connected(client);
+    const sub = client.newSubscription(channel);
+    const rec = new Recorder(sub);
+    await subscribed(sub);
+    await assert.rejects(sub.publish(new Uint8Array([0, 159, 146, 150])), (e) => e.code === 107,
+      'bytes that are not JSON: error 107 (bad request)');
+    await assert.rejects(sub.publish(new TextEncoder().encode('plain text')), (e) => e.code === 107,
+      'text that is not JSON: error 107');
+    await guard(sub.publish(payload({ seq: 1 })), STEP_MS, 'a JSON publish after the refusals');
+    await rec.count(1);
+    assert.deepEqual(rec.pubs.map((p) => [p.seq, p.offset]), [[1, 1]], 'only the JSON publication was stored');
+    assert.equal(client.state, 'connected');
+    client.disconnect();
+  });
+}
