@@ -37,7 +37,7 @@ pub struct PubArgs {
 }
 
 /// The API endpoint for `url`'s host.
-fn endpoint(url: &str) -> Result<Uri, CliError> {
+pub(crate) fn endpoint(url: &str) -> Result<Uri, CliError> {
     let parsed =
         url::Url::parse(url).map_err(|e| CliError::Usage(format!("invalid URL {url:?}: {e}")))?;
     let scheme = match parsed.scheme() {

@@ -336,70 +336,139 @@ fn broadcast_without_a_relay_reports_the_losses_and_fails() {
 #[path = "common/serve.rs"]
 mod serve;
 
-/// `bench hub` through a real `duplex serve` (development mode, memory engine): every
-/// acknowledged publication reaches each subscriber of its channel exactly once.
-#[test]
-fn hub_counts_every_delivery_each_acknowledged_publication_owes() {
+/// Runs `bench hub ARGS` against a fresh `duplex serve` (development mode, memory
+/// engine, and `serve_args`) and checks the run lost, duplicated and reordered nothing.
+fn hub_bench(serve_args: &[&str], args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let hub = serve::Serve::start(dir.path(), &["--engine", "memory"]);
+    let hub = serve::Serve::start(dir.path(), &[&["--engine", "memory"], serve_args].concat());
     let url = format!("ws://127.0.0.1:{}/connection/websocket", hub.port);
-    let v = bench_json(&[
-        "hub",
-        &url,
-        "--subscribers",
-        "40",
-        "--channels",
-        "4",
-        "--publishers",
-        "2",
-        "--rate",
-        "400",
-        "--publications",
-        "200",
-        "--drain",
-        "1",
-    ]);
-    assert_eq!(u(&v, "subscribers"), 40);
-    assert_eq!(u(&v, "publications_acked"), 200);
-    // Ten subscribers per channel, 50 publications per channel.
-    assert_eq!(u(&v, "deliveries_owed"), 2000);
-    assert_eq!(u(&v, "deliveries"), 2000);
+    let v = bench_json(&[&["hub", &url], args].concat());
     for key in ["lost", "duplicates", "gaps", "disconnects", "errors"] {
         assert_eq!(u(&v, key), 0, "{key}: {v}");
     }
+    v
+}
+
+/// Forty subscribers on four channels, two publishers, 200 publications.
+const FOUR_CHANNELS: [&str; 12] = [
+    "--subscribers",
+    "40",
+    "--channels",
+    "4",
+    "--publishers",
+    "2",
+    "--rate",
+    "400",
+    "--publications",
+    "200",
+    "--drain",
+    "1",
+];
+
+/// Every acknowledged publication reached each subscriber of its channel exactly once.
+fn assert_four_channels_delivered(v: &Value) {
+    assert_eq!(u(v, "subscribers"), 40);
+    assert_eq!(u(v, "publications_acked"), 200);
+    // Ten subscribers per channel, 50 publications per channel.
+    assert_eq!(u(v, "deliveries_owed"), 2000);
+    assert_eq!(u(v, "deliveries"), 2000);
     assert!(v["delivery_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// `bench hub` through a real `duplex serve`: every acknowledged publication reaches
+/// each subscriber of its channel exactly once.
+#[test]
+fn hub_counts_every_delivery_each_acknowledged_publication_owes() {
+    let v = hub_bench(&[], &FOUR_CHANNELS);
+    assert_eq!(
+        (v["protocol"].as_str(), v["publish_via"].as_str()),
+        (Some("json"), Some("websocket"))
+    );
+    assert_four_channels_delivered(&v);
+}
+
+/// `--protocol protobuf`: the same run in the Protobuf format.
+#[test]
+fn hub_in_the_protobuf_format_counts_the_same() {
+    let v = hub_bench(
+        &[],
+        &[&FOUR_CHANNELS[..], &["--protocol", "protobuf"]].concat(),
+    );
+    assert_eq!(v["protocol"], "protobuf", "{v}");
+    assert_four_channels_delivered(&v);
+    assert!(v["ack_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// `--api-key`: publishers publish through the HTTP API, as a backend does.
+#[test]
+fn hub_with_http_api_publishers_counts_the_same() {
+    let key = "bench-api-key-0123456789";
+    let v = hub_bench(
+        &["--api-key", key],
+        &[&FOUR_CHANNELS[..], &["--api-key", key]].concat(),
+    );
+    assert_eq!(v["publish_via"], "http-api", "{v}");
+    assert_four_channels_delivered(&v);
+    assert!(v["ack_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// A wrong API key: every publish is refused, and the run says so and fails.
+#[test]
+fn hub_with_a_wrong_api_key_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve::Serve::start(
+        dir.path(),
+        &["--engine", "memory", "--api-key", "right-key-0123456789"],
+    );
+    let url = format!("ws://127.0.0.1:{}/connection/websocket", hub.port);
+    let out = bench(&[
+        "hub",
+        &url,
+        "--subscribers",
+        "2",
+        "--publications",
+        "3",
+        "--drain",
+        "0",
+        "--api-key",
+        "wrong",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("no publication was acknowledged"), "{text}");
+    assert!(text.contains("API publish"), "{text}");
+    assert!(text.contains("401") || text.contains("403"), "{text}");
 }
 
 /// `--max-rate`: publishers send as fast as acknowledgements come back, and still every
 /// acknowledged publication is delivered exactly once to each subscriber.
 #[test]
 fn hub_at_max_rate_publishes_as_fast_as_acknowledged_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = serve::Serve::start(dir.path(), &["--engine", "memory"]);
-    let url = format!("ws://127.0.0.1:{}/connection/websocket", hub.port);
-    let v = bench_json(&[
-        "hub",
-        &url,
-        "--subscribers",
-        "20",
-        "--channels",
-        "2",
-        "--publishers",
-        "2",
-        "--max-rate",
-        "--publications",
-        "2000",
-        "--drain",
-        "1",
-    ]);
+    let v = hub_bench(
+        &[],
+        &[
+            "--subscribers",
+            "20",
+            "--channels",
+            "2",
+            "--publishers",
+            "2",
+            "--max-rate",
+            "--publications",
+            "2000",
+            "--drain",
+            "1",
+        ],
+    );
     assert_eq!(v["max_rate"], true, "{v}");
     assert_eq!(u(&v, "publications_acked"), 2000);
     // Ten subscribers per channel, 1,000 publications per channel.
     assert_eq!(u(&v, "deliveries_owed"), 20000);
     assert_eq!(u(&v, "deliveries"), 20000);
-    for key in ["lost", "duplicates", "gaps", "disconnects", "errors"] {
-        assert_eq!(u(&v, key), 0, "{key}: {v}");
-    }
     // Past what --rate's default (100/s) could have done in the time it took.
     assert!(
         v["seconds"].as_f64().unwrap() < 10.0,

@@ -1,15 +1,19 @@
 //! `duplex bench hub`: subscribers and publishers speaking the hub's protocol (the
-//! Centrifugo client protocol, JSON) to `duplex serve`.
+//! Centrifugo client protocol, JSON or Protobuf: `codec.rs`) to `duplex serve`.
 //!
-//! `--subscribers` connections spread over `--channels` channels; one publisher
-//! connection per `--publishers` publishes at `--rate` in all, round robin over the
-//! channels, each publish acknowledged by the hub once stored. Every subscriber checks
+//! `--subscribers` connections spread over `--channels` channels; `--publishers`
+//! publishers (WebSocket connections, or HTTP API clients with `--api-key`) publish at
+//! `--rate` in all, round robin over the channels, each publish acknowledged by the hub
+//! once stored. Every subscriber checks
 //! that the offsets it receives follow each other exactly; the run counts the
 //! deliveries that every acknowledged publication owes its subscribers, so a lost,
 //! duplicated or reordered publication is reported, not guessed.
 
+mod codec;
+
 use super::report::{self, CpuMeter, Errors, Latencies, Progress};
 use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs, CONNECT_CONCURRENCY};
+use codec::{Event, Protocol};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -60,6 +64,13 @@ pub struct HubArgs {
     /// Connection token for every connection (empty: anonymous).
     #[arg(long, value_name = "JWT", default_value = "")]
     token: String,
+    /// The protocol format every connection speaks.
+    #[arg(long, value_enum, default_value_t = Protocol::Json)]
+    protocol: Protocol,
+    /// Publish through the hub's HTTP API (`POST /api/publish` on the first endpoint's
+    /// host) with this key, as a backend does, instead of over WebSocket connections.
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -70,6 +81,7 @@ const IN_FLIGHT: usize = 64;
 struct Run {
     /// One per endpoint.
     builders: Vec<ClientBuilder>,
+    protocol: Protocol,
     token: String,
     origin: Instant,
     /// Set when publishing has stopped and the drain is over: subscribers finish.
@@ -113,6 +125,10 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         None => seconds(args.duration, "--duration", false)?,
     };
     let drain = seconds(args.drain, "--drain", true)?;
+    let api = match &args.api_key {
+        Some(key) => Some(Arc::new(Api::new(&args.urls[0], key)?)),
+        None => None,
+    };
     ensure_fds(
         (args.subscribers + args.publishers) as u64,
         &format!("--subscribers {}", args.subscribers),
@@ -126,8 +142,15 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         builders: args
             .urls
             .iter()
-            .map(|url| args.common.builder(url, config.clone()))
+            .map(|url| {
+                let builder = args.common.builder(url, config.clone());
+                match args.protocol.subprotocol() {
+                    Some(p) => builder.protocol(p),
+                    None => builder,
+                }
+            })
             .collect(),
+        protocol: args.protocol,
         token: args.token.clone(),
         origin: Instant::now(),
         done: tokio::sync::watch::Sender::new(false),
@@ -175,8 +198,12 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
     let cpu = CpuMeter::start();
     let started = Instant::now();
     progress.set_length(duration.as_millis() as u64, "publishing");
-    // None: as fast as acknowledgements allow.
-    let per_publisher = (!args.max_rate).then(|| f64::from(args.rate) / args.publishers as f64);
+    // Zero: as fast as acknowledgements allow.
+    let interval = if args.max_rate {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(args.publishers as f64 / f64::from(args.rate))
+    };
     let publishers: Vec<_> = (0..args.publishers)
         .map(|p| {
             let channels: Vec<(usize, String)> = (p..args.channels)
@@ -190,8 +217,15 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
                 let (p, n) = (p as u64, args.publishers as u64);
                 total / n + u64::from(p < total % n)
             });
-            let until = started + duration;
-            tokio::spawn(publisher(run, channels, per_publisher, until, quota, pad))
+            let pace = Pace {
+                interval,
+                until: started + duration,
+                quota,
+            };
+            match &api {
+                Some(api) => tokio::spawn(api_publisher(run, api.clone(), channels, pace, pad)),
+                None => tokio::spawn(publisher(run, channels, pace, pad)),
+            }
         })
         .collect();
     let mut tick = tokio::time::interval(report::TICK);
@@ -231,6 +265,8 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             "channels": args.channels,
             "publishers": args.publishers,
             "max_rate": args.max_rate,
+            "protocol": format!("{:?}", args.protocol).to_lowercase(),
+            "publish_via": if args.api_key.is_some() { "http-api" } else { "websocket" },
             "seconds": report::round_to(published.as_secs_f64(), 3),
             "publications_acked": acked,
             "deliveries": received,
@@ -251,6 +287,19 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             (
                 "subscribers".into(),
                 format!("{subscribed} on {} channels", args.channels),
+            ),
+            (
+                "protocol, publishers".into(),
+                format!(
+                    "{:?}, {} via {}",
+                    args.protocol,
+                    args.publishers,
+                    if args.api_key.is_some() {
+                        "the HTTP API"
+                    } else {
+                        "WebSocket"
+                    }
+                ),
             ),
             (
                 "publications acked".into(),
@@ -291,6 +340,12 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         run.errors.rows(&mut rows);
         report::print_table("duplex bench hub", &rows);
     }
+    if acked == 0 {
+        return Err(BenchError::AllFailed(format!(
+            "no publication was acknowledged: {}",
+            run.errors.main_message()
+        )));
+    }
     if lost > 0 || run.duplicates.load(Relaxed) > 0 || run.gaps.load(Relaxed) > 0 {
         return Err(BenchError::AllFailed(format!(
             "{lost} deliveries lost, {} duplicated, {} gaps",
@@ -309,73 +364,64 @@ async fn open(run: &Run, endpoint: usize) -> Result<WebSocket<ClientStream>, Str
         .connect()
         .await
         .map_err(|e| e.to_string())?;
-    let connect = json!({"id": 1, "connect": {"token": run.token, "name": "duplex-bench"}});
-    send(&mut ws, &connect).await?;
-    let reply = next_reply(&mut ws, 1).await?;
-    if reply.get("connect").is_none() {
-        return Err(format!("connect refused: {reply}"));
-    }
+    send(&mut ws, run.protocol.connect(&run.token)).await?;
+    next_reply(run.protocol, &mut ws, 1)
+        .await?
+        .map_err(|e| format!("connect refused: {e}"))?;
     Ok(ws)
 }
 
-async fn send(ws: &mut WebSocket<ClientStream>, value: &Value) -> Result<(), String> {
-    ws.send(Message::text(value.to_string()))
-        .await
-        .map_err(|e| e.to_string())
+async fn send(ws: &mut WebSocket<ClientStream>, message: Message) -> Result<(), String> {
+    ws.send(message).await.map_err(|e| e.to_string())
 }
 
-/// Reads until the reply to command `id`, answering the hub's pings.
-async fn next_reply(ws: &mut WebSocket<ClientStream>, id: u64) -> Result<Value, String> {
+/// Reads until the reply to command `id` (the stream's top offset for a subscribe, or
+/// the hub's refusal), answering the hub's pings.
+async fn next_reply(
+    protocol: Protocol,
+    ws: &mut WebSocket<ClientStream>,
+    id: u32,
+) -> Result<Result<u64, String>, String> {
     loop {
-        let lines = read_lines(ws).await?;
-        answer_pings(ws, &lines).await?;
-        if let Some(line) = lines.lines.into_iter().find(|l| l["id"] == json!(id)) {
-            return Ok(line);
+        let events = read_events(protocol, ws).await?;
+        answer_pings(protocol, ws, &events).await?;
+        for event in events {
+            if let Event::Reply { id: got, outcome } = event {
+                if got == id {
+                    return Ok(outcome);
+                }
+            }
         }
     }
 }
 
-/// The lines of one message from the hub (it batches replies and pushes, one JSON
-/// object per line), and whether one was its ping (an empty object).
-struct Lines {
-    lines: Vec<Value>,
-    pings: bool,
-}
-
 /// The hub disconnects a client that does not answer its pings.
-async fn answer_pings(ws: &mut WebSocket<ClientStream>, lines: &Lines) -> Result<(), String> {
-    if lines.pings {
-        ws.send(Message::text("{}"))
-            .await
-            .map_err(|e| e.to_string())?;
+async fn answer_pings(
+    protocol: Protocol,
+    ws: &mut WebSocket<ClientStream>,
+    events: &[Event],
+) -> Result<(), String> {
+    if events.contains(&Event::Ping) {
+        send(ws, protocol.pong()).await?;
     }
     Ok(())
 }
 
-/// Reads one message's lines. Cancel safe (it awaits only `recv`), so it can race a
+/// Reads one message's events. Cancel safe (it awaits only `recv`), so it can race a
 /// timer in `select!` without losing what arrived.
-async fn read_lines(ws: &mut WebSocket<ClientStream>) -> Result<Lines, String> {
+async fn read_events(
+    protocol: Protocol,
+    ws: &mut WebSocket<ClientStream>,
+) -> Result<Vec<Event>, String> {
     loop {
-        let text = match ws.recv().await {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(frame))) => return Err(format!("closed by the hub: {frame:?}")),
+        return match ws.recv().await {
+            Some(Ok(Message::Text(t))) => protocol.decode(t.as_str().as_bytes()),
+            Some(Ok(Message::Binary(b))) => protocol.decode(&b),
+            Some(Ok(Message::Close(frame))) => Err(format!("closed by the hub: {frame:?}")),
             Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("connection ended".into()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("connection ended".into()),
         };
-        let mut lines = Lines {
-            lines: Vec::new(),
-            pings: false,
-        };
-        for line in text.as_str().split('\n') {
-            let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-            if value.as_object().is_some_and(|o| o.is_empty()) {
-                lines.pings = true;
-            } else {
-                lines.lines.push(value);
-            }
-        }
-        return Ok(lines);
     }
 }
 
@@ -392,16 +438,15 @@ async fn subscriber(
         count: 0,
         opened: false,
     };
+    let protocol = run.protocol;
     let opened = {
         let _permit = limit.acquire().await;
         async {
             let mut ws = open(&run, endpoint).await?;
-            send(&mut ws, &json!({"id": 2, "subscribe": {"channel": name}})).await?;
-            let reply = next_reply(&mut ws, 2).await?;
-            let offset = reply["subscribe"]["offset"].as_u64().unwrap_or(0);
-            if reply.get("subscribe").is_none() {
-                return Err(format!("subscribe refused: {reply}"));
-            }
+            send(&mut ws, protocol.subscribe(2, &name)).await?;
+            let offset = next_reply(protocol, &mut ws, 2)
+                .await?
+                .map_err(|e| format!("subscribe refused: {e}"))?;
             Ok::<_, String>((ws, offset))
         }
         .await
@@ -419,28 +464,28 @@ async fn subscriber(
     let mut latencies = run.delivery.batch();
     let mut done = run.done.subscribe();
     loop {
-        let lines = tokio::select! {
-            lines = read_lines(&mut ws) => lines,
+        let events = tokio::select! {
+            events = read_events(protocol, &mut ws) => events,
             _ = done.wait_for(|d| *d) => return received,
         };
-        let lines = match lines {
-            Ok(lines) => lines,
+        let read = match events {
+            Ok(events) => answer_pings(protocol, &mut ws, &events)
+                .await
+                .map(|()| events),
+            Err(e) => Err(e),
+        };
+        let events = match read {
+            Ok(events) => events,
             Err(e) => {
                 run.disconnects.fetch_add(1, Relaxed);
                 run.errors.record(e);
                 return received;
             }
         };
-        if let Err(e) = answer_pings(&mut ws, &lines).await {
-            run.disconnects.fetch_add(1, Relaxed);
-            run.errors.record(e);
-            return received;
-        }
-        for line in lines.lines {
-            let Some(publication) = line.get("push").and_then(|p| p.get("pub")) else {
+        for event in events {
+            let Event::Publication { offset, sent_us } = event else {
                 continue;
             };
-            let offset = publication["offset"].as_u64().unwrap_or(0);
             if offset <= last {
                 run.duplicates.fetch_add(1, Relaxed);
                 continue;
@@ -451,7 +496,7 @@ async fn subscriber(
             last = offset;
             received.count += 1;
             run.delivered.fetch_add(1, Relaxed);
-            if let Some(sent) = publication["data"]["t"].as_u64() {
+            if let Some(sent) = sent_us {
                 let now = run.origin.elapsed().as_micros() as u64;
                 latencies.record(Duration::from_micros(now.saturating_sub(sent)));
             }
@@ -459,17 +504,24 @@ async fn subscriber(
     }
 }
 
-/// Publishes to `channels` in turn at `rate` per second (None: as fast as the hub
-/// acknowledges) until `until` or `quota` publications, keeping up to [`IN_FLIGHT`]
-/// publishes unacknowledged; counts the acknowledged ones per channel.
-async fn publisher(
-    run: Arc<Run>,
-    channels: Vec<(usize, String)>,
-    rate: Option<f64>,
+/// How one publisher paces itself and when it stops.
+struct Pace {
+    /// Time between publishes (zero: as fast as acknowledgements allow).
+    interval: Duration,
     until: Instant,
     quota: u64,
-    pad: String,
-) {
+}
+
+/// The data of a generator publication: its send time (µs since the run's origin) and
+/// the padding.
+fn publication_data(run: &Run, pad: &str) -> Value {
+    json!({"t": run.origin.elapsed().as_micros() as u64, "pad": pad})
+}
+
+/// Publishes to `channels` in turn over a WebSocket connection, keeping up to
+/// [`IN_FLIGHT`] publishes unacknowledged; counts the acknowledged ones per channel.
+async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, pace: Pace, pad: String) {
+    let protocol = run.protocol;
     let mut ws = match open(&run, 0).await {
         Ok(ws) => ws,
         Err(e) => return run.errors.record(format!("publisher: {e}")),
@@ -477,25 +529,23 @@ async fn publisher(
     // Subscribing lets it publish where only subscribers may (`chat:`); its own
     // deliveries are not counted.
     for (i, (_, name)) in channels.iter().enumerate() {
-        let id = 10 + i as u64;
-        let subscribe = json!({"id": id, "subscribe": {"channel": name}});
-        if let Err(e) = async {
-            send(&mut ws, &subscribe).await?;
-            next_reply(&mut ws, id).await
-        }
-        .await
-        {
+        let id = 10 + i as u32;
+        let subscribed = async {
+            send(&mut ws, protocol.subscribe(id, name)).await?;
+            next_reply(protocol, &mut ws, id).await?
+        };
+        if let Err(e) = subscribed.await {
             return run.errors.record(format!("publisher: {e}"));
         }
     }
-    let interval = rate.map_or(Duration::ZERO, |rate| Duration::from_secs_f64(1.0 / rate));
     let mut next = Instant::now();
-    let mut id = 1_000_000u64;
-    let mut pending: HashMap<u64, (usize, Instant)> = HashMap::new();
+    let mut id = 1_000_000u32;
+    let mut pending: HashMap<u32, (usize, Instant)> = HashMap::new();
     let mut sent = 0u64;
     let mut acks = run.ack.batch();
     loop {
-        let can_send = Instant::now() < until && sent < quota && pending.len() < IN_FLIGHT;
+        let can_send =
+            Instant::now() < pace.until && sent < pace.quota && pending.len() < IN_FLIGHT;
         if !can_send && pending.is_empty() {
             return;
         }
@@ -505,32 +555,116 @@ async fn publisher(
                 let (index, name) = &channels[(sent % channels.len() as u64) as usize];
                 sent += 1;
                 id += 1;
-                let t = run.origin.elapsed().as_micros() as u64;
-                let publish = json!({"id": id, "publish": {"channel": name, "data": {"t": t, "pad": pad}}});
-                if let Err(e) = send(&mut ws, &publish).await {
+                let publish = protocol.publish(id, name, &publication_data(&run, &pad));
+                if let Err(e) = send(&mut ws, publish).await {
                     return run.errors.record(format!("publisher: {e}"));
                 }
                 pending.insert(id, (*index, Instant::now()));
-                next += interval;
+                next += pace.interval;
             }
-            lines = read_lines(&mut ws) => match lines {
-                Ok(lines) => {
-                    if let Err(e) = answer_pings(&mut ws, &lines).await {
-                        return run.errors.record(format!("publisher: {e}"));
-                    }
-                    for line in lines.lines {
-                    let Some(id) = line["id"].as_u64() else { continue };
+            events = read_events(protocol, &mut ws) => {
+                let events = match events {
+                    Ok(events) => events,
+                    Err(e) => return run.errors.record(format!("publisher: {e}")),
+                };
+                if let Err(e) = answer_pings(protocol, &mut ws, &events).await {
+                    return run.errors.record(format!("publisher: {e}"));
+                }
+                for event in events {
+                    let Event::Reply { id, outcome } = event else { continue };
                     let Some((index, sent)) = pending.remove(&id) else { continue };
-                    if line.get("publish").is_some() {
-                        run.acked[index].fetch_add(1, Relaxed);
-                        acks.record(sent.elapsed());
-                    } else {
-                        run.errors.record(format!("publish refused: {line}"));
-                    }
+                    match outcome {
+                        Ok(_) => {
+                            run.acked[index].fetch_add(1, Relaxed);
+                            acks.record(sent.elapsed());
+                        }
+                        Err(e) => run.errors.record(format!("publish refused: {e}")),
                     }
                 }
-                Err(e) => return run.errors.record(format!("publisher: {e}")),
-            },
+            }
+        }
+    }
+}
+
+/// Publishes to `channels` in turn through the hub's HTTP API (`POST /api/publish`),
+/// keeping up to [`IN_FLIGHT`] requests open (a connection each, kept alive); counts the
+/// acknowledged (stored) ones per channel.
+async fn api_publisher(
+    run: Arc<Run>,
+    api: Arc<Api>,
+    channels: Vec<(usize, String)>,
+    pace: Pace,
+    pad: String,
+) {
+    let mut next = Instant::now();
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    let mut sent = 0u64;
+    let mut acks = run.ack.batch();
+    loop {
+        let can_send =
+            Instant::now() < pace.until && sent < pace.quota && pending.len() < IN_FLIGHT;
+        if !can_send && pending.is_empty() {
+            return;
+        }
+        let wait = next.saturating_duration_since(Instant::now());
+        tokio::select! {
+            () = tokio::time::sleep(wait), if can_send => {
+                let (index, name) = &channels[(sent % channels.len() as u64) as usize];
+                sent += 1;
+                let body = json!({"channel": name, "data": publication_data(&run, &pad)});
+                let (api, index) = (api.clone(), *index);
+                pending.push(async move {
+                    let started = Instant::now();
+                    (index, started, api.publish(body).await)
+                });
+                next += pace.interval;
+            }
+            Some((index, started, outcome)) = futures_util::StreamExt::next(&mut pending), if !pending.is_empty() => {
+                match outcome {
+                    Ok(()) => {
+                        run.acked[index].fetch_add(1, Relaxed);
+                        acks.record(started.elapsed());
+                    }
+                    Err(e) => run.errors.record(format!("API publish: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// The hub's HTTP API, for publishers that publish like a backend.
+pub struct Api {
+    client: duplex_hub::backend::HttpClient,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+}
+
+impl Api {
+    fn new(url: &str, key: &str) -> Result<Api, BenchError> {
+        let uri = crate::publish::endpoint(url).map_err(|e| BenchError::Usage(e.to_string()))?;
+        let mut headers = http::HeaderMap::new();
+        let key = http::HeaderValue::from_str(key)
+            .map_err(|_| BenchError::Usage("--api-key is not a valid header value".into()))?;
+        headers.insert("x-api-key", key);
+        Ok(Api {
+            client: duplex_hub::backend::HttpClient::new(Duration::from_secs(10)),
+            uri,
+            headers,
+        })
+    }
+
+    /// Publishes; Ok once the hub answered with the stored offset.
+    async fn publish(&self, body: Value) -> Result<(), String> {
+        let answer = self
+            .client
+            .post(&self.uri, &self.headers, body.to_string().into_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer: Value =
+            serde_json::from_slice(&answer).map_err(|e| format!("answer is not JSON: {e}"))?;
+        match answer["result"]["offset"].as_u64() {
+            Some(_) => Ok(()),
+            None => Err(format!("not stored: {}", answer["error"])),
         }
     }
 }
