@@ -304,6 +304,37 @@ fn broadcast_delivers_every_message_to_every_subscriber() {
     assert_eq!(u(&v, "missed"), 0, "{v}");
     assert_eq!(u(&v, "errors"), 0, "{v}");
     assert_sane_latency(&v);
+    assert!(
+        v["server"].is_null(),
+        "no --server-pid, no server figures: {v}"
+    );
+}
+
+/// `--server-pid`: the relay's memory per subscriber and CPU per delivery.
+#[test]
+fn broadcast_measures_the_servers_memory_and_cpu() {
+    let relay = Echo::start_with(&["--broadcast"], "ws");
+    let pid = relay.pid();
+    let v = bench_json(&[
+        "broadcast",
+        &relay.url,
+        "--subscribers",
+        "200",
+        "--rate",
+        "500",
+        "--messages",
+        "500",
+        "--warmup",
+        "0.2",
+        "--server-pid",
+        &pid,
+    ]);
+    assert_eq!(u(&v, "deliveries"), 200 * 500, "{v}");
+    let server = &v["server"];
+    assert_eq!(server["pid"].to_string(), pid, "{v}");
+    let per_connection = server["kib_per_connection"].as_f64().unwrap();
+    assert!((0.1..200.0).contains(&per_connection), "{v}");
+    assert!(server["cpu_seconds"].as_f64().is_some(), "{v}");
 }
 
 #[test]
@@ -339,10 +370,21 @@ mod serve;
 /// Runs `bench hub ARGS` against a fresh `duplex serve` (development mode, memory
 /// engine, and `serve_args`) and checks the run lost, duplicated and reordered nothing.
 fn hub_bench(serve_args: &[&str], args: &[&str]) -> Value {
+    hub_bench_measuring(serve_args, args, false)
+}
+
+/// [`hub_bench`], with `--server-pid` of the hub when `measure_server`.
+fn hub_bench_measuring(serve_args: &[&str], args: &[&str], measure_server: bool) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let hub = serve::Serve::start(dir.path(), &[&["--engine", "memory"], serve_args].concat());
     let url = format!("ws://127.0.0.1:{}/connection/websocket", hub.port);
-    let v = bench_json(&[&["hub", &url], args].concat());
+    let pid = hub.child.id().to_string();
+    let server: &[&str] = if measure_server {
+        &["--server-pid", &pid]
+    } else {
+        &[]
+    };
+    let v = bench_json(&[&["hub", &url], args, server].concat());
     for key in ["lost", "duplicates", "gaps", "disconnects", "errors"] {
         assert_eq!(u(&v, key), 0, "{key}: {v}");
     }
@@ -397,6 +439,24 @@ fn hub_in_the_protobuf_format_counts_the_same() {
     assert_eq!(v["protocol"], "protobuf", "{v}");
     assert_four_channels_delivered(&v);
     assert!(v["ack_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// `--server-pid`: the hub's memory per subscribed connection and CPU per delivery.
+#[test]
+fn hub_measures_the_servers_memory_and_cpu() {
+    let v = hub_bench_measuring(&[], &FOUR_CHANNELS, true);
+    assert_four_channels_delivered(&v);
+    let server = &v["server"];
+    let per_connection = server["kib_per_connection"].as_f64().unwrap();
+    // A subscribed connection costs the hub kilobytes, not bytes or megabytes.
+    assert!((0.5..200.0).contains(&per_connection), "{v}");
+    assert!(
+        server["rss_kib_subscribed"].as_u64().unwrap() > server["rss_kib_before"].as_u64().unwrap(),
+        "{v}"
+    );
+    assert!(server["cpu_seconds"].as_f64().is_some(), "{v}");
+    // Without --server-pid there is nothing to report.
+    assert!(hub_bench(&[], &FOUR_CHANNELS)["server"].is_null());
 }
 
 /// `--api-key`: publishers publish through the HTTP API, as a backend does.

@@ -42,6 +42,10 @@ pub struct BroadcastArgs {
     /// Seconds subscribers wait for the last messages once publishing stopped.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     drain: f64,
+    /// The server's PID: reports its RSS per subscriber once they are in and its CPU
+    /// time over the measured publishing (and the drain), per delivery.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -94,6 +98,14 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
     let drain = seconds(args.drain, "--drain", true)?;
     let n = args.subscribers;
     ensure_fds(n as u64 + 1, &format!("--subscribers {n}"))?;
+    let server_rss = |pid: u32| {
+        report::rss_kib(pid).map_err(|e| {
+            BenchError::Usage(format!(
+                "cannot read the memory of --server-pid {pid} (/proc/{pid}/status): {e}"
+            ))
+        })
+    };
+    let rss_before = args.server_pid.map(server_rss).transpose()?;
 
     let mut config = Config::default();
     config.limits.max_frame_size = config.limits.max_frame_size.max(args.size);
@@ -155,6 +167,8 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
         )));
     }
 
+    let rss_subscribed = args.server_pid.map(server_rss).transpose()?;
+
     // Publish: warm-up, then the measured part.
     let payload_tail: String = "0123456789abcdefghijklmnopqrstuvwxyz"
         .chars()
@@ -168,10 +182,10 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
         args.rate,
         warmup,
         (duration, args.messages),
-        &progress,
+        (&progress, args.server_pid),
     )
     .await;
-    let (sent_measured, elapsed, cpu_percent) = match published {
+    let (sent_measured, elapsed, cpu_percent, server_cpu) = match published {
         Ok(p) => p,
         Err(e) => {
             let _ = stop.send(true);
@@ -198,6 +212,18 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
 
     let secs = elapsed.as_secs_f64();
     let expected = sent_measured * opened as u64;
+    let server = report::ServerUse {
+        rss_before,
+        rss_subscribed,
+        connections: opened as u64,
+        cpu_seconds: server_cpu.as_ref().and_then(CpuMeter::seconds),
+        // Over the measured publishing: the drain after it is mostly idle.
+        cpu_percent: server_cpu
+            .as_ref()
+            .and_then(CpuMeter::seconds)
+            .map(|s| s / secs * 100.0),
+        deliveries: delivered,
+    };
     let latency = run.latencies.summary();
     if args.common.json {
         report::print_json(&json!({
@@ -221,6 +247,7 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
             "errors": run.errors.count(),
             "error_messages": run.errors.json(),
             "client_cpu_percent": cpu_percent.map(|p| report::round_to(p, 1)),
+            "server": server.json(args.server_pid),
         }));
     } else {
         let mut rows = vec![
@@ -255,6 +282,7 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
         ];
         run.errors.rows(&mut rows);
         rows.push(("client CPU".into(), report::cpu_row(cpu_percent, threads)));
+        server.rows(&mut rows);
         report::print_table(&format!("duplex bench broadcast {}", args.url), &rows);
     }
     if delivered == 0 {
@@ -267,7 +295,8 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
 }
 
 /// Sends at `rate` until the warm-up and the measured time are over; returns the
-/// messages sent while measuring, the measured time and the generator's CPU use.
+/// messages sent while measuring, the measured time, the generator's CPU use and (with
+/// `server_pid`) the server's CPU meter, started when measuring started.
 async fn publish(
     run: &Run,
     mut ws: WebSocket<ClientStream>,
@@ -275,8 +304,9 @@ async fn publish(
     rate: u32,
     warmup: Duration,
     (duration, messages): (Duration, Option<u64>),
-    progress: &Progress,
-) -> Result<(u64, Duration, Option<f64>), duplex::Error> {
+    (progress, server_pid): (&Progress, Option<u32>),
+) -> Result<(u64, Duration, Option<f64>, Option<CpuMeter>), duplex::Error> {
+    let mut server_cpu = None;
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     let mut ticks = tokio::time::interval(period);
     // Behind schedule (a slow server pushing back), send what is due without bursting.
@@ -303,6 +333,7 @@ async fn publish(
                     run.first_counted.store(seq, Relaxed);
                     run.phase.store(MEASURING, Relaxed);
                     measuring = Some((now, seq, CpuMeter::start()));
+                    server_cpu = server_pid.map(CpuMeter::of_process);
                 }
                 let at = (now - run.origin).as_micros() as u64;
                 let text = format!("{seq:016x}{at:016x}{tail}");
@@ -330,7 +361,7 @@ async fn publish(
     let elapsed = since.elapsed();
     let cpu_percent = cpu.percent();
     let _ = ws.close(None).await;
-    Ok((seq - first, elapsed, cpu_percent))
+    Ok((seq - first, elapsed, cpu_percent, server_cpu))
 }
 
 /// One subscriber: connects, then records every delivery until publishing stopped and

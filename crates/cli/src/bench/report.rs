@@ -185,10 +185,11 @@ impl Errors {
     }
 }
 
-/// The generator's own CPU time (user + system, all threads) over an interval, from
-/// `/proc/self/stat`.
+/// A process's CPU time (user + system, all threads) over an interval, from
+/// `/proc/PID/stat`: the generator's own, or a server's.
 pub struct CpuMeter {
     wall: Instant,
+    pid: Option<u32>,
     ticks: Option<u64>,
 }
 
@@ -196,24 +197,45 @@ pub struct CpuMeter {
 const TICKS_PER_SECOND: f64 = 100.0;
 
 impl CpuMeter {
+    /// This process's.
     pub fn start() -> Self {
+        Self::of(None)
+    }
+
+    /// Process `pid`'s.
+    pub fn of_process(pid: u32) -> Self {
+        Self::of(Some(pid))
+    }
+
+    fn of(pid: Option<u32>) -> Self {
         Self {
             wall: Instant::now(),
-            ticks: process_cpu_ticks(),
+            pid,
+            ticks: process_cpu_ticks(pid),
         }
+    }
+
+    /// CPU seconds used since the start.
+    pub fn seconds(&self) -> Option<f64> {
+        let used = process_cpu_ticks(self.pid)?.checked_sub(self.ticks?)?;
+        Some(used as f64 / TICKS_PER_SECOND)
     }
 
     /// CPU time since the start as a percentage of one core (200 = two cores busy).
     pub fn percent(&self) -> Option<f64> {
         let wall = self.wall.elapsed().as_secs_f64();
-        let used = process_cpu_ticks()?.checked_sub(self.ticks?)?;
-        (wall > 0.0).then(|| used as f64 / TICKS_PER_SECOND / wall * 100.0)
+        let used = self.seconds()?;
+        (wall > 0.0).then(|| used / wall * 100.0)
     }
 }
 
-/// utime + stime of this process in clock ticks.
-fn process_cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// utime + stime of process `pid` (None: this one) in clock ticks.
+fn process_cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) may contain spaces; the fields after it start with the
     // state (field 3). utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -221,6 +243,65 @@ fn process_cpu_ticks() -> Option<u64> {
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// What the server under test (`--server-pid`) used: its memory per connection
+/// once the subscribers are in, and its CPU time over the measured publishing.
+pub struct ServerUse {
+    pub rss_before: Option<u64>,
+    pub rss_subscribed: Option<u64>,
+    /// Subscriber connections (publishers connect after the memory is read).
+    pub connections: u64,
+    pub cpu_seconds: Option<f64>,
+    pub cpu_percent: Option<f64>,
+    pub deliveries: u64,
+}
+
+impl ServerUse {
+    fn kib_per_connection(&self) -> Option<f64> {
+        let (before, after) = (self.rss_before?, self.rss_subscribed?);
+        Some((after as f64 - before as f64) / self.connections.max(1) as f64)
+    }
+
+    fn deliveries_per_cpu_second(&self) -> Option<f64> {
+        let seconds = self.cpu_seconds.filter(|s| *s > 0.0)?;
+        Some(self.deliveries as f64 / seconds)
+    }
+
+    pub fn json(&self, pid: Option<u32>) -> Value {
+        if pid.is_none() {
+            return Value::Null;
+        }
+        json!({
+            "pid": pid,
+            "rss_kib_before": self.rss_before,
+            "rss_kib_subscribed": self.rss_subscribed,
+            "kib_per_connection": self.kib_per_connection().map(|k| round_to(k, 2)),
+            "cpu_seconds": self.cpu_seconds.map(|s| round_to(s, 2)),
+            "cpu_percent": self.cpu_percent.map(|p| round_to(p, 1)),
+            "deliveries_per_cpu_second": self.deliveries_per_cpu_second().map(|d| round_to(d, 0)),
+        })
+    }
+
+    pub fn rows(&self, rows: &mut Vec<(String, String)>) {
+        if let Some(kib) = self.kib_per_connection() {
+            rows.push((
+                "server memory".into(),
+                format!("{kib:.2} KiB per subscribed connection"),
+            ));
+        }
+        if let (Some(seconds), Some(percent)) = (self.cpu_seconds, self.cpu_percent) {
+            let per = self
+                .deliveries_per_cpu_second()
+                .map_or_else(|| "-".to_owned(), round);
+            rows.push((
+                "server CPU".into(),
+                format!(
+                    "{seconds:.2} s ({percent:.0}% of one core): {per} deliveries per CPU-second"
+                ),
+            ));
+        }
+    }
 }
 
 /// VmRSS of a process in KiB, from `/proc/PID/status`.
@@ -372,7 +453,24 @@ mod tests {
 
     #[test]
     fn own_cpu_time_is_readable() {
-        assert!(process_cpu_ticks().is_some());
+        assert!(process_cpu_ticks(None).is_some());
         assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn another_process_cpu_time_is_counted() {
+        // A child that burns CPU for a while: its meter sees the time, ours does not.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .spawn()
+            .unwrap();
+        let meter = CpuMeter::of_process(child.id());
+        let mut used = 0.0;
+        while child.try_wait().unwrap().is_none() {
+            used = meter.seconds().unwrap_or(used);
+            std::thread::yield_now();
+        }
+        assert!(used > 0.0, "the child's CPU time was not seen");
+        assert!(CpuMeter::of_process(u32::MAX).seconds().is_none(), "no such process");
     }
 }

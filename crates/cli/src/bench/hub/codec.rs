@@ -1,9 +1,14 @@
-//! The hub protocol as the generator speaks it, in either format: the few commands it
-//! sends, and what it needs from each message the hub sends back.
+//! The hub protocol as the generator speaks it, in either format (and Socket.IO's, for
+//! the side-by-side comparison): the few commands it sends, and what it needs from each
+//! message the server sends back.
 //!
 //! Protobuf messages are built and read with the hub's own `client.proto` types; the
 //! SDK interop suite (`tests/hub/sdk_test.js` on centrifuge-js's Protobuf build) is what
-//! checks those against an independent implementation.
+//! checks those against an independent implementation. Socket.IO is Engine.IO v4
+//! packets over WebSocket, one per message, talking to `bench/peers/socketio-hub.js`:
+//! `40` connects, `42ID["subscribe",CHANNEL]` and `42ID["publish",{channel,data}]` are
+//! acknowledged with `43ID[{offset}]`, publications arrive as `42["pub",{offset,data}]`,
+//! and the server's ping `2` is answered with `3`.
 
 use duplex::Message;
 use duplex_hub::protocol::protobuf::wire;
@@ -17,6 +22,10 @@ pub enum Protocol {
     Json,
     /// Binary messages of length-delimited Protobuf (subprotocol `centrifuge-protobuf`).
     Protobuf,
+    /// Socket.IO 4 (Engine.IO v4 over WebSocket) to `bench/peers/socketio-hub.js`, for
+    /// comparison; the URL is the server's `/socket.io/` path.
+    #[value(name = "socketio")]
+    SocketIo,
 }
 
 /// What one item of a hub message means to the generator.
@@ -42,11 +51,29 @@ fn sent_us(data: &[u8]) -> Option<u64> {
 }
 
 impl Protocol {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Json => "json",
+            Protocol::Protobuf => "protobuf",
+            Protocol::SocketIo => "socketio",
+        }
+    }
+
     /// The subprotocol a connection offers, if the format needs one.
     pub fn subprotocol(self) -> Option<&'static str> {
         match self {
-            Protocol::Json => None,
+            Protocol::Json | Protocol::SocketIo => None,
             Protocol::Protobuf => Some(duplex_hub::protocol::protobuf::SUBPROTOCOL),
+        }
+    }
+
+    /// The WebSocket URL for a server URL: Socket.IO's carries the Engine.IO version and
+    /// transport in its query.
+    pub fn url(self, url: &str) -> String {
+        match self {
+            Protocol::SocketIo if !url.contains('?') => format!("{url}?EIO=4&transport=websocket"),
+            _ => url.to_owned(),
         }
     }
 
@@ -54,12 +81,20 @@ impl Protocol {
         match self {
             Protocol::Json => Message::text(json.to_string()),
             Protocol::Protobuf => Message::binary(protobuf.encode_length_delimited_to_vec()),
+            Protocol::SocketIo => Message::text(json.to_string()),
         }
     }
 
     /// `connect` (id 1) with `token`.
     pub fn connect(self, token: &str) -> Message {
         let name = "duplex-bench";
+        if self == Protocol::SocketIo {
+            // Socket.IO CONNECT to the main namespace; the token as its auth payload.
+            return match token {
+                "" => Message::text("40"),
+                token => Message::text(format!("40{}", json!({ "token": token }))),
+            };
+        }
         self.command(
             json!({"id": 1, "connect": {"token": token, "name": name}}),
             wire::Command {
@@ -76,6 +111,9 @@ impl Protocol {
 
     /// `subscribe` to `channel`.
     pub fn subscribe(self, id: u32, channel: &str) -> Message {
+        if self == Protocol::SocketIo {
+            return Message::text(format!("42{id}{}", json!(["subscribe", channel])));
+        }
         self.command(
             json!({"id": id, "subscribe": {"channel": channel}}),
             wire::Command {
@@ -96,6 +134,10 @@ impl Protocol {
                 json!({"id": id, "publish": {"channel": channel, "data": data}}),
                 wire::Command::default(),
             ),
+            Protocol::SocketIo => Message::text(format!(
+                "42{id}{}",
+                json!(["publish", {"channel": channel, "data": data}])
+            )),
             Protocol::Protobuf => self.command(
                 Value::Null,
                 wire::Command {
@@ -114,6 +156,7 @@ impl Protocol {
     pub fn pong(self) -> Message {
         match self {
             Protocol::Json => Message::text("{}"),
+            Protocol::SocketIo => Message::text("3"),
             Protocol::Protobuf => Message::binary(vec![0u8]),
         }
     }
@@ -135,7 +178,62 @@ impl Protocol {
                 }
                 Ok(events)
             }
+            Protocol::SocketIo => {
+                let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
+                socketio_event(text).map(|event| vec![event])
+            }
         }
+    }
+}
+
+/// One Engine.IO packet: `2` ping, `4` a Socket.IO packet (`0` connect, `2` event, `3`
+/// ack, `4` connect error), anything else (the `0` open packet) unused here.
+fn socketio_event(packet: &str) -> Result<Event, String> {
+    let Some(socketio) = packet.strip_prefix('4') else {
+        return Ok(if packet == "2" {
+            Event::Ping
+        } else {
+            Event::Other
+        });
+    };
+    let (kind, rest) = socketio.split_at(socketio.len().min(1));
+    // An ack id may follow the type (digits), then the JSON payload.
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (id, payload) = rest.split_at(digits);
+    let id = id.parse::<u32>().ok();
+    let parse = || {
+        serde_json::from_str::<Value>(payload)
+            .map_err(|e| format!("Socket.IO packet {packet:?}: {e}"))
+    };
+    match kind {
+        "0" => Ok(Event::Reply {
+            id: 1,
+            outcome: Ok(0),
+        }),
+        "4" => Ok(Event::Reply {
+            id: 1,
+            outcome: Err(format!("connect refused: {payload}")),
+        }),
+        "3" => {
+            let id = id.ok_or_else(|| format!("Socket.IO ack without an id: {packet:?}"))?;
+            let answer = &parse()?[0];
+            let outcome = match answer.get("error") {
+                Some(e) => Err(e.to_string()),
+                None => Ok(answer["offset"].as_u64().unwrap_or(0)),
+            };
+            Ok(Event::Reply { id, outcome })
+        }
+        "2" => {
+            let event = parse()?;
+            if event[0] != "pub" {
+                return Ok(Event::Other);
+            }
+            Ok(Event::Publication {
+                offset: event[1]["offset"].as_u64().unwrap_or(0),
+                sent_us: event[1]["data"]["t"].as_u64(),
+            })
+        }
+        _ => Ok(Event::Other),
     }
 }
 
@@ -240,6 +338,67 @@ mod tests {
                 events[3]
             );
         }
+    }
+
+    /// Engine.IO v4 / Socket.IO 4 packets as `socket.io` 4.8 writes them.
+    #[test]
+    fn socketio_packets() {
+        let p = Protocol::SocketIo;
+        let decode = |packet: &str| p.decode(packet.as_bytes()).unwrap().remove(0);
+        assert_eq!(
+            decode(r#"0{"sid":"x","upgrades":[],"pingInterval":25000}"#),
+            Event::Other
+        );
+        assert_eq!(
+            decode(r#"40{"sid":"y"}"#),
+            Event::Reply {
+                id: 1,
+                outcome: Ok(0)
+            }
+        );
+        assert!(matches!(
+            decode(r#"44{"message":"no"}"#),
+            Event::Reply {
+                id: 1,
+                outcome: Err(_)
+            }
+        ));
+        assert_eq!(decode("2"), Event::Ping);
+        assert_eq!(
+            decode(r#"4317[{"offset":9}]"#),
+            Event::Reply {
+                id: 17,
+                outcome: Ok(9)
+            }
+        );
+        assert!(
+            matches!(decode(r#"432[{"error":"bad"}]"#), Event::Reply { id: 2, outcome: Err(e) } if e.contains("bad"))
+        );
+        assert_eq!(
+            decode(r#"42["pub",{"offset":3,"data":{"t":77,"pad":"x"}}]"#),
+            Event::Publication {
+                offset: 3,
+                sent_us: Some(77)
+            }
+        );
+        assert_eq!(decode(r#"42["other",1]"#), Event::Other);
+        assert!(p.decode(b"42[not json").is_err());
+        assert!(p.decode(b"43[{}]").is_err(), "an ack needs its id");
+        let text = |m: Message| match m {
+            Message::Text(t) => t.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(text(p.connect("")), "40");
+        assert_eq!(text(p.subscribe(5, "a\"b")), r#"425["subscribe","a\"b"]"#);
+        assert_eq!(
+            text(p.publish(6, "c", &json!({"t": 1}))),
+            r#"426["publish",{"channel":"c","data":{"t":1}}]"#
+        );
+        assert_eq!(text(p.pong()), "3");
+        assert_eq!(
+            p.url("ws://h:1/socket.io/"),
+            "ws://h:1/socket.io/?EIO=4&transport=websocket"
+        );
     }
 
     /// What the generator writes, the hub decodes as the commands meant.

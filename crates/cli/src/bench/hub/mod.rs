@@ -45,8 +45,9 @@ pub struct HubArgs {
     /// Publications per second, in all.
     #[arg(long, value_name = "PUBS", default_value_t = 100)]
     rate: u32,
-    /// Publish as fast as the hub acknowledges instead of at --rate (each publisher
-    /// keeps up to 64 publishes unacknowledged).
+    /// Publish as fast as the hub acknowledges and delivers instead of at --rate (each
+    /// publisher keeps up to 64 publishes unacknowledged, and over WebSocket up to 64
+    /// not yet delivered back to itself).
     #[arg(long, conflicts_with = "rate")]
     max_rate: bool,
     /// Bytes of padding in each publication's data.
@@ -67,6 +68,10 @@ pub struct HubArgs {
     /// The protocol format every connection speaks.
     #[arg(long, value_enum, default_value_t = Protocol::Json)]
     protocol: Protocol,
+    /// The server's PID: reports its RSS per connection once every subscriber is in
+    /// (before publishing) and its CPU time while publishing (and draining), per delivery.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
     /// Publish through the hub's HTTP API (`POST /api/publish` on the first endpoint's
     /// host) with this key, as a backend does, instead of over WebSocket connections.
     #[arg(long, value_name = "KEY")]
@@ -143,7 +148,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             .urls
             .iter()
             .map(|url| {
-                let builder = args.common.builder(url, config.clone());
+                let builder = args.common.builder(&args.protocol.url(url), config.clone());
                 match args.protocol.subprotocol() {
                     Some(p) => builder.protocol(p),
                     None => builder,
@@ -164,6 +169,14 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         errors: Errors::new(),
     });
     let channel = |i: usize| format!("{}{i}", args.channel_prefix);
+    let server_rss = |pid: u32| {
+        report::rss_kib(pid).map_err(|e| {
+            BenchError::Usage(format!(
+                "cannot read the memory of --server-pid {pid} (/proc/{pid}/status): {e}"
+            ))
+        })
+    };
+    let rss_before = args.server_pid.map(server_rss).transpose()?;
 
     // Subscribers first, all subscribed before the first publish.
     let progress = Progress::new(
@@ -195,6 +208,10 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         )));
     }
 
+    // Every subscriber (and no publisher yet) is connected: the server's memory now is
+    // what idle subscribed connections cost.
+    let rss_subscribed = args.server_pid.map(server_rss).transpose()?;
+    let server_cpu = args.server_pid.map(CpuMeter::of_process);
     let cpu = CpuMeter::start();
     let started = Instant::now();
     progress.set_length(duration.as_millis() as u64, "publishing");
@@ -258,6 +275,18 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
     let delivery = run.delivery.summary();
     let ack = run.ack.summary();
     let rate = |n: u64| n as f64 / published.as_secs_f64();
+    let server = report::ServerUse {
+        rss_before,
+        rss_subscribed,
+        connections: subscribed,
+        cpu_seconds: server_cpu.as_ref().and_then(CpuMeter::seconds),
+        // Over the publishing time: the drain after it is mostly idle.
+        cpu_percent: server_cpu
+            .as_ref()
+            .and_then(CpuMeter::seconds)
+            .map(|s| s / published.as_secs_f64() * 100.0),
+        deliveries: received,
+    };
     if args.common.json {
         report::print_json(&json!({
             "scenario": "hub",
@@ -265,7 +294,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             "channels": args.channels,
             "publishers": args.publishers,
             "max_rate": args.max_rate,
-            "protocol": format!("{:?}", args.protocol).to_lowercase(),
+            "protocol": args.protocol.name(),
             "publish_via": if args.api_key.is_some() { "http-api" } else { "websocket" },
             "seconds": report::round_to(published.as_secs_f64(), 3),
             "publications_acked": acked,
@@ -279,6 +308,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             "delivery_latency_us": delivery.json(),
             "ack_latency_us": ack.json(),
             "cpu_percent": cpu.percent().map(|p| report::round_to(p, 1)),
+            "server": server.json(args.server_pid),
             "errors": run.errors.count(),
             "error_messages": run.errors.json(),
         }));
@@ -291,8 +321,8 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             (
                 "protocol, publishers".into(),
                 format!(
-                    "{:?}, {} via {}",
-                    args.protocol,
+                    "{}, {} via {}",
+                    args.protocol.name(),
                     args.publishers,
                     if args.api_key.is_some() {
                         "the HTTP API"
@@ -337,6 +367,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
                 report::cpu_row(cpu.percent(), threads),
             ),
         ];
+        server.rows(&mut rows);
         run.errors.rows(&mut rows);
         report::print_table("duplex bench hub", &rows);
     }
@@ -542,10 +573,16 @@ async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, pace: Pace, pa
     let mut id = 1_000_000u32;
     let mut pending: HashMap<u32, (usize, Instant)> = HashMap::new();
     let mut sent = 0u64;
+    // Its own publications that came back to it (it is subscribed to its channels):
+    // at most IN_FLIGHT may be on their way, so that at --max-rate the publisher goes
+    // at the pace of fan-out, not only of storage (acks come before deliveries).
+    let mut returned = 0u64;
     let mut acks = run.ack.batch();
     loop {
-        let can_send =
-            Instant::now() < pace.until && sent < pace.quota && pending.len() < IN_FLIGHT;
+        let can_send = Instant::now() < pace.until
+            && sent < pace.quota
+            && pending.len() < IN_FLIGHT
+            && sent - returned < IN_FLIGHT as u64;
         if !can_send && pending.is_empty() {
             return;
         }
@@ -571,7 +608,14 @@ async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, pace: Pace, pa
                     return run.errors.record(format!("publisher: {e}"));
                 }
                 for event in events {
-                    let Event::Reply { id, outcome } = event else { continue };
+                    let (id, outcome) = match event {
+                        Event::Reply { id, outcome } => (id, outcome),
+                        Event::Publication { .. } => {
+                            returned = (returned + 1).min(sent);
+                            continue;
+                        }
+                        _ => continue,
+                    };
                     let Some((index, sent)) = pending.remove(&id) else { continue };
                     match outcome {
                         Ok(_) => {
