@@ -227,6 +227,8 @@ def hub_seeds():
         "connect_subs": cmd(num(1, 1), fld(4, fld(2, b'{"a":1}') + fld(3, fld(1, b"news") + fld(2, num(3, 1) + num(7, 7))))),
         "publish": cmd(num(1, 3), fld(7, fld(1, b"chat:index") + fld(2, b'{"text":"hi"}'))),
         "publish_binary": cmd(num(1, 3), fld(7, fld(1, b"c") + fld(2, b"\x00\xff"))),
+        # Valid JSON that no f64 holds (found by this target): kept as written.
+        "publish_huge_number": cmd(num(1, 3), fld(7, fld(1, b"c") + fld(2, b"880000e008800"))),
         "history": cmd(num(1, 4), fld(10, fld(1, b"chat:index") + num(7, 10) + fld(8, num(1, 2) + fld(2, b"ab")) + num(9, 1))),
         "history_all": cmd(num(1, 4), fld(10, fld(1, b"c") + num(7, 2**64 - 1))),
         "presence": cmd(num(1, 5), fld(8, fld(1, b"c"))) + cmd(num(1, 6), fld(9, fld(1, b"c"))),
