@@ -471,6 +471,9 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(used > 0.0, "the child's CPU time was not seen");
-        assert!(CpuMeter::of_process(u32::MAX).seconds().is_none(), "no such process");
+        assert!(
+            CpuMeter::of_process(u32::MAX).seconds().is_none(),
+            "no such process"
+        );
     }
 }

@@ -7,6 +7,9 @@ use super::command::{Command, DecodeError};
 use super::protobuf;
 use super::reply::{self, ClientInfo, Publication, Reply, SubscribeResult};
 
+/// The subprotocol some clients offer for the JSON format.
+pub const JSON_SUBPROTOCOL: &str = "centrifuge-json";
+
 /// How a connection encodes its messages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
@@ -19,15 +22,22 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format for a handshake offering `subprotocols`, and the subprotocol to answer.
+    /// The format for a handshake offering `subprotocols`, and the subprotocol to answer:
+    /// Protobuf when `centrifuge-protobuf` is offered, otherwise JSON (answering
+    /// `centrifuge-json` when that is offered, as Centrifugo does; none otherwise).
     pub fn negotiate<'a>(
-        mut subprotocols: impl Iterator<Item = &'a str>,
+        subprotocols: impl Iterator<Item = &'a str>,
     ) -> (Format, Option<&'static str>) {
-        if subprotocols.any(|p| p == protobuf::SUBPROTOCOL) {
-            (Format::Protobuf, Some(protobuf::SUBPROTOCOL))
-        } else {
-            (Format::Json, None)
+        let mut json = None;
+        for offered in subprotocols {
+            if offered == protobuf::SUBPROTOCOL {
+                return (Format::Protobuf, Some(protobuf::SUBPROTOCOL));
+            }
+            if offered == JSON_SUBPROTOCOL {
+                json = Some(JSON_SUBPROTOCOL);
+            }
         }
+        (Format::Json, json)
     }
 
     /// Its name, for logs and metrics.
@@ -159,5 +169,47 @@ impl Format {
             Format::Json => reply::encode_subscribe(channel, r).into_bytes(),
             Format::Protobuf => protobuf::encode_subscribe(channel, r),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_chooses_the_format() {
+        let pick = |offered: &[&str]| Format::negotiate(offered.iter().copied());
+        assert_eq!(pick(&[]), (Format::Json, None));
+        assert_eq!(pick(&["chat", "v2"]), (Format::Json, None));
+        assert_eq!(
+            pick(&["centrifuge-json"]),
+            (Format::Json, Some("centrifuge-json"))
+        );
+        assert_eq!(
+            pick(&["centrifuge-json", "centrifuge-protobuf"]),
+            (Format::Protobuf, Some("centrifuge-protobuf"))
+        );
+        assert_eq!(
+            pick(&["centrifuge-protobuf"]),
+            (Format::Protobuf, Some("centrifuge-protobuf"))
+        );
+    }
+
+    #[test]
+    fn items_join_into_one_message_per_format() {
+        let mut json = Vec::new();
+        Format::Json.append(&mut json, b"{\"a\":1}".to_vec());
+        Format::Json.append(&mut json, Format::Json.ping());
+        assert_eq!(json, b"{\"a\":1}\n{}");
+        assert!(
+            matches!(Format::Json.message(json), duplex::Message::Text(t) if t.as_str() == "{\"a\":1}\n{}")
+        );
+        let mut binary = Vec::new();
+        Format::Protobuf.append(&mut binary, Format::Protobuf.ping());
+        Format::Protobuf.append(&mut binary, Format::Protobuf.ping());
+        assert_eq!(binary, [0, 0]);
+        assert!(
+            matches!(Format::Protobuf.message(binary), duplex::Message::Binary(b) if b[..] == [0, 0])
+        );
     }
 }
