@@ -47,7 +47,8 @@ pub struct HubArgs {
     rate: u32,
     /// Publish as fast as the hub acknowledges and delivers instead of at --rate (each
     /// publisher keeps up to 64 publishes unacknowledged, and over WebSocket up to 64
-    /// not yet delivered back to itself).
+    /// not yet delivered back to itself; all hold back while the subscribers are, on
+    /// average, 64 deliveries behind).
     #[arg(long, conflicts_with = "rate")]
     max_rate: bool,
     /// Bytes of padding in each publication's data.
@@ -80,6 +81,9 @@ pub struct HubArgs {
     pub common: CommonArgs,
 }
 
+/// How soon a publisher held back by slow subscribers looks again.
+const HELD_BACK: Duration = Duration::from_millis(1);
+
 /// Publishes one publisher keeps awaiting their acknowledgement at most.
 const IN_FLIGHT: usize = 64;
 
@@ -93,6 +97,10 @@ struct Run {
     done: tokio::sync::watch::Sender<bool>,
     /// Acknowledged publications per channel.
     acked: Vec<AtomicU64>,
+    /// Subscribers per channel (counted as they subscribe).
+    subscribers: Vec<AtomicU64>,
+    /// Deliveries the acknowledged publications owe (their channels' subscribers).
+    owed: AtomicU64,
     delivered: AtomicU64,
     duplicates: AtomicU64,
     gaps: AtomicU64,
@@ -160,6 +168,8 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         origin: Instant::now(),
         done: tokio::sync::watch::Sender::new(false),
         acked: (0..args.channels).map(|_| AtomicU64::new(0)).collect(),
+        subscribers: (0..args.channels).map(|_| AtomicU64::new(0)).collect(),
+        owed: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
         gaps: AtomicU64::new(0),
@@ -234,11 +244,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
                 let (p, n) = (p as u64, args.publishers as u64);
                 total / n + u64::from(p < total % n)
             });
-            let pace = Pace {
-                interval,
-                until: started + duration,
-                quota,
-            };
+            let pace = Pace::new(interval, started + duration, quota);
             match &api {
                 Some(api) => tokio::spawn(api_publisher(run, api.clone(), channels, pace, pad)),
                 None => tokio::spawn(publisher(run, channels, pace, pad)),
@@ -490,6 +496,7 @@ async fn subscriber(
         }
     };
     received.opened = true;
+    run.subscribers[channel].fetch_add(1, Relaxed);
     let _ = ready.send(());
     drop(ready);
     let mut latencies = run.delivery.batch();
@@ -535,12 +542,68 @@ async fn subscriber(
     }
 }
 
-/// How one publisher paces itself and when it stops.
+/// How one publisher paces itself and when it stops, and where it is.
 struct Pace {
     /// Time between publishes (zero: as fast as acknowledgements allow).
     interval: Duration,
     until: Instant,
     quota: u64,
+    /// When the next publish is due.
+    next: Instant,
+    /// Publishes sent so far.
+    sent: u64,
+}
+
+impl Pace {
+    fn new(interval: Duration, until: Instant, quota: u64) -> Pace {
+        Pace {
+            interval,
+            until,
+            quota,
+            next: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    /// Whether there is time and quota left to publish.
+    fn more(&self) -> bool {
+        Instant::now() < self.until && self.sent < self.quota
+    }
+
+    /// The wait until the next publish is due.
+    fn wait(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
+
+    /// The channel of the next publish (round robin), counting it as sent.
+    fn take<'a>(&mut self, channels: &'a [(usize, String)]) -> &'a (usize, String) {
+        let channel = &channels[(self.sent % channels.len() as u64) as usize];
+        self.sent += 1;
+        self.next += self.interval;
+        channel
+    }
+}
+
+impl Run {
+    /// Counts publication to channel `index` as acknowledged.
+    fn acknowledged(&self, index: usize) {
+        self.acked[index].fetch_add(1, Relaxed);
+        self.owed
+            .fetch_add(self.subscribers[index].load(Relaxed), Relaxed);
+    }
+
+    /// Whether the subscribers have kept up: fewer than [`IN_FLIGHT`] deliveries per
+    /// subscriber are owed and not yet received. At `--max-rate` this keeps the hub's
+    /// per-connection queues from filling when the generator reads more slowly than the
+    /// hub sends (it would end them as slow consumers, 3008).
+    fn subscribers_keep_up(&self) -> bool {
+        let subscribers: u64 = self.subscribers.iter().map(|s| s.load(Relaxed)).sum();
+        let behind = self
+            .owed
+            .load(Relaxed)
+            .saturating_sub(self.delivered.load(Relaxed));
+        behind < IN_FLIGHT as u64 * subscribers.max(1)
+    }
 }
 
 /// Waits `wait`; at once when it is zero (a zero-length `sleep` still waits for the
@@ -560,7 +623,7 @@ fn publication_data(run: &Run, pad: &str) -> Value {
 
 /// Publishes to `channels` in turn over a WebSocket connection, keeping up to
 /// [`IN_FLIGHT`] publishes unacknowledged; counts the acknowledged ones per channel.
-async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, pace: Pace, pad: String) {
+async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, mut pace: Pace, pad: String) {
     let protocol = run.protocol;
     let mut ws = match open(&run, 0).await {
         Ok(ws) => ws,
@@ -578,36 +641,36 @@ async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, pace: Pace, pa
             return run.errors.record(format!("publisher: {e}"));
         }
     }
-    let mut next = Instant::now();
+    // The schedule starts once its subscriptions are in.
+    pace.next = Instant::now();
     let mut id = 1_000_000u32;
     let mut pending: HashMap<u32, (usize, Instant)> = HashMap::new();
-    let mut sent = 0u64;
     // Its own publications that came back to it (it is subscribed to its channels):
     // at most IN_FLIGHT may be on their way, so that at --max-rate the publisher goes
     // at the pace of fan-out, not only of storage (acks come before deliveries).
     let mut returned = 0u64;
     let mut acks = run.ack.batch();
     loop {
-        let can_send = Instant::now() < pace.until
-            && sent < pace.quota
+        let more = pace.more();
+        let can_send = more
             && pending.len() < IN_FLIGHT
-            && sent - returned < IN_FLIGHT as u64;
-        if !can_send && pending.is_empty() {
+            && pace.sent - returned < IN_FLIGHT as u64
+            && run.subscribers_keep_up();
+        if !more && pending.is_empty() {
             return;
         }
-        let wait = next.saturating_duration_since(Instant::now());
         tokio::select! {
-            () = pace_until(wait), if can_send => {
-                let (index, name) = &channels[(sent % channels.len() as u64) as usize];
-                sent += 1;
+            () = pace_until(pace.wait()), if can_send => {
+                let (index, name) = pace.take(&channels);
                 id += 1;
                 let publish = protocol.publish(id, name, &publication_data(&run, &pad));
                 if let Err(e) = send(&mut ws, publish).await {
                     return run.errors.record(format!("publisher: {e}"));
                 }
                 pending.insert(id, (*index, Instant::now()));
-                next += pace.interval;
             }
+            // Held back by the subscribers (nothing else may wake it): look again soon.
+            () = tokio::time::sleep(HELD_BACK), if more && !can_send => {}
             events = read_events(protocol, &mut ws) => {
                 let events = match events {
                     Ok(events) => events,
@@ -620,7 +683,7 @@ async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, pace: Pace, pa
                     let (id, outcome) = match event {
                         Event::Reply { id, outcome } => (id, outcome),
                         Event::Publication { .. } => {
-                            returned = (returned + 1).min(sent);
+                            returned = (returned + 1).min(pace.sent);
                             continue;
                         }
                         _ => continue,
@@ -628,7 +691,7 @@ async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, pace: Pace, pa
                     let Some((index, sent)) = pending.remove(&id) else { continue };
                     match outcome {
                         Ok(_) => {
-                            run.acked[index].fetch_add(1, Relaxed);
+                            run.acknowledged(index);
                             acks.record(sent.elapsed());
                         }
                         Err(e) => run.errors.record(format!("publish refused: {e}")),
@@ -646,36 +709,32 @@ async fn api_publisher(
     run: Arc<Run>,
     api: Arc<Api>,
     channels: Vec<(usize, String)>,
-    pace: Pace,
+    mut pace: Pace,
     pad: String,
 ) {
-    let mut next = Instant::now();
     let mut pending = futures_util::stream::FuturesUnordered::new();
-    let mut sent = 0u64;
     let mut acks = run.ack.batch();
     loop {
-        let can_send =
-            Instant::now() < pace.until && sent < pace.quota && pending.len() < IN_FLIGHT;
-        if !can_send && pending.is_empty() {
+        let more = pace.more();
+        let can_send = more && pending.len() < IN_FLIGHT && run.subscribers_keep_up();
+        if !more && pending.is_empty() {
             return;
         }
-        let wait = next.saturating_duration_since(Instant::now());
         tokio::select! {
-            () = pace_until(wait), if can_send => {
-                let (index, name) = &channels[(sent % channels.len() as u64) as usize];
-                sent += 1;
+            () = pace_until(pace.wait()), if can_send => {
+                let (index, name) = pace.take(&channels);
                 let body = json!({"channel": name, "data": publication_data(&run, &pad)});
                 let (api, index) = (api.clone(), *index);
                 pending.push(async move {
                     let started = Instant::now();
                     (index, started, api.publish(body).await)
                 });
-                next += pace.interval;
             }
+            () = tokio::time::sleep(HELD_BACK), if more && !can_send => {}
             Some((index, started, outcome)) = futures_util::StreamExt::next(&mut pending), if !pending.is_empty() => {
                 match outcome {
                     Ok(()) => {
-                        run.acked[index].fetch_add(1, Relaxed);
+                        run.acknowledged(index);
                         acks.record(started.elapsed());
                     }
                     Err(e) => run.errors.record(format!("API publish: {e}")),
