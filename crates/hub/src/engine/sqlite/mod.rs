@@ -8,9 +8,10 @@
 //! (`durability = "fsync"`: power loss too). History is read on a separate connection,
 //! which WAL lets run beside the writer on a consistent snapshot.
 
+mod writer;
+
 use super::{
-    new_epoch, now_ms, Delivery, Engine, History, HistoryQuery, LocalPresence, Position,
-    PresenceMap, IDEMPOTENCY_WINDOW,
+    now_ms, Delivery, Engine, History, HistoryQuery, LocalPresence, Position, PresenceMap,
 };
 use crate::config::{Channels, Durability};
 use crate::error::Error;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
+use writer::Writer;
 
 /// The most operations one transaction takes; bounds the latency a batch adds.
 const MAX_BATCH: usize = 4096;
@@ -166,6 +168,7 @@ impl SqliteEngine {
                     conn: write,
                     channels: writer_channels,
                     delivery,
+                    tops: Default::default(),
                 }
                 .run(receiver)
             })
@@ -315,188 +318,6 @@ fn publication_from_row(row: &rusqlite::Row<'_>) -> Result<Publication, Error> {
     })
 }
 
-struct Writer {
-    conn: Connection,
-    channels: Channels,
-    delivery: Delivery,
-}
-
-/// What one operation produced inside the transaction, answered after the commit.
-enum Done {
-    Published(String, Publication, Position),
-    /// A repeated idempotency key: the first publication's position, nothing stored.
-    Repeated(Position),
-    Unit,
-}
-
-impl Writer {
-    fn run(mut self, receiver: mpsc::Receiver<Op>) {
-        while let Ok(first) = receiver.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
-            let outcome = self.apply(&batch);
-            match outcome {
-                Ok(done) => {
-                    for (op, done) in batch.into_iter().zip(done) {
-                        self.answer(op, done);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, operations = batch.len(), "SQLite transaction failed; nothing in it was acknowledged");
-                    for op in batch {
-                        fail(op, Error::Storage(e.to_string()));
-                    }
-                }
-            }
-        }
-        tracing::debug!("SQLite writer stopped");
-    }
-
-    fn answer(&self, op: Op, done: Done) {
-        match (op, done) {
-            (Op::Publish { reply, .. }, Done::Published(channel, publication, position)) => {
-                (self.delivery)(&channel, &publication, &position.epoch);
-                let _ = reply.send(Ok(position));
-            }
-            (
-                Op::Ensure { reply, .. }
-                | Op::Check { reply }
-                | Op::Expire { reply }
-                | Op::RemoveHistory { reply, .. },
-                _,
-            ) => {
-                let _ = reply.send(Ok(()));
-            }
-            (Op::Publish { reply, .. }, Done::Repeated(position)) => {
-                let _ = reply.send(Ok(position));
-            }
-            (Op::Publish { reply, .. }, Done::Unit) => {
-                let _ = reply.send(Err(Error::Storage(
-                    "publish produced no publication".into(),
-                )));
-            }
-        }
-    }
-
-    fn apply(&mut self, batch: &[Op]) -> Result<Vec<Done>, rusqlite::Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut done = Vec::with_capacity(batch.len());
-        let now = now_ms();
-        for op in batch {
-            done.push(match op {
-                Op::Publish { channel, data, info, key, .. } => {
-                    if let Some(key) = key {
-                        let seen = tx
-                            .prepare_cached("SELECT offset, epoch FROM idempotency WHERE channel = ?1 AND key = ?2 AND expires_ms > ?3")?
-                            .query_row(params![channel, key, now], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
-                            .optional()?;
-                        if let Some((offset, epoch)) = seen {
-                            done.push(Done::Repeated(Position { offset: u64::try_from(offset).unwrap_or(0), epoch }));
-                            continue;
-                        }
-                    }
-                    let (epoch, top) = ensure(&tx, channel)?;
-                    let offset = top + 1;
-                    let options = self.channels.options(channel);
-                    tx.prepare_cached(
-                        "INSERT INTO publications (channel, offset, time_ms, data, user, client, conn_info, chan_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )?
-                    .execute(params![
-                        channel,
-                        offset,
-                        now,
-                        data.get(),
-                        info.as_ref().map(|i| i.user.as_str()),
-                        info.as_ref().map(|i| i.client.as_str()),
-                        info.as_ref().and_then(|i| i.conn_info.as_ref()).map(|j| j.get()),
-                        info.as_ref().and_then(|i| i.chan_info.as_ref()).map(|j| j.get()),
-                    ])?;
-                    tx.prepare_cached("UPDATE streams SET top = ?2, last_ms = ?3 WHERE channel = ?1")?
-                        .execute(params![channel, offset, now])?;
-                    if let Some(options) = options {
-                        let keep = i64::try_from(options.history_size).unwrap_or(i64::MAX);
-                        let ttl = i64::try_from(options.history_ttl.as_millis()).unwrap_or(i64::MAX);
-                        tx.prepare_cached(
-                            "DELETE FROM publications WHERE channel = ?1 AND (offset <= ?2 OR time_ms < ?3)",
-                        )?
-                        .execute(params![channel, offset - keep, now.saturating_sub(ttl)])?;
-                    }
-                    let publication = Publication {
-                        data: data.clone(),
-                        info: info.clone(),
-                        offset: u64::try_from(offset).unwrap_or(0),
-                    };
-                    let position = Position {
-                        offset: publication.offset,
-                        epoch,
-                    };
-                    if let Some(key) = key {
-                        let window = i64::try_from(IDEMPOTENCY_WINDOW.as_millis()).unwrap_or(i64::MAX);
-                        tx.prepare_cached("INSERT OR REPLACE INTO idempotency (channel, key, offset, epoch, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                            .execute(params![channel, key, offset, position.epoch, now.saturating_add(window)])?;
-                    }
-                    Done::Published(channel.clone(), publication, position)
-                }
-                Op::Ensure { channel, .. } => {
-                    ensure(&tx, channel)?;
-                    Done::Unit
-                }
-                Op::Check { .. } => {
-                    tx.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?1)", [now])?;
-                    Done::Unit
-                }
-                Op::RemoveHistory { channel, .. } => {
-                    tx.execute("DELETE FROM publications WHERE channel = ?1", [channel])?;
-                    Done::Unit
-                }
-                Op::Expire { .. } => {
-                    expire(&self.channels, &tx, now)?;
-                    tx.execute("DELETE FROM idempotency WHERE expires_ms <= ?1", [now])?;
-                    Done::Unit
-                }
-            });
-        }
-        tx.commit()?;
-        Ok(done)
-    }
-}
-
-fn expire(
-    channels_config: &Channels,
-    tx: &rusqlite::Transaction<'_>,
-    now: i64,
-) -> Result<(), rusqlite::Error> {
-    let channels: Vec<String> = tx
-        .prepare("SELECT channel FROM streams")?
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    for channel in channels {
-        let ttl = channels_config.options(&channel).map_or(0, |o| {
-            i64::try_from(o.history_ttl.as_millis()).unwrap_or(i64::MAX)
-        });
-        tx.execute(
-            "DELETE FROM publications WHERE channel = ?1 AND time_ms < ?2",
-            params![channel, now.saturating_sub(ttl)],
-        )?;
-        // A stream whose whole history expired is lost: its next use starts a new
-        // epoch, so no client trusts an offset from before. A stream never published
-        // to goes once it is as old as the time-to-live, so subscribing to ever new
-        // names cannot grow the table for good.
-        tx.execute(
-            "DELETE FROM streams WHERE channel = ?1 AND ((top > 0 AND last_ms < ?2) OR (top = 0 AND created_ms < ?2)) AND NOT EXISTS (SELECT 1 FROM publications WHERE channel = ?1)",
-            params![channel, now.saturating_sub(ttl)],
-        )?;
-    }
-    Ok(())
-}
-
 /// Brings a database from an earlier version up to [`SCHEMA`].
 fn migrate(conn: &Connection) -> Result<(), Error> {
     for column in ["created_ms", "last_ms"] {
@@ -516,37 +337,6 @@ fn migrate(conn: &Connection) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// The channel's (epoch, top), creating the stream when it has none.
-fn ensure(tx: &rusqlite::Transaction<'_>, channel: &str) -> Result<(String, i64), rusqlite::Error> {
-    if let Some(found) = tx
-        .prepare_cached("SELECT epoch, top FROM streams WHERE channel = ?1")?
-        .query_row([channel], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?
-    {
-        return Ok(found);
-    }
-    let epoch = new_epoch();
-    tx.prepare_cached(
-        "INSERT INTO streams (channel, epoch, top, created_ms) VALUES (?1, ?2, 0, ?3)",
-    )?
-    .execute(params![channel, epoch, now_ms()])?;
-    Ok((epoch, 0))
-}
-
-fn fail(op: Op, error: Error) {
-    match op {
-        Op::Publish { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-        Op::Ensure { reply, .. }
-        | Op::Check { reply }
-        | Op::Expire { reply }
-        | Op::RemoveHistory { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-    }
 }
 
 async fn answer<T>(receiver: oneshot::Receiver<Result<T, Error>>) -> Result<T, Error> {
