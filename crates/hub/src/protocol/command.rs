@@ -234,6 +234,13 @@ struct RawCommand {
     sub_refresh: Option<SubRefreshRequest>,
 }
 
+/// The most commands one client message may hold (more than a connect with
+/// `max_subscriptions_per_client`'s default 1,024 subscribes). A decoded command takes
+/// far more memory than its bytes (an empty Protobuf command is one byte), so without
+/// a cap a 64 KiB message of pongs or pings would decode to megabytes held while its
+/// replies are written.
+pub const MAX_COMMANDS: usize = 4096;
+
 /// Why a client's message is not a valid batch of commands.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -253,6 +260,9 @@ pub enum DecodeError {
         /// prost's description.
         reason: String,
     },
+    /// The message holds more than [`MAX_COMMANDS`] commands.
+    #[error("the message holds more than {MAX_COMMANDS} commands")]
+    TooMany,
     /// A command other than `send` or a pong has no id.
     #[error("command {index} ({method}) has no id")]
     MissingId {
@@ -275,6 +285,9 @@ pub fn decode(message: &str) -> Result<Vec<Command>, DecodeError> {
             line: index + 1,
             reason: e.to_string(),
         })?;
+        if commands.len() == MAX_COMMANDS {
+            return Err(DecodeError::TooMany);
+        }
         commands.push(checked(into_command(raw), index + 1)?);
     }
     Ok(commands)
@@ -368,6 +381,16 @@ mod tests {
             Request::Publish(p) => assert_eq!(p.data.as_ref().unwrap().get(), "{\"a\":[1]}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_message_holds_at_most_max_commands() {
+        let pongs = |n: usize| vec!["{}"; n].join("\n");
+        assert_eq!(decode(&pongs(MAX_COMMANDS)).unwrap().len(), MAX_COMMANDS);
+        assert_eq!(
+            decode(&pongs(MAX_COMMANDS + 1)).unwrap_err(),
+            DecodeError::TooMany
+        );
     }
 
     #[test]

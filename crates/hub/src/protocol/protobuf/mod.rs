@@ -13,7 +13,7 @@ use super::codes::{self, DisconnectCode, ErrorCode, UnsubscribeCode};
 use super::command::{
     ChannelRequest, Command, ConnectRequest, DecodeError, HistoryRequest, PublishRequest,
     RefreshRequest, Request, RpcRequest, SendRequest, StreamPosition, SubRefreshRequest,
-    SubscribeRequest,
+    SubscribeRequest, MAX_COMMANDS,
 };
 use super::reply::{ClientInfo, Json, Publication, Reply, SubscribeResult};
 use prost::Message as _;
@@ -27,6 +27,9 @@ pub fn decode(message: &[u8]) -> Result<Vec<Command>, DecodeError> {
     let mut rest = message;
     let mut commands = Vec::new();
     while !rest.is_empty() {
+        if commands.len() == MAX_COMMANDS {
+            return Err(DecodeError::TooMany);
+        }
         let index = commands.len() + 1;
         let raw = wire::Command::decode_length_delimited(&mut rest).map_err(|e| {
             DecodeError::Protobuf {

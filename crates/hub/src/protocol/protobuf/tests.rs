@@ -197,6 +197,16 @@ fn rejections_name_the_command() {
 }
 
 #[test]
+fn a_message_holds_at_most_max_commands() {
+    // An empty command is one byte: a pong.
+    assert_eq!(decode(&vec![0; MAX_COMMANDS]).unwrap().len(), MAX_COMMANDS);
+    assert_eq!(
+        decode(&vec![0; MAX_COMMANDS + 1]).unwrap_err(),
+        DecodeError::TooMany
+    );
+}
+
+#[test]
 fn a_publication_push_is_a_reply_with_a_push() {
     let publication = Publication {
         data: json("{\"text\":\"hi\"}"),
