@@ -1,12 +1,12 @@
 //! duplex-hub: the real-time server behind `duplex serve`.
 //!
-//! It speaks the Centrifugo client protocol (v2, JSON) at `/connection/websocket`, so the
+//! It speaks the Centrifugo client protocol (v2, JSON or Protobuf) at `/connection/websocket`, so the
 //! official Centrifugo SDKs connect unchanged; acknowledges a publish only once it is
 //! stored; and lets a client that reconnects recover every publication it missed.
 //!
 //! The parts, each in its own module: [`protocol`] (the codec, no IO), [`session`] (one
 //! connection), [`registry`] (subscriptions and fan-out), [`engine`] (storage, delivery
-//! and presence: memory and SQLite), [`auth`], [`backend`] (proxies to the application),
+//! and presence: memory, SQLite and Redis), [`auth`], [`backend`] (proxies to the application),
 //! [`config`], [`http`] (the API, health,
 //! metrics, the start page, the admin dashboard), [`metrics`] and [`stats`] (their recent
 //! history for the dashboard).
