@@ -1,8 +1,9 @@
 //! duplex-hub: the real-time server behind `duplex serve`.
 //!
-//! It speaks the Centrifugo client protocol (v2, JSON or Protobuf) at `/connection/websocket`, so the
-//! official Centrifugo SDKs connect unchanged; acknowledges a publish only once it is
-//! stored; and lets a client that reconnects recover every publication it missed.
+//! It speaks the Centrifugo client protocol (v2, JSON or Protobuf) at
+//! `/connection/websocket`, so the official Centrifugo SDKs connect unchanged;
+//! acknowledges a publish only once it is stored; and lets a client that reconnects
+//! recover every publication it missed.
 //!
 //! The parts, each in its own module: [`protocol`] (the codec, no IO), [`session`] (one
 //! connection), [`registry`] (subscriptions and fan-out), [`engine`] (storage, delivery
