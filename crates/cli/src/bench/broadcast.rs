@@ -7,7 +7,7 @@
 //! and losses.
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress};
-use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
+use super::{check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
 use super::{CONNECT_CONCURRENCY, MEASURING, STOPPING, WARMUP};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use futures_util::StreamExt;
@@ -98,14 +98,7 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
     let drain = seconds(args.drain, "--drain", true)?;
     let n = args.subscribers;
     ensure_fds(n as u64 + 1, &format!("--subscribers {n}"))?;
-    let server_rss = |pid: u32| {
-        report::rss_kib(pid).map_err(|e| {
-            BenchError::Usage(format!(
-                "cannot read the memory of --server-pid {pid} (/proc/{pid}/status): {e}"
-            ))
-        })
-    };
-    let rss_before = args.server_pid.map(server_rss).transpose()?;
+    let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
 
     let mut config = Config::default();
     config.limits.max_frame_size = config.limits.max_frame_size.max(args.size);
@@ -167,7 +160,7 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
         )));
     }
 
-    let rss_subscribed = args.server_pid.map(server_rss).transpose()?;
+    let rss_subscribed = args.server_pid.map(server_rss_kib).transpose()?;
 
     // Publish: warm-up, then the measured part.
     let payload_tail: String = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -1,7 +1,7 @@
 //! `duplex bench idle`: many open connections at once, and what they cost the server.
 
 use super::report::{self, CpuMeter, Errors, Progress};
-use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
+use super::{check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
 use duplex::{ClientBuilder, ClientStream, Config, WebSocket};
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -61,15 +61,8 @@ pub async fn run(args: IdleArgs, threads: usize) -> Result<(), BenchError> {
     let hold = seconds(args.hold, "--hold", true)?;
     let n = args.connections as u64;
     ensure_fds(n, &format!("--connections {n}"))?;
-    let rss = |pid: u32| {
-        report::rss_kib(pid).map_err(|e| {
-            BenchError::Usage(format!(
-                "cannot read the memory of --server-pid {pid} (/proc/{pid}/status): {e}"
-            ))
-        })
-    };
     if let Some(pid) = args.server_pid {
-        rss(pid)?;
+        server_rss_kib(pid)?;
     }
 
     // Sources: one address while the ephemeral ports allow, else 127.0.0.1, .2, ...
@@ -113,7 +106,7 @@ pub async fn run(args: IdleArgs, threads: usize) -> Result<(), BenchError> {
         errors: Errors::new(),
     });
 
-    let rss_before = args.server_pid.map(rss).transpose()?;
+    let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
     let progress = Progress::new(args.common.progress(), n, "opening");
     let cpu = CpuMeter::start();
     let started = Instant::now();
@@ -154,7 +147,7 @@ pub async fn run(args: IdleArgs, threads: usize) -> Result<(), BenchError> {
     let open_time = started.elapsed();
     let opened = run.opened.load(Relaxed);
     let rss_after = match args.server_pid {
-        Some(pid) if opened > 0 => Some(rss(pid)?),
+        Some(pid) if opened > 0 => Some(server_rss_kib(pid)?),
         _ => None,
     };
     if opened > 0 && !hold.is_zero() {

@@ -221,6 +221,15 @@ fn ensure_fds(sockets: u64, what: &str) -> Result<(), BenchError> {
     )))
 }
 
+/// The RSS in KiB of the process given as `--server-pid`, or a usage error naming it.
+fn server_rss_kib(pid: u32) -> Result<u64, BenchError> {
+    report::rss_kib(pid).map_err(|e| {
+        BenchError::Usage(format!(
+            "cannot read the memory of --server-pid {pid} (/proc/{pid}/status): {e}"
+        ))
+    })
+}
+
 /// Validates a number of seconds given on the command line.
 fn seconds(value: f64, name: &str, allow_zero: bool) -> Result<std::time::Duration, BenchError> {
     let ok = value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0));

@@ -12,7 +12,9 @@
 mod codec;
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress};
-use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs, CONNECT_CONCURRENCY};
+use super::{
+    check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs, CONNECT_CONCURRENCY,
+};
 use codec::{Event, Protocol};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use serde_json::{json, Value};
@@ -179,14 +181,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         errors: Errors::new(),
     });
     let channel = |i: usize| format!("{}{i}", args.channel_prefix);
-    let server_rss = |pid: u32| {
-        report::rss_kib(pid).map_err(|e| {
-            BenchError::Usage(format!(
-                "cannot read the memory of --server-pid {pid} (/proc/{pid}/status): {e}"
-            ))
-        })
-    };
-    let rss_before = args.server_pid.map(server_rss).transpose()?;
+    let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
 
     // Subscribers first, all subscribed before the first publish.
     let progress = Progress::new(
@@ -220,7 +215,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
 
     // Every subscriber (and no publisher yet) is connected: the server's memory now is
     // what idle subscribed connections cost.
-    let rss_subscribed = args.server_pid.map(server_rss).transpose()?;
+    let rss_subscribed = args.server_pid.map(server_rss_kib).transpose()?;
     let server_cpu = args.server_pid.map(CpuMeter::of_process);
     let cpu = CpuMeter::start();
     let started = Instant::now();
