@@ -2,7 +2,7 @@
 //! HTTP API bodies.
 
 use duplex_hub::auth::{TokenChecks, TokenKeys, Verifier};
-use duplex_hub::protocol::{Command, Format, Request};
+use duplex_hub::protocol::{Command, Format, Payload, Request};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use std::sync::Arc;
 
@@ -36,7 +36,8 @@ pub fn command(data: &[u8]) {
 /// A Protobuf message of commands (length-delimited) as a client sends it.
 ///
 /// Invariants: no panic; at most one command per byte (each takes its length prefix at
-/// least); payloads taken are JSON (the rest are refused); those of [`check_commands`].
+/// least); payloads taken as JSON are JSON, a publication's binary payload is not (the
+/// other payloads must be JSON, or the command is refused); those of [`check_commands`].
 pub fn command_protobuf(data: &[u8]) {
     match Format::Protobuf.decode(data) {
         Ok(commands) => {
@@ -49,7 +50,20 @@ pub fn command_protobuf(data: &[u8]) {
             check_commands(&commands);
             for c in &commands {
                 let payload = match &c.request {
-                    Request::Publish(p) => p.data.as_deref(),
+                    Request::Publish(p) => match &p.data {
+                        Some(Payload::Json(raw)) => Some(&**raw),
+                        Some(Payload::Binary(bytes)) => {
+                            assert!(!bytes.is_empty(), "an empty payload is no payload");
+                            assert!(
+                                std::str::from_utf8(bytes).map_or(true, |t| {
+                                    serde_json::from_str::<serde::de::IgnoredAny>(t).is_err()
+                                }),
+                                "a binary payload is not JSON"
+                            );
+                            None
+                        }
+                        None => None,
+                    },
                     Request::Rpc(r) => r.data.as_deref(),
                     Request::Send(s) => s.data.as_deref(),
                     Request::Connect(r) => r.data.as_deref(),
@@ -61,7 +75,7 @@ pub fn command_protobuf(data: &[u8]) {
                     // 880000e008800) is valid JSON, kept as written.
                     assert!(
                         serde_json::from_str::<serde::de::IgnoredAny>(raw.get()).is_ok(),
-                        "a payload taken is JSON"
+                        "a payload taken as JSON is JSON"
                     );
                 }
             }

@@ -817,21 +817,51 @@ if (PROTOBUF) {
     pbClient.disconnect();
   });
 
-  test('Protobuf: a publication whose data is not JSON is refused with 107; the connection goes on', async () => {
+  test('Protobuf: binary publications reach Protobuf clients byte for byte, JSON clients as base64', async () => {
+    const { Centrifuge: JsonCentrifuge } = require('centrifuge');
     const channel = `pub:${unique('binary')}`;
-    const client = newClient(wsUrl(HUB_PORT), 'alice');
-    await connected(client);
-    const sub = client.newSubscription(channel);
-    const rec = new Recorder(sub);
-    await subscribed(sub);
-    await assert.rejects(sub.publish(new Uint8Array([0, 159, 146, 150])), (e) => e.code === 107,
-      'bytes that are not JSON: error 107 (bad request)');
-    await assert.rejects(sub.publish(new TextEncoder().encode('plain text')), (e) => e.code === 107,
-      'text that is not JSON: error 107');
-    await guard(sub.publish(payload({ seq: 1 })), STEP_MS, 'a JSON publish after the refusals');
-    await rec.count(1);
-    assert.deepEqual(rec.pubs.map((p) => [p.seq, p.offset]), [[1, 1]], 'only the JSON publication was stored');
-    assert.equal(client.state, 'connected');
-    client.disconnect();
+    const publisher = newClient(wsUrl(HUB_PORT), 'alice');
+    const reader = newClient(wsUrl(HUB_PORT), 'bob');
+    const jsonClient = new JsonCentrifuge(wsUrl(HUB_PORT), {
+      token: token({ sub: 'carol' }), websocket: BrowserLikeWebSocket, timeout: STEP_MS,
+    });
+    clients.push(jsonClient);
+    await connected(publisher, 'the publisher to connect');
+    await connected(reader, 'the Protobuf reader to connect');
+    await connected(jsonClient, 'the JSON reader to connect');
+    const pubSub = publisher.newSubscription(channel);
+    const readSub = reader.newSubscription(channel);
+    const jsonSub = jsonClient.newSubscription(channel);
+    await subscribed(pubSub);
+    await subscribed(readSub);
+    await subscribed(jsonSub);
+
+    const bytes = new Uint8Array([0, 159, 146, 150, 10, 255]);
+    const atReader = next(readSub, 'publication', 'the binary publication at the Protobuf reader');
+    const atJson = next(jsonSub, 'publication', 'the binary publication at the JSON reader');
+    await guard(pubSub.publish(bytes), STEP_MS, 'the binary publish ack');
+    assert.deepEqual([...(await atReader).data], [...bytes], 'the Protobuf reader gets the same bytes');
+    assert.equal((await atJson).data, Buffer.from(bytes).toString('base64'),
+      'the JSON reader gets a base64 string (protobuf\'s JSON mapping of bytes)');
+
+    // Text that is not JSON is binary too; the HTTP API publishes binary as b64data.
+    const atReader2 = next(readSub, 'publication', 'the API\'s binary publication', {
+      filter: (ctx) => plain(ctx.offset) === 2,
+    });
+    const sent = await api('publish', { channel, b64data: Buffer.from('plain text').toString('base64') });
+    assert.equal(sent.offset, 2);
+    assert.equal(new TextDecoder().decode((await atReader2).data), 'plain text');
+
+    const history = await readSub.history({ limit: -1 });
+    assert.deepEqual(history.publications.map((p) => [...p.data]),
+      [[...bytes], [...new TextEncoder().encode('plain text')]], 'history keeps the bytes');
+
+    // Other payloads go to the backend as JSON: a non-JSON RPC is refused, the connection goes on.
+    await assert.rejects(publisher.rpc('m', new Uint8Array([0, 1])), (e) => e.code === 107,
+      'an RPC whose data is not JSON: error 107 (bad request)');
+    await assert.rejects(api('publish', { channel, b64data: 'not base64!' }), (e) => e.code === 107,
+      'b64data that is not base64: error 107');
+    assert.equal(publisher.state, 'connected');
+    for (const c of [publisher, reader, jsonClient]) c.disconnect();
   });
 }

@@ -41,9 +41,10 @@ pub async fn run_ticker(node: Arc<Node>) {
             let Ok(data) = RawValue::from_string(data) else {
                 continue;
             };
+            let data = crate::protocol::Payload::from(data);
             let channel = format!("ticker:{symbol}");
             let started = std::time::Instant::now();
-            match node.engine.publish(&channel, Arc::from(data), None).await {
+            match node.engine.publish(&channel, data, None).await {
                 // Counted as any publication is, so the dashboard shows the ticker.
                 Ok(_) => {
                     node.metrics.publications.inc();

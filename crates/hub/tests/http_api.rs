@@ -158,6 +158,43 @@ async fn an_api_publish_reaches_subscribers() {
 }
 
 #[tokio::test]
+async fn binary_data_is_published_as_b64data() {
+    let hub = TestHub::start(config()).await;
+    let mut client = Client::connect(&hub, &token("u")).await;
+    client
+        .call(json!({"subscribe": {"channel": "chat:bin"}}))
+        .await;
+    let (_, reply) = hub
+        .api("publish", json!({"channel": "chat:bin", "b64data": "AP8K"}))
+        .await;
+    assert_eq!(reply["result"]["offset"], json!(1), "{reply}");
+    // A JSON client sees bytes as base64, as protobuf's JSON mapping writes them.
+    let push = client.push().await;
+    assert_eq!(push["pub"]["data"], json!("AP8K"), "{push}");
+    // base64 of JSON is a JSON publication.
+    let (_, reply) = hub
+        .api(
+            "broadcast",
+            json!({"channels": ["chat:bin"], "b64data": "eyJrIjoxfQ=="}),
+        )
+        .await;
+    assert_eq!(
+        reply["result"]["responses"][0]["result"]["offset"],
+        json!(2),
+        "{reply}"
+    );
+    assert_eq!(client.push().await["pub"]["data"], json!({"k": 1}));
+    for bad in [
+        json!({"channel": "chat:bin", "b64data": "AP8K", "data": 1}),
+        json!({"channel": "chat:bin", "b64data": "%%%"}),
+        json!({"channel": "chat:bin"}),
+    ] {
+        let (_, reply) = hub.api("publish", bad.clone()).await;
+        assert_eq!(reply["error"]["code"], json!(107), "{bad}: {reply}");
+    }
+}
+
+#[tokio::test]
 async fn healthz_metrics_and_the_start_page() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config();

@@ -484,3 +484,155 @@ fn proxy_settings_are_checked() {
     let e = config.validate().unwrap_err().to_string();
     assert!(e.contains("proxy.http_headers"), "{e}");
 }
+
+/// A client speaking the Protobuf format (`centrifuge-protobuf`) with the hub's own wire
+/// types: enough for a publish through the proxy.
+struct ProtobufClient {
+    ws: duplex::WebSocket<duplex::ClientStream>,
+    next_id: u32,
+    backlog: std::collections::VecDeque<duplex_hub::protocol::protobuf::wire::Reply>,
+}
+
+impl ProtobufClient {
+    async fn connect(hub: &TestHub, token: &str) -> ProtobufClient {
+        use duplex_hub::protocol::protobuf::wire;
+        let (ws, _) = duplex::ClientBuilder::new(hub.ws_url())
+            .protocol("centrifuge-protobuf")
+            .connect()
+            .await
+            .expect("WebSocket connects");
+        let mut client = ProtobufClient {
+            ws,
+            next_id: 0,
+            backlog: Default::default(),
+        };
+        let reply = client
+            .call(wire::Command {
+                connect: Some(wire::ConnectRequest {
+                    token: token.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await;
+        assert!(reply.connect.is_some(), "{reply:?}");
+        client
+    }
+
+    async fn call(
+        &mut self,
+        mut command: duplex_hub::protocol::protobuf::wire::Command,
+    ) -> duplex_hub::protocol::protobuf::wire::Reply {
+        use prost::Message as _;
+        self.next_id += 1;
+        command.id = self.next_id;
+        let id = self.next_id;
+        self.ws
+            .send(duplex::Message::binary(
+                command.encode_length_delimited_to_vec(),
+            ))
+            .await
+            .unwrap();
+        loop {
+            let reply = self.next().await;
+            if reply.id == id {
+                return reply;
+            }
+            self.backlog.push_back(reply);
+        }
+    }
+
+    /// The next reply or push (pings skipped).
+    async fn next(&mut self) -> duplex_hub::protocol::protobuf::wire::Reply {
+        use duplex_hub::protocol::protobuf::wire;
+        use prost::Message as _;
+        loop {
+            if let Some(reply) = self.backlog.pop_front() {
+                if reply.id == 0 && reply.push.is_none() {
+                    continue; // the hub's ping
+                }
+                return reply;
+            }
+            let message = tokio::time::timeout(WAIT, self.ws.recv())
+                .await
+                .expect("a message in time")
+                .expect("the connection stays open")
+                .expect("a message");
+            let duplex::Message::Binary(bytes) = message else {
+                panic!("a Protobuf client gets binary messages: {message:?}");
+            };
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                self.backlog
+                    .push_back(wire::Reply::decode_length_delimited(&mut rest).unwrap());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn binary_publications_go_to_the_publish_proxy_as_b64data_and_back() {
+    use base64::Engine as _;
+    use duplex_hub::protocol::protobuf::wire;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut backend = Backend::start(move |path, body| match path {
+        "/subscribe" => Answer::Json(json!({"result": {}})),
+        // The backend stores bytes of its own choosing, or answers base64 that is not.
+        "/publish" if body["data"]["broken"] == true => {
+            Answer::Json(json!({"result": {"b64data": "not base64!"}}))
+        }
+        "/publish" => Answer::Json(json!({"result": {"b64data": "CQgH"}})),
+        _ => Answer::Status(404),
+    })
+    .await;
+    let hub = TestHub::start(proxied(&backend)).await;
+    let mut json_client = Client::connect(&hub, &token("erin")).await;
+    json_client
+        .call(json!({"subscribe": {"channel": "room:b"}}))
+        .await;
+    assert_eq!(backend.next_call().await.path, "/subscribe");
+    let mut pb = ProtobufClient::connect(&hub, &token("frank")).await;
+    let subscribed = pb
+        .call(wire::Command {
+            subscribe: Some(wire::SubscribeRequest {
+                channel: "room:b".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    assert!(subscribed.subscribe.is_some(), "{subscribed:?}");
+    assert_eq!(backend.next_call().await.path, "/subscribe");
+
+    let published = pb
+        .call(wire::Command {
+            publish: Some(wire::PublishRequest {
+                channel: "room:b".into(),
+                data: vec![0, 1, 2],
+            }),
+            ..Default::default()
+        })
+        .await;
+    assert!(published.publish.is_some(), "{published:?}");
+    let call = backend.next_call().await;
+    assert_eq!(call.path, "/publish");
+    assert_eq!(
+        call.body["b64data"],
+        json!(b64(&[0, 1, 2])),
+        "{}",
+        call.body
+    );
+    assert!(call.body.get("data").is_none(), "{}", call.body);
+    // Stored as the backend chose: bytes for Protobuf, base64 for JSON.
+    let push = pb.next().await.push.expect("a push");
+    assert_eq!(push.publication.expect("a publication").data, [9, 8, 7]);
+    let push = json_client.push().await;
+    assert_eq!(push["pub"]["data"], json!("CQgH"), "{push}");
+
+    // base64 that does not decode: error 100, nothing stored, counted.
+    let reply = json_client
+        .call(json!({"publish": {"channel": "room:b", "data": {"broken": true}}}))
+        .await;
+    assert_eq!(error_code(&reply), 100, "{reply}");
+    assert_eq!(hub.node.metrics.proxy_errors.get("publish"), 1);
+}

@@ -5,12 +5,12 @@ mod common;
 
 use common::*;
 use duplex_hub::config::NamespaceOptions;
+use duplex_hub::protocol::Payload;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 /// A JSON string of `len` pseudo-random letters: permessage-deflate (which the test
 /// client negotiates) cannot shrink it much, so it really fills socket buffers.
-fn incompressible(len: usize) -> Arc<serde_json::value::RawValue> {
+fn incompressible(len: usize) -> Payload {
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let letters: String = (0..len)
         .map(|_| {
@@ -20,7 +20,7 @@ fn incompressible(len: usize) -> Arc<serde_json::value::RawValue> {
             char::from(b'a' + (state % 26) as u8)
         })
         .collect();
-    Arc::from(serde_json::value::RawValue::from_string(format!("\"{letters}\"")).unwrap())
+    Payload::from(serde_json::value::RawValue::from_string(format!("\"{letters}\"")).unwrap())
 }
 
 fn offsets(publications: &Value) -> Vec<u64> {
@@ -143,8 +143,8 @@ async fn no_gap_and_no_duplicate_across_the_switch_to_live() {
     let publisher = tokio::spawn(async move {
         let mut halfway_tx = Some(halfway_tx);
         for i in 1..=TOTAL {
-            let data: Arc<serde_json::value::RawValue> =
-                Arc::from(serde_json::value::RawValue::from_string(i.to_string()).unwrap());
+            let data =
+                Payload::from(serde_json::value::RawValue::from_string(i.to_string()).unwrap());
             engine.publish("chat:live", data, None).await.unwrap();
             if i == TOTAL / 3 {
                 halfway_tx.take().unwrap().send(()).unwrap();

@@ -166,6 +166,10 @@ pub struct EventRequest {
     /// The client's data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Json>,
+    /// The client's data in base64, instead of `data`, when it is not JSON (publish;
+    /// Centrifugo's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b64data: Option<String>,
 }
 
 /// `subscribe` result.
@@ -184,6 +188,21 @@ pub struct SubscribeResult {
 pub struct DataResult {
     /// Publish: the data to store instead of the client's; rpc: the answer.
     pub data: Option<Json>,
+    /// Publish: binary data in base64 to store instead of the client's.
+    pub b64data: Option<String>,
+}
+
+impl DataResult {
+    /// The publication's data the backend chose: `data`, `b64data`, or (neither) none;
+    /// `Err` for base64 that does not decode.
+    pub fn publication(&self) -> Result<Option<crate::protocol::Payload>, base64::DecodeError> {
+        use crate::protocol::Payload;
+        match (&self.data, &self.b64data) {
+            (Some(data), _) => Ok(Some(Payload::Json(data.clone()))),
+            (None, Some(b64data)) => Payload::from_base64(b64data).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// `send` result: nothing.

@@ -8,7 +8,8 @@ use super::{
 };
 use crate::config::Channels;
 use crate::error::Error;
-use crate::protocol::reply::{ClientInfo, Json, Publication};
+use crate::protocol::reply::{ClientInfo, Publication};
+use crate::protocol::Payload;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,7 +85,7 @@ impl MemoryEngine {
     fn publish_now(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
     ) -> Result<Position, Error> {
         self.check_running()?;
@@ -121,7 +122,7 @@ impl MemoryEngine {
     fn publish_once_now(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
         key: String,
     ) -> Result<Position, Error> {
@@ -214,7 +215,7 @@ impl Engine for MemoryEngine {
     fn publish(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>> {
         std::future::ready(self.publish_now(channel, data, info)).boxed()
@@ -223,7 +224,7 @@ impl Engine for MemoryEngine {
     fn publish_once(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
         idempotency_key: String,
     ) -> BoxFuture<'static, Result<Position, Error>> {

@@ -19,7 +19,8 @@ pub use redis::{RedisEngine, RedisOptions};
 pub use sqlite::SqliteEngine;
 
 use crate::error::Error;
-use crate::protocol::reply::{ClientInfo, Json, Publication};
+use crate::protocol::reply::{ClientInfo, Publication};
+use crate::protocol::Payload;
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ pub trait Engine: Send + Sync + 'static {
     fn publish(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>>;
 
@@ -86,7 +87,7 @@ pub trait Engine: Send + Sync + 'static {
     fn publish_once(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
         idempotency_key: String,
     ) -> BoxFuture<'static, Result<Position, Error>>;

@@ -5,11 +5,15 @@ use crate::config::{Channels, Config, Durability};
 use serde_json::value::RawValue;
 use std::sync::Mutex;
 
-fn json(s: &str) -> Json {
+fn json(s: &str) -> Payload {
+    Payload::from(RawValue::from_string(s.to_owned()).unwrap())
+}
+
+fn raw(s: &str) -> crate::protocol::reply::Json {
     Arc::from(RawValue::from_string(s.to_owned()).unwrap())
 }
 
-type Delivered = Arc<Mutex<Vec<(String, u64)>>>;
+type Delivered = Arc<Mutex<Vec<(String, u64, Payload)>>>;
 
 fn channels(history_size: usize) -> Channels {
     let mut config = Config::default();
@@ -21,7 +25,9 @@ fn sink() -> (Delivery, Delivered) {
     let delivered: Delivered = Arc::default();
     let d = delivered.clone();
     let delivery: Delivery = Arc::new(move |channel: &str, p: &Publication, _epoch: &str| {
-        d.lock().unwrap().push((channel.to_owned(), p.offset));
+        d.lock()
+            .unwrap()
+            .push((channel.to_owned(), p.offset, p.data.clone()));
     });
     (delivery, delivered)
 }
@@ -84,9 +90,9 @@ async fn settle(engine: &Arc<dyn Engine>, delivered: &Delivered) {
             let mut seen = delivered.lock().unwrap();
             if seen
                 .iter()
-                .any(|(c, o)| c == "settle" && *o == marker.offset)
+                .any(|(c, o, _)| c == "settle" && *o == marker.offset)
             {
-                seen.retain(|(c, _)| c != "settle");
+                seen.retain(|(c, _, _)| c != "settle");
                 break;
             }
         }
@@ -115,12 +121,17 @@ async fn offsets_are_contiguous_and_delivered_in_order_after_storing() {
         }
         assert_eq!(offsets, (1..=50).collect::<Vec<_>>(), "{name}");
         settle(&engine, &delivered).await;
-        let seen: Vec<u64> = delivered.lock().unwrap().iter().map(|(_, o)| *o).collect();
+        let seen: Vec<u64> = delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, o, _)| *o)
+            .collect();
         assert_eq!(seen, offsets, "{name}: delivered in offset order");
         let history = engine.history("a", HistoryQuery::default()).await.unwrap();
         assert_eq!(history.publications.len(), 50, "{name}");
         for (i, p) in history.publications.iter().enumerate() {
-            assert_eq!(p.data.get(), i.to_string(), "{name}");
+            assert_eq!(p.data.as_bytes(), i.to_string().as_bytes(), "{name}");
             assert_eq!(p.offset, i as u64 + 1, "{name}");
         }
         engine.shutdown().await;
@@ -224,6 +235,37 @@ async fn a_new_channel_gets_an_epoch_that_its_publications_keep() {
 }
 
 #[tokio::test]
+async fn binary_payloads_are_stored_delivered_and_read_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (list, _redis) = engines(10, dir.path()).await;
+    // Newlines and a zero byte first: the Redis live message and stored form must not
+    // split or mistake them.
+    let payloads = [
+        Payload::from_bytes(vec![0, b'\n', 0xff, b'\n', 7]).unwrap(),
+        json("{\"k\":\"v\"}"),
+        Payload::from_bytes(b"not json".to_vec()).unwrap(),
+    ];
+    for (name, engine, delivered) in list {
+        engine.subscribe("b").await.unwrap();
+        for payload in &payloads {
+            engine.publish("b", payload.clone(), None).await.unwrap();
+        }
+        settle(&engine, &delivered).await;
+        let live: Vec<Payload> = delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, p)| p.clone())
+            .collect();
+        assert_eq!(live, payloads, "{name}: delivered");
+        let history = engine.history("b", HistoryQuery::default()).await.unwrap();
+        let stored: Vec<Payload> = history.publications.into_iter().map(|p| p.data).collect();
+        assert_eq!(stored, payloads, "{name}: history");
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn sqlite_keeps_streams_across_restarts_and_memory_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let (d, _) = sink();
@@ -234,7 +276,7 @@ async fn sqlite_keeps_streams_across_restarts_and_memory_does_not() {
     let second = SqliteEngine::open(dir.path(), Durability::Fsync, channels(10), d).unwrap();
     let history = second.history("c", HistoryQuery::default()).await.unwrap();
     assert_eq!(history.position, position);
-    assert_eq!(history.publications[0].data.get(), "{\"k\":1}");
+    assert_eq!(history.publications[0].data.as_bytes(), b"{\"k\":1}");
     assert_eq!(
         second.publish("c", json("2"), None).await.unwrap().offset,
         2
@@ -268,7 +310,7 @@ async fn publisher_info_round_trips() {
         let info = ClientInfo {
             user: "42".into(),
             client: "c1".into(),
-            conn_info: Some(json("{\"name\":\"Ada\"}")),
+            conn_info: Some(raw("{\"name\":\"Ada\"}")),
             chan_info: None,
         };
         engine.publish("d", json("1"), Some(info)).await.unwrap();

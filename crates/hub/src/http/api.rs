@@ -15,7 +15,7 @@ use crate::engine::{HistoryQuery, Position};
 use crate::node::Node;
 use crate::protocol::command::StreamPosition;
 use crate::protocol::reply::HistoryResult;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Payload};
 use crate::session::stats;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,8 @@ pub(crate) fn same_secret(given: &str, secret: &str) -> bool {
 struct PublishParams {
     channel: String,
     data: Option<Box<RawValue>>,
+    /// Binary data in base64, instead of `data` (Centrifugo's name).
+    b64data: Option<String>,
     /// A retry with the same key within five minutes gets the first result.
     idempotency_key: Option<String>,
 }
@@ -81,17 +83,29 @@ struct PublishParams {
 struct BroadcastParams {
     channels: Vec<String>,
     data: Option<Box<RawValue>>,
+    /// Binary data in base64, instead of `data`.
+    b64data: Option<String>,
     /// Applies to each channel.
     idempotency_key: Option<String>,
 }
 
+/// The payload of a publish or broadcast: exactly one of `data` (JSON) and `b64data`
+/// (base64), or error 107.
+fn payload(data: Option<Box<RawValue>>, b64data: Option<String>) -> Result<Payload, ErrorCode> {
+    match (data, b64data) {
+        (Some(data), None) => Ok(Payload::from(data)),
+        (None, Some(b64data)) => Payload::from_base64(&b64data).map_err(|_| ErrorCode::BadRequest),
+        _ => Err(ErrorCode::BadRequest),
+    }
+}
+
 /// Why a publication cannot go to `channel`: an unknown namespace (102) or data over
 /// the namespace's `max_publication_size` (106).
-fn refusal(node: &Node, channel: &str, data: &RawValue) -> Option<ErrorCode> {
+fn refusal(node: &Node, channel: &str, data: &Payload) -> Option<ErrorCode> {
     let Some(options) = node.channels.options(channel) else {
         return Some(ErrorCode::UnknownChannel);
     };
-    if options.max_publication_size > 0 && data.get().len() > options.max_publication_size {
+    if options.max_publication_size > 0 && data.len() > options.max_publication_size {
         node.metrics.limits.inc("max_publication_size");
         return Some(ErrorCode::LimitExceeded);
     }
@@ -102,7 +116,7 @@ fn refusal(node: &Node, channel: &str, data: &RawValue) -> Option<ErrorCode> {
 fn store(
     node: &Node,
     channel: &str,
-    data: Arc<RawValue>,
+    data: Payload,
     key: Option<&str>,
 ) -> futures_util::future::BoxFuture<'static, Result<Position, crate::Error>> {
     match key {
@@ -209,20 +223,25 @@ async fn dispatch(node: &Arc<Node>, method: &str, body: &[u8]) -> Result<String,
     Ok(match method {
         "publish" => {
             let params: PublishParams = parse(body)?;
-            publish(
-                node,
-                &params.channel,
-                params.data,
-                params.idempotency_key.as_deref(),
-            )
-            .await
+            match payload(params.data, params.b64data) {
+                Ok(data) => {
+                    publish(
+                        node,
+                        &params.channel,
+                        data,
+                        params.idempotency_key.as_deref(),
+                    )
+                    .await
+                }
+                Err(code) => error(code),
+            }
         }
         "broadcast" => {
             let params: BroadcastParams = parse(body)?;
-            let Some(data) = params.data else {
-                return Ok(error(ErrorCode::BadRequest));
+            let data = match payload(params.data, params.b64data) {
+                Ok(data) => data,
+                Err(code) => return Ok(error(code)),
             };
-            let data: Arc<RawValue> = Arc::from(data);
             // Queue every channel's publish first (one commit group), then await them.
             let started = Instant::now();
             let acks: Vec<_> = params
@@ -460,16 +479,7 @@ async fn control(node: &Node, control: Control) -> String {
     }
 }
 
-async fn publish(
-    node: &Arc<Node>,
-    channel: &str,
-    data: Option<Box<RawValue>>,
-    key: Option<&str>,
-) -> String {
-    let Some(data) = data else {
-        return error(ErrorCode::BadRequest);
-    };
-    let data: Arc<RawValue> = Arc::from(data);
+async fn publish(node: &Arc<Node>, channel: &str, data: Payload, key: Option<&str>) -> String {
     if let Some(code) = refusal(node, channel, &data) {
         return error(code);
     }

@@ -166,8 +166,8 @@ pub struct SendRequest {
 pub struct PublishRequest {
     /// The channel.
     pub channel: String,
-    /// The publication's data (raw JSON).
-    pub data: Option<Box<RawValue>>,
+    /// The publication's data.
+    pub data: Option<super::Payload>,
     /// A duplex extension (the official SDKs do not send it): a repeat with the same key
     /// in this channel within 5 minutes is acknowledged without storing again.
     pub idempotency_key: Option<String>,
@@ -378,7 +378,7 @@ mod tests {
         )
         .unwrap();
         match &commands[0].request {
-            Request::Publish(p) => assert_eq!(p.data.as_ref().unwrap().get(), "{\"a\":[1]}"),
+            Request::Publish(p) => assert_eq!(p.data.as_ref().unwrap().as_bytes(), b"{\"a\":[1]}"),
             other => panic!("{other:?}"),
         }
     }

@@ -6,9 +6,11 @@
 pub mod codes;
 pub mod command;
 pub mod format;
+pub mod payload;
 pub mod protobuf;
 pub mod reply;
 
 pub use codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 pub use command::{Command, DecodeError, Request};
 pub use format::Format;
+pub use payload::Payload;

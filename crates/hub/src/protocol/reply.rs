@@ -63,7 +63,7 @@ impl ClientInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct Publication {
     /// The payload.
-    pub data: Json,
+    pub data: super::Payload,
     /// The publisher, when a client published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<ClientInfo>,
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn a_publication_push_embeds_the_data_as_json() {
         let publication = Publication {
-            data: raw("{\"text\":\"hi\"}"),
+            data: crate::protocol::Payload::Json(raw("{\"text\":\"hi\"}")),
             info: None,
             offset: 12,
         };

@@ -549,17 +549,12 @@ impl Session {
             .options(&request.channel)
             .ok_or(ErrorCode::UnknownChannel)?;
         let data = request.data.ok_or(ErrorCode::BadRequest)?;
-        if options.max_publication_size > 0 && data.get().len() > options.max_publication_size {
+        if options.max_publication_size > 0 && data.len() > options.max_publication_size {
             node.metrics.limits.inc("max_publication_size");
             return Err(ErrorCode::LimitExceeded);
         }
         if options.proxy_publish {
-            self.publish_via_backend(
-                id,
-                request.channel,
-                Arc::from(data),
-                request.idempotency_key,
-            );
+            self.publish_via_backend(id, request.channel, data, request.idempotency_key);
             return Ok(());
         }
         let connected = self.connected();
@@ -576,10 +571,8 @@ impl Session {
         let started = Instant::now();
         let info = Some(connected.info_in(&request.channel));
         let ack = match request.idempotency_key {
-            Some(key) => node
-                .engine
-                .publish_once(&request.channel, Arc::from(data), info, key),
-            None => node.engine.publish(&request.channel, Arc::from(data), info),
+            Some(key) => node.engine.publish_once(&request.channel, data, info, key),
+            None => node.engine.publish(&request.channel, data, info),
         };
         self.pending.push(Box::pin(async move {
             acknowledge(&node, id, ack, started).await

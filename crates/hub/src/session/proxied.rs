@@ -9,7 +9,7 @@ use crate::backend::{self, CallError, Caller, Event, EventRequest, Verdict};
 use crate::node::Node;
 use crate::protocol::command::{ConnectRequest, RpcRequest, SendRequest};
 use crate::protocol::reply::{Json, Reply};
-use crate::protocol::{DisconnectCode, ErrorCode};
+use crate::protocol::{DisconnectCode, ErrorCode, Payload};
 use std::time::{Duration, Instant};
 
 /// How soon a refresh is tried again when the backend could not answer: a backend that
@@ -93,6 +93,7 @@ impl Session {
             channel: None,
             method: None,
             data: None,
+            b64data: None,
         };
         let result = self
             .call::<backend::RefreshResult>(Event::Refresh, &body)
@@ -131,6 +132,7 @@ impl Session {
             channel: Some(channel.to_owned()),
             method: None,
             data,
+            b64data: None,
         };
         self.call(Event::Subscribe, &body).await
     }
@@ -141,7 +143,7 @@ impl Session {
         &mut self,
         id: u32,
         channel: String,
-        data: Json,
+        data: Payload,
         idempotency_key: Option<String>,
     ) {
         let node = self.node.clone();
@@ -154,7 +156,11 @@ impl Session {
                 caller,
                 channel: Some(channel.clone()),
                 method: None,
-                data: Some(data.clone()),
+                data: match &data {
+                    Payload::Json(json) => Some(json.clone()),
+                    Payload::Binary(_) => None,
+                },
+                b64data: data.base64(),
             };
             let result = match &node.backend {
                 Some(b) => {
@@ -163,7 +169,14 @@ impl Session {
                 None => Err(Failure::Error(ErrorCode::NotAvailable)),
             };
             let data = match result {
-                Ok(r) => r.data.unwrap_or(data),
+                Ok(r) => match r.publication() {
+                    Ok(chosen) => chosen.unwrap_or(data),
+                    Err(e) => {
+                        tracing::warn!(%channel, error = %e, "publish proxy answered b64data that is not base64");
+                        node.metrics.proxy_errors.inc("publish");
+                        return deferred_failure(id, Failure::Error(ErrorCode::Internal));
+                    }
+                },
                 Err(failure) => return deferred_failure(id, failure),
             };
             let ack = match idempotency_key {
@@ -186,6 +199,7 @@ impl Session {
             channel: None,
             method: Some(request.method),
             data: request.data.map(Json::from),
+            b64data: None,
         };
         self.pending.push(Box::pin(async move {
             let Some(backend) = &node.backend else {
@@ -211,6 +225,7 @@ impl Session {
             channel: None,
             method: None,
             data: request.data.map(Json::from),
+            b64data: None,
         };
         self.pending.push(Box::pin(async move {
             let Some(backend) = &node.backend else {

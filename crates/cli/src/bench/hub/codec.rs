@@ -309,7 +309,7 @@ mod tests {
             format.append(&mut message, format.reply(2, &subscribed));
             format.append(&mut message, format.ping());
             let publication = Publication {
-                data: data.clone(),
+                data: duplex_hub::protocol::Payload::Json(data.clone()),
                 info: None,
                 offset: 8,
             };
@@ -420,7 +420,10 @@ mod tests {
                 Request::Publish(p) => {
                     assert_eq!(commands[0].id, 9);
                     assert_eq!(p.channel, "chat:x");
-                    assert_eq!(p.data.as_ref().unwrap().get(), "{\"pad\":\"p\",\"t\":1}");
+                    assert_eq!(
+                        p.data.as_ref().unwrap().as_bytes(),
+                        b"{\"pad\":\"p\",\"t\":1}"
+                    );
                 }
                 other => panic!("{format:?}: {other:?}"),
             }

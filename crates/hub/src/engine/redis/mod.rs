@@ -19,12 +19,11 @@ use super::{
 };
 use crate::config::Channels;
 use crate::error::Error;
-use crate::protocol::reply::{ClientInfo, Json, Publication};
+use crate::protocol::reply::{ClientInfo, Publication};
+use crate::protocol::Payload;
 use conn::Conn;
 use futures_util::future::{BoxFuture, FutureExt};
 use redis::Value;
-use serde_json::value::RawValue;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -202,7 +201,7 @@ impl RedisEngine {
     fn publish_cmd(
         &self,
         channel: &str,
-        data: &Json,
+        data: &Payload,
         info: Option<&ClientInfo>,
         idempotency_key: Option<&str>,
     ) -> Result<redis::Cmd, Error> {
@@ -227,7 +226,7 @@ impl RedisEngine {
         if let Some(key) = idempotency_key {
             cmd.arg(self.keys.idempotency(channel, key));
         }
-        cmd.arg(data.get())
+        cmd.arg(data.to_stored())
             .arg(info)
             .arg(now_ms())
             .arg(options.history_size)
@@ -377,13 +376,10 @@ pub(crate) fn parse_info(info: &[u8]) -> Result<Option<ClientInfo>, Error> {
         .map_err(|e| Error::Storage(format!("redis: stored publisher info is not JSON: {e}")))
 }
 
-/// JSON data as stored.
-pub(crate) fn parse_data(data: &[u8]) -> Result<Json, Error> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| Error::Storage("redis: stored data is not UTF-8".into()))?;
-    RawValue::from_string(text.to_owned())
-        .map(Arc::from)
-        .map_err(|e| Error::Storage(format!("redis: stored data is not JSON: {e}")))
+/// A payload as stored ([`Payload::to_stored`]).
+pub(crate) fn parse_data(data: &[u8]) -> Result<Payload, Error> {
+    Payload::from_stored(data)
+        .map_err(|e| Error::Storage(format!("redis: stored data is corrupt: {e}")))
 }
 
 /// One stream entry: `[id, [field, value, ...]]`, with its time in ms.
@@ -425,7 +421,7 @@ impl Engine for RedisEngine {
     fn publish(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>> {
         self.queue(
@@ -437,7 +433,7 @@ impl Engine for RedisEngine {
     fn publish_once(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
         idempotency_key: String,
     ) -> BoxFuture<'static, Result<Position, Error>> {

@@ -5,12 +5,17 @@ use super::test_server::{wait_for_replica, RedisCluster, RedisSentinel, RedisSer
 use super::*;
 use crate::config::Config;
 use futures_util::future::join_all;
-use std::sync::Mutex;
+use serde_json::value::RawValue;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 type Delivered = Arc<Mutex<Vec<(String, u64, String)>>>;
 
-fn json(s: &str) -> Json {
+fn json(s: &str) -> Payload {
+    Payload::from(RawValue::from_string(s.to_owned()).unwrap())
+}
+
+fn raw(s: &str) -> crate::protocol::reply::Json {
     Arc::from(RawValue::from_string(s.to_owned()).unwrap())
 }
 
@@ -220,7 +225,7 @@ async fn presence_is_shared_and_expires_unless_refreshed() {
     let info = |client: &str| ClientInfo {
         user: "u".into(),
         client: client.into(),
-        conn_info: Some(json("{\"name\":\"Ada\"}")),
+        conn_info: Some(raw("{\"name\":\"Ada\"}")),
         chan_info: None,
     };
     a.add_presence("p", "c1", info("c1")).await.unwrap();
@@ -307,7 +312,7 @@ async fn health_holds_with_subscriptions_and_info_with_newlines_is_delivered() {
         user: "u".into(),
         client: "c".into(),
         // As a backend may write it.
-        conn_info: Some(json("{\n  \"name\": \"Ada\"\n}")),
+        conn_info: Some(raw("{\n  \"name\": \"Ada\"\n}")),
         chan_info: None,
     };
     a.publish("h", json("{\"text\":\"a\\nb\"}"), Some(info))

@@ -16,6 +16,7 @@ use super::{
 use crate::config::{Channels, Durability};
 use crate::error::Error;
 use crate::protocol::reply::{ClientInfo, Json, Publication};
+use crate::protocol::Payload;
 use futures_util::future::{BoxFuture, FutureExt};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::value::RawValue;
@@ -61,7 +62,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 enum Op {
     Publish {
         channel: String,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
         /// Remembered for [`IDEMPOTENCY_WINDOW`]; a repeat answers the first position.
         key: Option<String>,
@@ -124,7 +125,7 @@ impl SqliteEngine {
     fn queue_publish(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
         key: Option<String>,
     ) -> BoxFuture<'static, Result<Position, Error>> {
@@ -289,7 +290,21 @@ fn raw_json(text: String) -> Result<Json, Error> {
 
 fn publication_from_row(row: &rusqlite::Row<'_>) -> Result<Publication, Error> {
     let offset: i64 = row.get(0).map_err(storage)?;
-    let data: String = row.get(1).map_err(storage)?;
+    // JSON is stored as TEXT, a binary payload as a BLOB (the column's TEXT affinity
+    // leaves blobs alone).
+    let data = match row.get_ref(1).map_err(storage)? {
+        rusqlite::types::ValueRef::Text(text) => Payload::from_json_text(text)
+            .map_err(|e| Error::Storage(format!("stored data is corrupt: {e}")))?,
+        rusqlite::types::ValueRef::Blob(bytes) => {
+            Payload::Binary(bytes::Bytes::copy_from_slice(bytes))
+        }
+        other => {
+            return Err(Error::Storage(format!(
+                "stored data is corrupt: a {:?} value",
+                other.data_type()
+            )))
+        }
+    };
     let client: Option<String> = row.get(3).map_err(storage)?;
     let info = match client {
         Some(client) => Some(ClientInfo {
@@ -312,7 +327,7 @@ fn publication_from_row(row: &rusqlite::Row<'_>) -> Result<Publication, Error> {
         None => None,
     };
     Ok(Publication {
-        data: raw_json(data)?,
+        data,
         info,
         offset: u64::try_from(offset).unwrap_or(0),
     })
@@ -347,7 +362,7 @@ impl Engine for SqliteEngine {
     fn publish(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
     ) -> BoxFuture<'static, Result<Position, Error>> {
         self.queue_publish(channel, data, info, None)
@@ -356,7 +371,7 @@ impl Engine for SqliteEngine {
     fn publish_once(
         &self,
         channel: &str,
-        data: Json,
+        data: Payload,
         info: Option<ClientInfo>,
         idempotency_key: String,
     ) -> BoxFuture<'static, Result<Position, Error>> {

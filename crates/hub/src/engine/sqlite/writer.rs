@@ -7,6 +7,7 @@ use crate::config::Channels;
 use crate::engine::{new_epoch, now_ms, Delivery, Position, IDEMPOTENCY_WINDOW};
 use crate::error::Error;
 use crate::protocol::reply::Publication;
+use crate::protocol::Payload;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::mpsc;
@@ -151,7 +152,7 @@ impl Writer {
                         channel,
                         offset,
                         now,
-                        data.get(),
+                        stored_data(data),
                         info.as_ref().map(|i| i.user.as_str()),
                         info.as_ref().map(|i| i.client.as_str()),
                         info.as_ref().and_then(|i| i.conn_info.as_ref()).map(|j| j.get()),
@@ -299,4 +300,13 @@ fn fail(op: Op, error: Error) {
             let _ = reply.send(Err(error));
         }
     }
+}
+
+/// How a payload goes into the `data` column: JSON as TEXT, binary as a BLOB.
+fn stored_data(data: &Payload) -> rusqlite::types::ToSqlOutput<'_> {
+    use rusqlite::types::{ToSqlOutput, ValueRef};
+    ToSqlOutput::Borrowed(match data {
+        Payload::Json(raw) => ValueRef::Text(raw.get().as_bytes()),
+        Payload::Binary(bytes) => ValueRef::Blob(bytes),
+    })
 }

@@ -3,9 +3,10 @@
 //!
 //! The messages are the same as the JSON format's; only the encoding differs, so this
 //! module converts between the wire types in [`wire`] and the codec's own
-//! ([`Command`], [`Reply`], [`Publication`]). `bytes` fields carry the payload's bytes;
-//! the hub stores and forwards payloads as JSON (JSON clients embed them), so a payload
-//! that is not JSON is refused with error 107 (bad request) for that command.
+//! ([`Command`], [`Reply`], [`Publication`]). `bytes` fields carry the payload's bytes.
+//! A publication may carry any bytes ([`Payload`]); the other payloads (connect,
+//! subscribe, RPC and send data, which the hub hands to the backend's proxy as JSON) must
+//! be JSON, or that command is refused with error 107 (bad request).
 
 pub mod wire;
 
@@ -16,6 +17,7 @@ use super::command::{
     SubscribeRequest, MAX_COMMANDS,
 };
 use super::reply::{ClientInfo, Json, Publication, Reply, SubscribeResult};
+use super::Payload;
 use prost::Message as _;
 use serde_json::value::RawValue;
 
@@ -93,14 +95,11 @@ fn into_command(raw: wire::Command) -> Command {
     } else if let Some(r) = raw.unsubscribe {
         Request::Unsubscribe(ChannelRequest { channel: r.channel })
     } else if let Some(r) = raw.publish {
-        match payload(r.data) {
-            Ok(data) => Request::Publish(PublishRequest {
-                channel: r.channel,
-                data,
-                idempotency_key: None,
-            }),
-            Err(()) => refused("publish"),
-        }
+        Request::Publish(PublishRequest {
+            channel: r.channel,
+            data: Payload::from_bytes(r.data),
+            idempotency_key: None,
+        })
     } else if let Some(r) = raw.presence {
         Request::Presence(ChannelRequest { channel: r.channel })
     } else if let Some(r) = raw.presence_stats {
@@ -162,7 +161,7 @@ fn info(info: &ClientInfo) -> wire::ClientInfo {
 
 fn publication(p: &Publication) -> wire::Publication {
     wire::Publication {
-        data: p.data.get().as_bytes().to_vec(),
+        data: p.data.as_bytes().to_vec(),
         info: p.info.as_ref().map(info),
         offset: p.offset,
     }

@@ -82,7 +82,7 @@ fn several_commands_per_message_as_the_sdks_send_them() {
     match &commands[2].request {
         Request::Publish(p) => {
             assert_eq!(commands[2].id, 3);
-            assert_eq!(p.data.as_ref().unwrap().get(), "{\"a\":1}");
+            assert_eq!(p.data.as_ref().unwrap().as_bytes(), b"{\"a\":1}");
         }
         other => panic!("{other:?}"),
     }
@@ -126,7 +126,7 @@ fn history_since_and_ping() {
 }
 
 #[test]
-fn a_payload_that_is_not_json_is_refused_for_that_command_only() {
+fn a_publication_carries_any_bytes_and_other_payloads_must_be_json() {
     let message = [
         delimited(&[
             int(1, 1),
@@ -140,26 +140,40 @@ fn a_payload_that_is_not_json_is_refused_for_that_command_only() {
             int(1, 3),
             field(7, &[field(1, b"c"), field(2, b"\"ok\"")].concat()),
         ]),
+        delimited(&[
+            int(1, 4),
+            field(13, &[field(1, b"\xff"), field(2, b"m")].concat()),
+        ]),
     ]
     .concat();
     let commands = decode(&message).unwrap();
+    let published = |i: usize| match &commands[i].request {
+        Request::Publish(p) => p.data.clone().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(published(0).is_binary());
+    assert_eq!(published(0).as_bytes(), b"\x00\x01binary");
+    assert!(published(1).is_binary());
+    assert_eq!(published(1).as_bytes(), b"plain text");
+    assert!(!published(2).is_binary());
+    assert_eq!(published(2).as_bytes(), b"\"ok\"");
     assert!(matches!(
-        commands[0].request,
-        Request::Refused {
-            method: "publish",
-            ..
-        }
+        commands[3].request,
+        Request::Refused { method: "rpc", .. }
     ));
-    assert!(matches!(
-        commands[1].request,
-        Request::Refused {
-            method: "publish",
-            ..
-        }
-    ));
-    assert!(
-        matches!(&commands[2].request, Request::Publish(p) if p.data.as_ref().unwrap().get() == "\"ok\"")
-    );
+}
+
+#[test]
+fn a_binary_publication_reaches_protobuf_clients_as_sent() {
+    let publication = Publication {
+        data: Payload::from_bytes(vec![0, 0xff, b'\n']).unwrap(),
+        info: None,
+        offset: 3,
+    };
+    let item = encode_publication("c", &publication);
+    let reply = wire::Reply::decode_length_delimited(&item[..]).unwrap();
+    let push = reply.push.unwrap();
+    assert_eq!(push.publication.unwrap().data, [0, 0xff, b'\n']);
 }
 
 #[test]
@@ -209,7 +223,7 @@ fn a_message_holds_at_most_max_commands() {
 #[test]
 fn a_publication_push_is_a_reply_with_a_push() {
     let publication = Publication {
-        data: json("{\"text\":\"hi\"}"),
+        data: Payload::Json(json("{\"text\":\"hi\"}")),
         info: Some(ClientInfo {
             user: "u".into(),
             client: "c1".into(),
@@ -267,7 +281,7 @@ fn replies_errors_and_the_ping() {
     );
     let history = Reply::History(HistoryResult {
         publications: vec![Publication {
-            data: json("1"),
+            data: Payload::Json(json("1")),
             info: None,
             offset: 3,
         }],
