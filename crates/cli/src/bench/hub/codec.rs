@@ -10,6 +10,7 @@
 //! acknowledged with `43ID[{offset}]`, publications arrive as `42["pub",{offset,data}]`,
 //! and the server's ping `2` is answered with `3`.
 
+use super::pusher;
 use duplex::Message;
 use duplex_hub::protocol::protobuf::wire;
 use prost::Message as _;
@@ -26,6 +27,10 @@ pub enum Protocol {
     /// comparison; the URL is the server's `/socket.io/` path.
     #[value(name = "socketio")]
     SocketIo,
+    /// The Pusher protocol 7, for comparison with a Pusher-compatible server (sockudo);
+    /// the URL is `ws://HOST:PORT/app/KEY`, publishers use its HTTP API (`--api-key
+    /// APP_ID:SECRET`).
+    Pusher,
 }
 
 /// What one item of a hub message means to the generator.
@@ -57,13 +62,14 @@ impl Protocol {
             Protocol::Json => "json",
             Protocol::Protobuf => "protobuf",
             Protocol::SocketIo => "socketio",
+            Protocol::Pusher => "pusher",
         }
     }
 
     /// The subprotocol a connection offers, if the format needs one.
     pub fn subprotocol(self) -> Option<&'static str> {
         match self {
-            Protocol::Json | Protocol::SocketIo => None,
+            Protocol::Json | Protocol::SocketIo | Protocol::Pusher => None,
             Protocol::Protobuf => Some(duplex_hub::protocol::protobuf::SUBPROTOCOL),
         }
     }
@@ -73,29 +79,40 @@ impl Protocol {
     pub fn url(self, url: &str) -> String {
         match self {
             Protocol::SocketIo if !url.contains('?') => format!("{url}?EIO=4&transport=websocket"),
+            Protocol::Pusher => pusher::url(url),
             _ => url.to_owned(),
         }
     }
 
     fn command(self, json: Value, protobuf: wire::Command) -> Message {
         match self {
-            Protocol::Json => Message::text(json.to_string()),
             Protocol::Protobuf => Message::binary(protobuf.encode_length_delimited_to_vec()),
-            Protocol::SocketIo => Message::text(json.to_string()),
+            _ => Message::text(json.to_string()),
         }
     }
 
-    /// `connect` (id 1) with `token`.
-    pub fn connect(self, token: &str) -> Message {
+    /// Whether a channel's publications arrive in order, numbered by the server. With
+    /// Pusher, the generator numbers them, and concurrent HTTP publishes have no order.
+    pub fn ordered(self) -> bool {
+        self != Protocol::Pusher
+    }
+
+    /// `connect` (id 1) with `token`; none for Pusher, whose server greets unasked (an
+    /// event that counts as the reply to id 1).
+    pub fn connect(self, token: &str) -> Option<Message> {
         let name = "duplex-bench";
-        if self == Protocol::SocketIo {
+        match self {
+            Protocol::Pusher => return None,
             // Socket.IO CONNECT to the main namespace; the token as its auth payload.
-            return match token {
-                "" => Message::text("40"),
-                token => Message::text(format!("40{}", json!({ "token": token }))),
-            };
+            Protocol::SocketIo => {
+                return Some(match token {
+                    "" => Message::text("40"),
+                    token => Message::text(format!("40{}", json!({ "token": token }))),
+                })
+            }
+            Protocol::Json | Protocol::Protobuf => {}
         }
-        self.command(
+        Some(self.command(
             json!({"id": 1, "connect": {"token": token, "name": name}}),
             wire::Command {
                 id: 1,
@@ -106,13 +123,17 @@ impl Protocol {
                 }),
                 ..Default::default()
             },
-        )
+        ))
     }
 
     /// `subscribe` to `channel`.
     pub fn subscribe(self, id: u32, channel: &str) -> Message {
-        if self == Protocol::SocketIo {
-            return Message::text(format!("42{id}{}", json!(["subscribe", channel])));
+        match self {
+            Protocol::SocketIo => {
+                return Message::text(format!("42{id}{}", json!(["subscribe", channel])))
+            }
+            Protocol::Pusher => return Message::text(pusher::subscribe(channel)),
+            Protocol::Json | Protocol::Protobuf => {}
         }
         self.command(
             json!({"id": id, "subscribe": {"channel": channel}}),
@@ -127,9 +148,12 @@ impl Protocol {
         )
     }
 
-    /// `publish` of `data` (a JSON value) to `channel`.
+    /// `publish` of `data` (a JSON value) to `channel`. With Pusher, a client event,
+    /// unacknowledged and refused on public channels: the generator publishes through
+    /// the HTTP API instead.
     pub fn publish(self, id: u32, channel: &str, data: &Value) -> Message {
         match self {
+            Protocol::Pusher => Message::text(pusher::client_event(channel, data)),
             Protocol::Json => self.command(
                 json!({"id": id, "publish": {"channel": channel, "data": data}}),
                 wire::Command::default(),
@@ -157,6 +181,7 @@ impl Protocol {
         match self {
             Protocol::Json => Message::text("{}"),
             Protocol::SocketIo => Message::text("3"),
+            Protocol::Pusher => Message::text(pusher::pong()),
             Protocol::Protobuf => Message::binary(vec![0u8]),
         }
     }
@@ -181,6 +206,10 @@ impl Protocol {
             Protocol::SocketIo => {
                 let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
                 socketio_event(text).map(|event| vec![event])
+            }
+            Protocol::Pusher => {
+                let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
+                pusher::decode(text).map(|event| vec![event])
             }
         }
     }
@@ -388,7 +417,7 @@ mod tests {
             Message::Text(t) => t.as_str().to_owned(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(text(p.connect("")), "40");
+        assert_eq!(text(p.connect("").unwrap()), "40");
         assert_eq!(text(p.subscribe(5, "a\"b")), r#"425["subscribe","a\"b"]"#);
         assert_eq!(
             text(p.publish(6, "c", &json!({"t": 1}))),
@@ -427,7 +456,9 @@ mod tests {
                 }
                 other => panic!("{format:?}: {other:?}"),
             }
-            let connect = format.decode(&bytes(protocol.connect("tok"))).unwrap();
+            let connect = format
+                .decode(&bytes(protocol.connect("tok").unwrap()))
+                .unwrap();
             assert!(matches!(&connect[0].request, Request::Connect(c) if c.token == "tok"));
             let subscribe = format.decode(&bytes(protocol.subscribe(2, "c"))).unwrap();
             assert!(matches!(&subscribe[0].request, Request::Subscribe(s) if s.channel == "c"));

@@ -7,9 +7,12 @@
 //! once stored. Every subscriber checks
 //! that the offsets it receives follow each other exactly; the run counts the
 //! deliveries that every acknowledged publication owes its subscribers, so a lost,
-//! duplicated or reordered publication is reported, not guessed.
+//! duplicated or reordered publication is reported, not guessed. Against a Pusher server
+//! (`--protocol pusher`, `pusher.rs`), which has no offsets, the generator numbers each
+//! channel's publications itself and counts losses and duplicates, not order.
 
 mod codec;
+mod pusher;
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress};
 use super::{
@@ -77,6 +80,7 @@ pub struct HubArgs {
     server_pid: Option<u32>,
     /// Publish through the hub's HTTP API (`POST /api/publish` on the first endpoint's
     /// host) with this key, as a backend does, instead of over WebSocket connections.
+    /// With --protocol pusher: APP_ID:SECRET for the app's HTTP API.
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
     #[command(flatten)]
@@ -140,8 +144,13 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         None => seconds(args.duration, "--duration", false)?,
     };
     let drain = seconds(args.drain, "--drain", true)?;
+    if args.protocol == Protocol::Pusher && args.api_key.is_none() {
+        return Err(BenchError::Usage(
+            "--protocol pusher publishes through the HTTP API: give --api-key APP_ID:SECRET".into(),
+        ));
+    }
     let api = match &args.api_key {
-        Some(key) => Some(Arc::new(Api::new(&args.urls[0], key)?)),
+        Some(key) => Some(Arc::new(Api::new(args.protocol, &args.urls[0], key)?)),
         None => None,
     };
     ensure_fds(
@@ -305,6 +314,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             "lost": lost,
             "duplicates": run.duplicates.load(Relaxed),
             "gaps": run.gaps.load(Relaxed),
+            "order_checked": args.protocol.ordered(),
             "disconnects": run.disconnects.load(Relaxed),
             "delivery_latency_us": delivery.json(),
             "ack_latency_us": ack.json(),
@@ -352,9 +362,14 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             (
                 "lost / duplicated / gaps".into(),
                 format!(
-                    "{lost} / {} / {}",
+                    "{lost} / {} / {}{}",
                     run.duplicates.load(Relaxed),
-                    run.gaps.load(Relaxed)
+                    run.gaps.load(Relaxed),
+                    if args.protocol.ordered() {
+                        ""
+                    } else {
+                        " (order not checked: numbered by the generator)"
+                    }
                 ),
             ),
             (
@@ -396,7 +411,9 @@ async fn open(run: &Run, endpoint: usize) -> Result<WebSocket<ClientStream>, Str
         .connect()
         .await
         .map_err(|e| e.to_string())?;
-    send(&mut ws, run.protocol.connect(&run.token)).await?;
+    if let Some(connect) = run.protocol.connect(&run.token) {
+        send(&mut ws, connect).await?;
+    }
     next_reply(run.protocol, &mut ws, 1)
         .await?
         .map_err(|e| format!("connect refused: {e}"))?;
@@ -491,6 +508,8 @@ async fn subscriber(
         }
     };
     received.opened = true;
+    // Without server offsets (Pusher): the publications' own numbers, in any order.
+    let mut window = (!protocol.ordered()).then(pusher::Window::default);
     run.subscribers[channel].fetch_add(1, Relaxed);
     let _ = ready.send(());
     drop(ready);
@@ -519,14 +538,27 @@ async fn subscriber(
             let Event::Publication { offset, sent_us } = event else {
                 continue;
             };
-            if offset <= last {
-                run.duplicates.fetch_add(1, Relaxed);
-                continue;
+            if let Some(window) = &mut window {
+                match window.receive(offset) {
+                    pusher::Arrival::New => {}
+                    pusher::Arrival::Duplicate => {
+                        run.duplicates.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    pusher::Arrival::NewPastGaps(n) => {
+                        run.gaps.fetch_add(n, Relaxed);
+                    }
+                }
+            } else {
+                if offset <= last {
+                    run.duplicates.fetch_add(1, Relaxed);
+                    continue;
+                }
+                if offset > last + 1 {
+                    run.gaps.fetch_add(1, Relaxed);
+                }
+                last = offset;
             }
-            if offset > last + 1 {
-                run.gaps.fetch_add(1, Relaxed);
-            }
-            last = offset;
             received.count += 1;
             run.delivered.fetch_add(1, Relaxed);
             if let Some(sent) = sent_us {
@@ -709,6 +741,8 @@ async fn api_publisher(
 ) {
     let mut pending = futures_util::stream::FuturesUnordered::new();
     let mut acks = run.ack.batch();
+    // Each channel's publications numbered from 1 (Pusher's stand-in for offsets).
+    let mut numbers: HashMap<usize, u64> = HashMap::new();
     loop {
         let more = pace.more();
         let can_send = more && pending.len() < IN_FLIGHT && run.subscribers_keep_up();
@@ -718,7 +752,13 @@ async fn api_publisher(
         tokio::select! {
             () = pace_until(pace.wait()), if can_send => {
                 let (index, name) = pace.take(&channels);
-                let body = json!({"channel": name, "data": publication_data(&run, &pad)});
+                let mut data = publication_data(&run, &pad);
+                if !run.protocol.ordered() {
+                    let n = numbers.entry(*index).or_default();
+                    *n += 1;
+                    data["n"] = json!(*n);
+                }
+                let body = api.body(name, &data);
                 let (api, index) = (api.clone(), *index);
                 pending.push(async move {
                     let started = Instant::now();
@@ -739,32 +779,69 @@ async fn api_publisher(
     }
 }
 
-/// The hub's HTTP API, for publishers that publish like a backend.
+/// The hub's HTTP API, for publishers that publish like a backend (or a Pusher app's).
 pub struct Api {
     client: duplex_hub::backend::HttpClient,
     uri: http::Uri,
     headers: http::HeaderMap,
+    /// Set for a Pusher app: requests are signed, a `200` is the acknowledgement.
+    pusher: Option<pusher::App>,
 }
 
 impl Api {
-    fn new(url: &str, key: &str) -> Result<Api, BenchError> {
+    fn new(protocol: Protocol, url: &str, key: &str) -> Result<Api, BenchError> {
+        let client = duplex_hub::backend::HttpClient::new(Duration::from_secs(10));
+        if protocol == Protocol::Pusher {
+            let app = pusher::App::new(url, key).map_err(BenchError::Usage)?;
+            return Ok(Api {
+                client,
+                uri: app.uri.clone(),
+                headers: http::HeaderMap::new(),
+                pusher: Some(app),
+            });
+        }
         let uri = crate::publish::endpoint(url).map_err(|e| BenchError::Usage(e.to_string()))?;
         let mut headers = http::HeaderMap::new();
         let key = http::HeaderValue::from_str(key)
             .map_err(|_| BenchError::Usage("--api-key is not a valid header value".into()))?;
         headers.insert("x-api-key", key);
         Ok(Api {
-            client: duplex_hub::backend::HttpClient::new(Duration::from_secs(10)),
+            client,
             uri,
             headers,
+            pusher: None,
         })
     }
 
-    /// Publishes; Ok once the hub answered with the stored offset.
-    async fn publish(&self, body: Value) -> Result<(), String> {
+    /// The request body publishing `data` to `channel`.
+    fn body(&self, channel: &str, data: &Value) -> String {
+        match self.pusher {
+            Some(_) => pusher::App::body(channel, data),
+            None => json!({"channel": channel, "data": data}).to_string(),
+        }
+    }
+
+    /// Publishes; Ok once the hub answered with the stored offset (a Pusher app: once
+    /// it answered 200).
+    async fn publish(&self, body: String) -> Result<(), String> {
+        if let Some(app) = &self.pusher {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let path = app.signed_path(&body, now);
+            let mut parts = self.uri.clone().into_parts();
+            parts.path_and_query = Some(path.parse().map_err(|e| format!("{path}: {e}"))?);
+            let uri = http::Uri::from_parts(parts).map_err(|e| e.to_string())?;
+            return self
+                .client
+                .post(&uri, &self.headers, body.into_bytes())
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string());
+        }
         let answer = self
             .client
-            .post(&self.uri, &self.headers, body.to_string().into_bytes())
+            .post(&self.uri, &self.headers, body.into_bytes())
             .await
             .map_err(|e| e.to_string())?;
         let answer: Value =
