@@ -66,16 +66,12 @@ impl Payload {
         self.len() == 0
     }
 
-    /// The payload as the Redis engine stores it: JSON text, or a zero byte and the bytes.
-    pub fn to_stored(&self) -> Vec<u8> {
+    /// The payload as the Redis engine stores it: JSON text (borrowed: the publish path
+    /// copies it once, into the command), or a zero byte and the bytes.
+    pub fn to_stored(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
-            Payload::Json(raw) => raw.get().as_bytes().to_vec(),
-            Payload::Binary(bytes) => {
-                let mut stored = Vec::with_capacity(1 + bytes.len());
-                stored.push(BINARY_TAG);
-                stored.extend_from_slice(bytes);
-                stored
-            }
+            Payload::Json(raw) => raw.get().as_bytes().into(),
+            Payload::Binary(bytes) => [&[BINARY_TAG][..], bytes].concat().into(),
         }
     }
 
@@ -114,9 +110,7 @@ impl Serialize for Payload {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Payload::Json(raw) => raw.serialize(serializer),
-            Payload::Binary(bytes) => {
-                serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-            }
+            Payload::Binary(_) => serializer.serialize_str(&self.base64().unwrap_or_default()),
         }
     }
 }

@@ -174,14 +174,18 @@ impl Window {
         if n <= self.below {
             return Arrival::Duplicate;
         }
+        // Slide so that `n` fits in the bitmap, counting the holes left behind (in one
+        // step: a number far ahead must not cost a loop per number).
         let mut skipped = 0;
-        // Slide so that `n` fits in the bitmap, counting the holes left behind.
-        while n - self.below > 128 {
-            if self.ahead & 1 == 0 {
-                skipped += 1;
-            }
-            self.ahead >>= 1;
-            self.below += 1;
+        let shift = (n - self.below).saturating_sub(128);
+        if shift > 0 {
+            let passed = match shift {
+                1..=127 => self.ahead & ((1u128 << shift) - 1),
+                _ => self.ahead,
+            };
+            skipped = shift - u64::from(passed.count_ones());
+            self.ahead = if shift < 128 { self.ahead >> shift } else { 0 };
+            self.below += shift;
         }
         let bit = 1u128 << (n - self.below - 1);
         if self.ahead & bit != 0 {

@@ -226,7 +226,7 @@ impl RedisEngine {
         if let Some(key) = idempotency_key {
             cmd.arg(self.keys.idempotency(channel, key));
         }
-        cmd.arg(data.to_stored())
+        cmd.arg(&*data.to_stored())
             .arg(info)
             .arg(now_ms())
             .arg(options.history_size)
