@@ -38,7 +38,7 @@ pub struct ConnectArgs {
     /// Do not offer permessage-deflate.
     #[arg(long)]
     no_deflate: bool,
-    /// Proxy to connect through: http://[user:pass@]host:port (CONNECT), https://...
+    /// Proxy to connect through: http://user:pass@host:port (CONNECT; credentials optional), https://...
     /// (TLS to the proxy), socks5://... or socks5h://... (remote DNS). Without it the
     /// HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY variables apply (upper-case
     /// HTTP_PROXY too, which curl alone ignores).

@@ -95,7 +95,7 @@ impl Keys {
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
     /// `redis://[:PASSWORD@]HOST:PORT[/DB]`, one per shard: channels are spread over
-    /// them ([`shard::pick`]). With `cluster`, seed nodes of one Redis Cluster.
+    /// them (by a hash of the channel name). With `cluster`, seed nodes of one Redis Cluster.
     pub urls: Vec<String>,
     /// The URLs are nodes of a Redis Cluster (7.0 or newer: sharded pub/sub).
     pub cluster: bool,

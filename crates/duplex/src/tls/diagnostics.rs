@@ -1,7 +1,10 @@
 //! TLS failures in words: a sentence with the usual fix for every certificate and
-//! handshake error rustls and webpki report, never a debug dump.
+//! handshake error rustls and webpki report, never a debug dump; and the errors of this
+//! crate they become.
 
+use crate::error::Error;
 use rustls::{AlertDescription, CertificateError};
+use std::io;
 use tokio_rustls::rustls;
 
 /// The reason a certificate was rejected, in words with the usual fix: a sentence for
@@ -155,6 +158,53 @@ pub(crate) fn describe(error: &rustls::Error) -> String {
 pub(super) fn webpki_error(other: &rustls::OtherError) -> Option<&webpki::Error> {
     let inner: &(dyn std::error::Error + 'static) = &*other.0;
     inner.downcast_ref::<webpki::Error>()
+}
+
+/// Turns an I/O error of a TLS stream into [`Error::Certificate`] or [`Error::Tls`] when
+/// rustls caused it; other I/O errors keep their kind and gain the step and host.
+pub(super) fn io_error(e: io::Error, host: &str, step: &str) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        let kind = e.kind();
+        let inner = e.into_inner().expect("checked above");
+        match inner.downcast::<rustls::Error>() {
+            Ok(tls) => return from_rustls(*tls, host),
+            Err(inner) => return Error::Io(io::Error::new(kind, inner)),
+        }
+    }
+    let hint = if e.kind() == io::ErrorKind::UnexpectedEof && step == "TLS handshake" {
+        " (the server hung up: does it speak TLS on this port? for a plain server use ws://)"
+    } else {
+        ""
+    };
+    Error::Io(io::Error::new(
+        e.kind(),
+        format!("{step} with {host}: {e}{hint}"),
+    ))
+}
+
+/// Maps I/O errors caused by rustls inside an error from a later step (the WebSocket
+/// handshake over TLS: with TLS 1.3 a server's verdict on the client certificate arrives
+/// after the client finished its side of the TLS handshake).
+pub(crate) fn after_handshake(e: Error, host: &str) -> Error {
+    match e {
+        Error::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            io_error(io, host, "WebSocket handshake")
+        }
+        other => other,
+    }
+}
+
+fn from_rustls(error: rustls::Error, host: &str) -> Error {
+    match error {
+        rustls::Error::InvalidCertificate(reason) => Error::Certificate {
+            host: host.to_owned(),
+            reason,
+        },
+        error => Error::Tls {
+            host: host.to_owned(),
+            error,
+        },
+    }
 }
 
 #[cfg(test)]
