@@ -1,7 +1,7 @@
 //! Opening client connections.
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Phase};
 use crate::proxy::{self, ProxyChoice};
 use crate::tls::{self, ClientTls};
 use crate::transport::ClientStream;
@@ -43,7 +43,7 @@ pub struct ClientBuilder {
     url: String,
     request: ClientRequest,
     config: Config,
-    invalid_header: Option<String>,
+    invalid_header: Option<(String, String)>,
     tls: ClientTls,
     proxy: ProxyChoice,
 }
@@ -70,7 +70,11 @@ impl ClientBuilder {
             (Ok(n), Ok(v)) => {
                 self.request.headers.append(n, v);
             }
-            _ => self.invalid_header = Some(format!("{name}: {value}")),
+            (Err(e), _) => self.invalid_header = Some((name.to_owned(), e.to_string())),
+            (_, Err(e)) => {
+                let reason = format!("the value: {e} (no control characters or line breaks)");
+                self.invalid_header = Some((name.to_owned(), reason));
+            }
         }
         self
     }
@@ -225,16 +229,13 @@ impl ClientBuilder {
                     return Ok::<_, Error>((stream, response, input));
                 }
                 if stream.read_buf(&mut input).await? == 0 {
-                    return Err(Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "server closed the connection during the handshake",
-                    )));
+                    return Err(Error::HandshakeInterrupted { peer: "server" });
                 }
             }
         };
         let (stream, response, leftover) = tokio::time::timeout(config.handshake_timeout, exchange)
             .await
-            .map_err(|_| Error::Timeout("WebSocket handshake"))??;
+            .map_err(|_| Error::Timeout(Phase::WebSocketHandshake))??;
         tracing::debug!(protocol = ?response.protocol, deflate = ?response.deflate, "client handshake complete");
         let mut proto = Connection::new(Role::Client, config.limits.clone());
         if let (Some(params), Some(deflate)) = (response.deflate, &config.deflate) {
@@ -251,8 +252,11 @@ impl ClientBuilder {
             url: self.url.clone(),
             reason: reason.to_owned(),
         };
-        if let Some(h) = &self.invalid_header {
-            return Err(bad(&format!("invalid header {h:?}")));
+        if let Some((name, reason)) = &self.invalid_header {
+            return Err(Error::InvalidHeader {
+                name: name.clone(),
+                reason: reason.clone(),
+            });
         }
         let url = Url::parse(&self.url).map_err(|e| bad(&e.to_string()))?;
         let (default_port, tls) = match url.scheme() {

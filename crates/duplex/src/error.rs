@@ -1,10 +1,17 @@
 //! The crate's error type.
+//!
+//! Every cause a program may want to act on is a variant (or a small kind enum inside
+//! one), so nothing needs to parse a message; the `is_*` methods group them as hyper's
+//! do. The enum is `#[non_exhaustive]`: new causes can be told apart later without a
+//! breaking release, so a `match` needs a `_` arm.
 
-use duplex_proto::{HandshakeFailure, Violation};
+use duplex_proto::{HandshakeFailure, InvalidSend, Violation};
+use std::fmt;
 use std::io;
 
 /// Everything that can go wrong on a connection.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The server's host name could not be resolved.
     #[error("cannot resolve host {host:?}: {source}")]
@@ -25,6 +32,16 @@ pub enum Error {
     /// The transport failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// The peer closed the connection before the opening handshake completed.
+    #[error("the {peer} closed the connection during the WebSocket handshake")]
+    HandshakeInterrupted {
+        /// `"server"` on the client side, `"client"` on the server side.
+        peer: &'static str,
+    },
+    /// hyper did not hand over the upgraded connection (`duplex::hyper`, `duplex::axum`):
+    /// the HTTP connection ended or failed before the upgrade.
+    #[error("the HTTP connection was not upgraded: {0}")]
+    Upgrade(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The peer broke the protocol; the connection was closed with the code the
     /// violation maps to.
     #[error("peer violated the protocol: {0} (closed with {code})", code = .0.close_code())]
@@ -45,15 +62,23 @@ pub enum Error {
     #[error("the connection is closed; nothing more can be sent")]
     ConnectionClosed,
     /// The message or frame to send is not valid (control payload over 125 bytes, a
-    /// close code that may not be sent, ...).
+    /// close code that may not be sent, ...); nothing was sent.
     #[error("invalid message to send: {0}")]
-    InvalidSend(&'static str),
-    /// A step did not finish in time.
+    InvalidSend(InvalidSend),
+    /// A step did not finish within its timeout.
     #[error("timed out: {0}")]
-    Timeout(&'static str),
+    Timeout(Phase),
     /// The configuration is not usable; the message names the setting and the fix.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A request header given to the builder is not valid HTTP.
+    #[error("invalid request header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name as given (the value is not repeated: it may be a secret).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The URL cannot be used for a WebSocket connection.
     #[error("invalid WebSocket URL {url:?}: {reason}")]
     Url {
@@ -123,6 +148,14 @@ pub enum Error {
         /// `NotValidForName`/`NotValidForNameContext`.
         reason: rustls::CertificateError,
     },
+    /// The transport failed during the TLS handshake (the peer hung up, a reset, ...).
+    #[error("TLS handshake with {host}: {source}{hint}", hint = if source.kind() == io::ErrorKind::UnexpectedEof { " (the server hung up: does it speak TLS on this port? for a plain server use ws://)" } else { "" })]
+    TlsIo {
+        /// The peer's host (from the URL).
+        host: String,
+        /// The transport's error.
+        source: io::Error,
+    },
     /// The TLS handshake failed for another reason than the server's certificate: an
     /// alert from the peer (such as a required client certificate), no common protocol
     /// version or cipher suite, a malformed message.
@@ -143,6 +176,113 @@ pub enum Error {
     },
 }
 
+/// The step a [`Error::Timeout`] cut short; each has its own setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Resolving the host and opening the TCP connection, or the tunnel through a proxy
+    /// (bounded by [`Config::handshake_timeout`](crate::Config::handshake_timeout)).
+    Connect,
+    /// The TLS handshake (the same timeout as the WebSocket handshake).
+    TlsHandshake,
+    /// The HTTP upgrade ([`Config::handshake_timeout`](crate::Config::handshake_timeout)).
+    WebSocketHandshake,
+    /// Nothing arrived from the peer within
+    /// [`Config::idle_timeout`](crate::Config::idle_timeout); the connection was closed
+    /// with 1001.
+    Idle,
+    /// The peer did not complete the close handshake within
+    /// [`Config::close_timeout`](crate::Config::close_timeout).
+    CloseHandshake,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "TCP connect",
+            Phase::TlsHandshake => "TLS handshake",
+            Phase::WebSocketHandshake => "WebSocket handshake",
+            Phase::Idle => "no traffic from the peer within the idle timeout",
+            Phase::CloseHandshake => "the peer did not answer our close frame",
+        })
+    }
+}
+
+impl Error {
+    /// A step ran out of time ([`Error::Timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    /// The connection is over: sending after the close handshake started
+    /// ([`Error::ConnectionClosed`]) or the transport ended without a close frame
+    /// ([`Error::AbnormalClosure`]).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::ConnectionClosed | Error::AbnormalClosure)
+    }
+
+    /// The peer broke the WebSocket protocol, in a frame ([`Error::Protocol`]) or in the
+    /// opening handshake ([`Error::Handshake`]).
+    pub fn is_protocol(&self) -> bool {
+        matches!(self, Error::Protocol(_) | Error::Handshake(_))
+    }
+
+    /// The opening handshake did not complete: refused, broken, interrupted or not
+    /// upgraded.
+    pub fn is_handshake(&self) -> bool {
+        matches!(
+            self,
+            Error::Handshake(_)
+                | Error::Rejected { .. }
+                | Error::HandshakeInterrupted { .. }
+                | Error::Upgrade(_)
+        ) || matches!(self, Error::Timeout(Phase::WebSocketHandshake))
+    }
+
+    /// No connection could be opened to the server: name resolution or TCP.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Dns { .. } | Error::Tcp { .. })
+            || matches!(self, Error::Timeout(Phase::Connect))
+    }
+
+    /// TLS failed: the certificate, the handshake or a TLS file.
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            Error::Certificate { .. }
+                | Error::Tls { .. }
+                | Error::TlsIo { .. }
+                | Error::TlsFile { .. }
+        ) || matches!(self, Error::Timeout(Phase::TlsHandshake))
+    }
+
+    /// The proxy failed: its URL, reaching it, TLS to it, or its answer.
+    pub fn is_proxy(&self) -> bool {
+        matches!(
+            self,
+            Error::ProxyUrl { .. }
+                | Error::ProxyConnect { .. }
+                | Error::ProxyTls { .. }
+                | Error::ProxyRefused { .. }
+                | Error::ProxyFailed { .. }
+        )
+    }
+
+    /// The caller's input cannot be used: the URL, a header, the configuration, a
+    /// message to send.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Url { .. }
+                | Error::InvalidHeader { .. }
+                | Error::InvalidConfig(_)
+                | Error::InvalidSend(_)
+                | Error::ProxyUrl { .. }
+                | Error::TlsFile { .. }
+        )
+    }
+}
+
 impl From<duplex_proto::Error> for Error {
     fn from(e: duplex_proto::Error) -> Self {
         match e {
@@ -152,7 +292,7 @@ impl From<duplex_proto::Error> for Error {
             }
             duplex_proto::Error::Handshake(f) => Error::Handshake(f),
             duplex_proto::Error::SendAfterClose => Error::ConnectionClosed,
-            duplex_proto::Error::InvalidSend(what) => Error::InvalidSend(what),
+            duplex_proto::Error::InvalidSend(why) => Error::InvalidSend(why),
         }
     }
 }
@@ -160,5 +300,94 @@ impl From<duplex_proto::Error> for Error {
 impl From<HandshakeFailure> for Error {
     fn from(f: HandshakeFailure) -> Self {
         duplex_proto::Error::Handshake(f).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_belongs_to_its_groups() {
+        let io = || io::Error::from(io::ErrorKind::UnexpectedEof);
+        let cases: Vec<(Error, &str)> = vec![
+            (Error::Timeout(Phase::Idle), "timeout"),
+            (Error::Timeout(Phase::Connect), "timeout connect"),
+            (Error::Timeout(Phase::TlsHandshake), "timeout tls"),
+            (
+                Error::Timeout(Phase::WebSocketHandshake),
+                "timeout handshake",
+            ),
+            (Error::ConnectionClosed, "closed"),
+            (Error::AbnormalClosure, "closed"),
+            (Error::Protocol(Violation::ReservedBits), "protocol"),
+            (
+                Error::Handshake(HandshakeFailure::MissingHeader("upgrade")),
+                "protocol handshake",
+            ),
+            (Error::Rejected { status: 403 }, "handshake"),
+            (Error::HandshakeInterrupted { peer: "server" }, "handshake"),
+            (Error::Upgrade("gone".into()), "handshake"),
+            (
+                Error::Dns {
+                    host: "h".into(),
+                    source: io(),
+                },
+                "connect",
+            ),
+            (
+                Error::TlsIo {
+                    host: "h".into(),
+                    source: io(),
+                },
+                "tls",
+            ),
+            (Error::InvalidSend(InvalidSend::CloseReasonTooLong), "usage"),
+            (
+                Error::InvalidHeader {
+                    name: "n".into(),
+                    reason: "r".into(),
+                },
+                "usage",
+            ),
+            (
+                Error::ProxyUrl {
+                    url: "u".into(),
+                    reason: "r".into(),
+                },
+                "usage proxy",
+            ),
+            (
+                Error::ProxyFailed {
+                    proxy: "p".into(),
+                    reason: "r".into(),
+                },
+                "proxy",
+            ),
+            (Error::Io(io()), ""),
+        ];
+        for (e, groups) in cases {
+            let has = |g: &str| groups.split(' ').any(|x| x == g);
+            assert_eq!(e.is_timeout(), has("timeout"), "{e:?}");
+            assert_eq!(e.is_closed(), has("closed"), "{e:?}");
+            assert_eq!(e.is_protocol(), has("protocol"), "{e:?}");
+            assert_eq!(e.is_handshake(), has("handshake"), "{e:?}");
+            assert_eq!(e.is_connect(), has("connect"), "{e:?}");
+            assert_eq!(e.is_tls(), has("tls"), "{e:?}");
+            assert_eq!(e.is_proxy(), has("proxy"), "{e:?}");
+            assert_eq!(e.is_usage(), has("usage"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts_name_their_phase() {
+        assert_eq!(
+            Error::Timeout(Phase::CloseHandshake).to_string(),
+            "timed out: the peer did not answer our close frame"
+        );
+        assert_eq!(
+            Error::Timeout(Phase::TlsHandshake).to_string(),
+            "timed out: TLS handshake"
+        );
     }
 }

@@ -40,7 +40,7 @@
 //! ```
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Phase};
 use crate::server::{Accept, Reject};
 use crate::websocket::WebSocket;
 use bytes::{Bytes, BytesMut};
@@ -151,7 +151,7 @@ pub(crate) fn switching_protocols<R: From<Bytes>>(headers: HeaderMap) -> Respons
 }
 
 /// Resolves to the [`WebSocket`] once hyper has sent the 101 response and handed over
-/// the connection; fails with [`Error::Io`] when the connection was not upgraded (the
+/// the connection; fails with [`Error::Upgrade`] when the connection was not upgraded (the
 /// client left, or the response was not the one [`upgrade`] returned), and with
 /// [`Error::Timeout`] when that has not happened within [`Config::handshake_timeout`] of
 /// the upgrade call (a service slow to return the response, a connection hyper never
@@ -197,7 +197,7 @@ impl Future for PendingUpgrade {
             Poll::Ready(upgraded) => upgraded,
             Poll::Pending if self.deadline.poll_elapsed(cx) => {
                 self.setup = None;
-                return Poll::Ready(Err(Error::Timeout("WebSocket handshake")));
+                return Poll::Ready(Err(Error::Timeout(Phase::WebSocketHandshake)));
             }
             Poll::Pending => return Poll::Pending,
         };
@@ -211,9 +211,7 @@ impl Future for PendingUpgrade {
                 config,
                 BytesMut::new(),
             )),
-            Err(e) => Err(Error::Io(std::io::Error::other(format!(
-                "the HTTP connection was not upgraded: {e}"
-            )))),
+            Err(e) => Err(Error::Upgrade(Box::new(e))),
         })
     }
 }

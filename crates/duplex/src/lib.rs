@@ -52,10 +52,11 @@ pub use duplex_proto::deflate::{DeflateConfig, DeflateParams};
 pub use duplex_proto::frame::SharedFrame;
 pub use duplex_proto::handshake::client::ServerResponse;
 pub use duplex_proto::handshake::server::UpgradeRequest;
+pub use duplex_proto::InvalidSend;
 pub use duplex_proto::{
     CloseCode, CloseFrame, ConnectionState, Limits, Message, OpCode, Role, Utf8Bytes,
 };
-pub use error::Error;
+pub use error::{Error, Phase};
 /// Hooks for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 pub use proxy::fuzzing;

@@ -1,7 +1,7 @@
 //! Accepting server connections.
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Phase};
 use crate::websocket::WebSocket;
 use bytes::{Bytes, BytesMut};
 use duplex_proto::handshake::server::{reject, write_response, IncomingRequest, UpgradeRequest};
@@ -215,7 +215,7 @@ where
             // request, so nothing to answer.
             tracing::debug!("no request within the handshake timeout; closing");
             let _ = tokio::time::timeout(LINGER, stream.shutdown()).await;
-            return Err(Error::Timeout("WebSocket handshake"));
+            return Err(Error::Timeout(Phase::WebSocketHandshake));
         }
         Err(_) => {
             // 408 (RFC 9110 section 15.5.9) tells a slow but honest client what happened;
@@ -231,14 +231,9 @@ where
                 &mut out,
             );
             send_and_close(&mut stream, &out).await;
-            return Err(Error::Timeout("WebSocket handshake"));
+            return Err(Error::Timeout(Phase::WebSocketHandshake));
         }
-        Ok(Err(None)) => {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "client closed the connection during the handshake",
-            )))
-        }
+        Ok(Err(None)) => return Err(Error::HandshakeInterrupted { peer: "client" }),
         Ok(Err(Some(failure))) => {
             tracing::info!(reason = %failure, status = failure.status().as_u16(), "rejecting handshake");
             reject(&failure, &mut out);

@@ -1,7 +1,7 @@
 //! The connection type: a `Stream` of messages in and a `Sink` of messages out.
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Phase};
 use crate::write_queue::{WriteQueue, ZERO_COPY_MIN};
 use bytes::BytesMut;
 use duplex_proto::frame::SharedFrame;
@@ -530,9 +530,7 @@ where
                     .close(Some(&frame), self.write_buf.tail())
                     .is_ok()
                 {
-                    self.fail(Error::Timeout(
-                        "no traffic from the peer within the idle timeout",
-                    ));
+                    self.fail(Error::Timeout(Phase::Idle));
                 }
                 return;
             }
@@ -584,7 +582,7 @@ where
                 return Poll::Ready(Some(Err(Error::AbnormalClosure)));
             }
             if this.proto.state() == ConnectionState::CloseSent && this.close_deadline_passed(cx) {
-                this.fail(Error::Timeout("the peer did not answer our close frame"));
+                this.fail(Error::Timeout(Phase::CloseHandshake));
                 continue;
             }
             // Before waiting for the transport, send what is queued: pongs and close

@@ -319,7 +319,7 @@ async fn keepalive_pings_and_idle_timeout() {
         .await
         .unwrap();
     match client.recv().await {
-        Some(Err(Error::Timeout(_))) => {}
+        Some(Err(Error::Timeout(duplex::Phase::Idle))) => {}
         other => panic!("expected an idle timeout, got {other:?}"),
     }
     // What reached the peer: exactly one close frame, code 1001 (going away).
@@ -398,7 +398,10 @@ async fn close_gives_up_waiting_for_a_silent_peer_after_close_timeout() {
         "close() waited {waited:?}, less than the close timeout"
     );
     assert!(
-        matches!(outcome, Ok(()) | Err(Error::Timeout(_))),
+        matches!(
+            outcome,
+            Ok(()) | Err(Error::Timeout(duplex::Phase::CloseHandshake))
+        ),
         "{outcome:?}"
     );
     // The transport was closed: the peer saw our close frame (1000), then the end.
@@ -431,7 +434,10 @@ async fn accept_gives_up_on_a_client_that_never_finishes_the_handshake() {
         .expect("accept gave up")
         .unwrap();
     assert!(
-        matches!(result, Err(Error::Timeout("WebSocket handshake"))),
+        matches!(
+            result,
+            Err(Error::Timeout(duplex::Phase::WebSocketHandshake))
+        ),
         "{result:?}"
     );
     assert!(waited >= handshake_timeout, "gave up after {waited:?}");
@@ -528,6 +534,72 @@ async fn urls_are_validated_with_a_clear_error() {
         let err = duplex::connect(url).await.unwrap_err();
         assert!(err.to_string().contains(needle), "{url}: {err}");
     }
+}
+
+#[tokio::test]
+async fn an_invalid_header_is_named_without_its_value() {
+    for (name, value, needle) in [
+        ("bad name", "v", "invalid HTTP header name"),
+        ("x-token", "secret\r\ninjected: 1", "line breaks"),
+    ] {
+        let err = duplex::ClientBuilder::new("ws://127.0.0.1:9/")
+            .header(name, value)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(err.is_usage(), "{err:?}");
+        let Error::InvalidHeader { name: got, reason } = &err else {
+            panic!("expected InvalidHeader, got {err:?}");
+        };
+        assert_eq!(got, name);
+        assert!(reason.contains(needle), "{reason}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_peer_leaving_during_the_handshake_is_named_on_both_sides() {
+    // The server reads the request and hangs up.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut seen = Vec::new();
+        while !seen.ends_with(b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the client left first");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    });
+    let err = duplex::connect(&url).await.unwrap_err();
+    server.await.unwrap();
+    assert!(
+        matches!(err, Error::HandshakeInterrupted { peer: "server" }),
+        "{err:?}"
+    );
+    assert!(err.is_handshake() && !err.is_timeout(), "{err:?}");
+
+    // The client sends half a request and hangs up.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = tokio::spawn(async move {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+    });
+    let (tcp, _) = listener.accept().await.unwrap();
+    client.await.unwrap();
+    let err = duplex::accept(tcp).await.unwrap_err();
+    assert!(
+        matches!(err, Error::HandshakeInterrupted { peer: "client" }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the client closed the connection during the WebSocket handshake"
+    );
 }
 
 #[tokio::test]
@@ -729,7 +801,10 @@ async fn a_connection_that_sends_nothing_is_closed_without_an_answer() {
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     let result = server.await.unwrap();
     assert!(
-        matches!(result, Err(Error::Timeout("WebSocket handshake"))),
+        matches!(
+            result,
+            Err(Error::Timeout(duplex::Phase::WebSocketHandshake))
+        ),
         "{result:?}"
     );
 }

@@ -537,6 +537,31 @@ async fn plain_server_on_a_wss_url_is_a_tls_error() {
 }
 
 #[tokio::test]
+async fn a_server_hanging_up_in_the_tls_handshake_is_a_tls_io_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        // Read the ClientHello, answer nothing, hang up.
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+    });
+    let err = ClientBuilder::new(format!("wss://127.0.0.1:{port}/"))
+        .connect()
+        .await
+        .unwrap_err();
+    server.await.unwrap();
+    assert!(err.is_tls(), "{err:?}");
+    let text = err.to_string();
+    let Error::TlsIo { host, source } = err else {
+        panic!("expected Error::TlsIo, got {err:?}");
+    };
+    assert_eq!(host, "127.0.0.1");
+    assert_eq!(source.kind(), std::io::ErrorKind::UnexpectedEof, "{source}");
+    assert!(text.contains("for a plain server use ws://"), "{text}");
+}
+
+#[tokio::test]
 async fn silent_server_times_out_in_the_tls_step() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -553,7 +578,7 @@ async fn silent_server_times_out_in_the_tls_step() {
         .connect()
         .await;
     assert!(
-        matches!(result, Err(Error::Timeout("TLS handshake"))),
+        matches!(result, Err(Error::Timeout(duplex::Phase::TlsHandshake))),
         "{result:?}"
     );
 }
@@ -568,7 +593,7 @@ async fn server_tls_accept_times_out_on_a_silent_client() {
     let (tcp, _) = listener.accept().await.unwrap();
     let result = duplex::tls::accept(&acceptor, tcp, Duration::from_millis(200)).await;
     assert!(
-        matches!(result, Err(Error::Timeout("TLS handshake"))),
+        matches!(result, Err(Error::Timeout(duplex::Phase::TlsHandshake))),
         "{:?}",
         result.err()
     );
@@ -702,7 +727,10 @@ async fn close_to_a_tls_peer_that_never_reads_ends_at_the_close_timeout() {
         .await
         .expect("close() returned instead of waiting on the TLS shutdown for ever")
         .unwrap();
-    assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Timeout(duplex::Phase::CloseHandshake))),
+        "{result:?}"
+    );
     assert!(waited >= close_timeout, "gave up after {waited:?}");
     drop(client);
 }

@@ -3,7 +3,7 @@
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Limits;
 use crate::deflate::{Codec, DeflateConfig, DeflateParams};
-use crate::error::{Error, Violation};
+use crate::error::{Error, InvalidSend, Violation};
 use crate::frame::{apply_mask, FrameHeader, OpCode};
 use crate::message::{Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
@@ -499,9 +499,7 @@ impl Connection {
     /// no fragmented message in progress.
     pub fn send_shared(&mut self, frame: &crate::frame::SharedFrame) -> Result<Bytes, Error> {
         if self.role == Role::Client {
-            return Err(Error::InvalidSend(
-                "client frames are masked and cannot be shared",
-            ));
+            return Err(Error::InvalidSend(InvalidSend::SharedFromClient));
         }
         self.check_data_send()?;
         if let Some(codec) = self.deflate.as_mut() {
@@ -521,7 +519,7 @@ impl Connection {
             return Err(Error::SendAfterClose);
         }
         if self.sending_fragmented.is_some() {
-            return Err(Error::InvalidSend("a fragmented message is in progress"));
+            return Err(Error::InvalidSend(InvalidSend::FragmentInProgress));
         }
         Ok(())
     }
@@ -561,21 +559,21 @@ impl Connection {
         }
         if opcode.is_control() {
             if payload.len() > 125 {
-                return Err(Error::InvalidSend("control frame payload over 125 bytes"));
+                return Err(Error::InvalidSend(InvalidSend::ControlPayloadTooLong));
             }
             if !fin {
-                return Err(Error::InvalidSend("control frames cannot be fragmented"));
+                return Err(Error::InvalidSend(InvalidSend::FragmentedControl));
             }
             if opcode == OpCode::Close {
-                return Err(Error::InvalidSend("use close() to send a close frame"));
+                return Err(Error::InvalidSend(InvalidSend::CloseThroughSendFrame));
             }
         } else {
             let next = match (opcode, self.sending_fragmented) {
                 (OpCode::Continuation, None) => {
-                    return Err(Error::InvalidSend("continuation without a message"))
+                    return Err(Error::InvalidSend(InvalidSend::ContinuationWithoutMessage))
                 }
                 (OpCode::Text | OpCode::Binary, Some(_)) => {
-                    return Err(Error::InvalidSend("a fragmented message is in progress"))
+                    return Err(Error::InvalidSend(InvalidSend::FragmentInProgress))
                 }
                 (OpCode::Continuation, Some(text)) => Some(text),
                 (op, None) => Some(op == OpCode::Text),
@@ -601,10 +599,10 @@ impl Connection {
         let mut payload = Vec::new();
         if let Some(f) = frame {
             if !f.code.is_valid_on_wire() {
-                return Err(Error::InvalidSend("close code may not be sent on the wire"));
+                return Err(Error::InvalidSend(InvalidSend::CloseCodeNotSendable));
             }
             if f.reason.len() > CloseFrame::MAX_REASON_LEN {
-                return Err(Error::InvalidSend("close reason over 123 bytes"));
+                return Err(Error::InvalidSend(InvalidSend::CloseReasonTooLong));
             }
             payload.extend_from_slice(&f.code.as_u16().to_be_bytes());
             payload.extend_from_slice(f.reason.as_bytes());

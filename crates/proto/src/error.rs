@@ -17,9 +17,53 @@ pub enum Error {
     #[error("the connection is closing or closed; nothing more can be sent")]
     SendAfterClose,
     /// The caller tried to send a frame that is not valid (for example a control frame
-    /// payload over 125 bytes, or a close code that may not be sent).
+    /// payload over 125 bytes, or a close code that may not be sent); nothing was queued.
     #[error("invalid frame to send: {0}")]
-    InvalidSend(&'static str),
+    InvalidSend(InvalidSend),
+}
+
+/// Why a frame the caller asked to send was refused. Nothing was queued and the
+/// connection is unchanged: these are the caller's mistakes, not the peer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidSend {
+    /// A ping, pong or close payload over 125 bytes (RFC 6455 section 5.5).
+    #[error("control frame payload over 125 bytes")]
+    ControlPayloadTooLong,
+    /// A control frame without FIN: control frames are never fragmented.
+    #[error("control frames cannot be fragmented")]
+    FragmentedControl,
+    /// A close frame through the frame-level send: the close handshake has its own call
+    /// ([`Connection::close`](crate::Connection::close)), which tracks its state.
+    #[error("use close() to send a close frame")]
+    CloseThroughSendFrame,
+    /// A close frame as a [`SharedFrame`](crate::frame::SharedFrame): each connection
+    /// closes on its own.
+    #[error("close frames cannot be shared")]
+    SharedClose,
+    /// A [`SharedFrame`](crate::frame::SharedFrame) on a client connection, whose frames
+    /// are masked with a key of their own.
+    #[error("client frames are masked and cannot be shared")]
+    SharedFromClient,
+    /// A continuation frame with no fragmented message started.
+    #[error("continuation without a message")]
+    ContinuationWithoutMessage,
+    /// A new message (or a shared frame) while a fragmented message is being sent.
+    #[error("a fragmented message is in progress")]
+    FragmentInProgress,
+    /// A close code that may not appear on the wire (1005, 1006, 1015, or outside the
+    /// ranges RFC 6455 section 7.4 allows).
+    #[error("close code may not be sent on the wire")]
+    CloseCodeNotSendable,
+    /// A close reason over 123 bytes (125 minus the code).
+    #[error("close reason over 123 bytes")]
+    CloseReasonTooLong,
+}
+
+impl From<InvalidSend> for Error {
+    fn from(e: InvalidSend) -> Self {
+        Error::InvalidSend(e)
+    }
 }
 
 /// A protocol violation by the peer, each with the close code RFC 6455 requires.

@@ -37,7 +37,7 @@ mod utf8;
 pub use close::{CloseCode, CloseFrame};
 pub use config::Limits;
 pub use connection::{Connection, ConnectionState, Role};
-pub use error::{Error, HandshakeFailure, Violation};
+pub use error::{Error, HandshakeFailure, InvalidSend, Violation};
 pub use frame::{FrameHeader, OpCode};
 pub use message::{Message, Utf8Bytes};
 pub use utf8::Utf8Validator;

@@ -6,7 +6,8 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use duplex_proto::{
-    CloseCode, CloseFrame, Connection, ConnectionState, Error, Limits, Message, OpCode, Role,
+    CloseCode, CloseFrame, Connection, ConnectionState, Error, InvalidSend, Limits, Message,
+    OpCode, Role,
 };
 
 fn conn(role: Role) -> Connection {
@@ -383,11 +384,11 @@ fn close_with_a_code_that_may_not_be_sent_is_an_invalid_send() {
             let mut out = BytesMut::new();
             assert!(matches!(
                 c.close(Some(&CloseFrame::new(code, "")), &mut out),
-                Err(Error::InvalidSend(_))
+                Err(Error::InvalidSend(InvalidSend::CloseCodeNotSendable))
             ));
             assert!(matches!(
                 c.send(&Message::Close(Some(CloseFrame::new(code, ""))), &mut out),
-                Err(Error::InvalidSend(_))
+                Err(Error::InvalidSend(InvalidSend::CloseCodeNotSendable))
             ));
             assert!(out.is_empty(), "nothing written for {code}");
             assert_eq!(c.state(), ConnectionState::Open, "still open after {code}");
@@ -402,7 +403,7 @@ fn close_reason_over_123_bytes_is_an_invalid_send() {
         let mut out = BytesMut::new();
         assert!(matches!(
             c.close(Some(&CloseFrame::new(1000, "r".repeat(124))), &mut out),
-            Err(Error::InvalidSend(_))
+            Err(Error::InvalidSend(InvalidSend::CloseReasonTooLong))
         ));
         assert!(out.is_empty());
         assert_eq!(c.state(), ConnectionState::Open);
@@ -662,31 +663,31 @@ fn send_frame_misuse_is_an_invalid_send_and_changes_nothing() {
         for fin in [true, false] {
             assert!(matches!(
                 c.send_frame(OpCode::Continuation, b"x", fin, &mut out),
-                Err(Error::InvalidSend(_))
+                Err(Error::InvalidSend(InvalidSend::ContinuationWithoutMessage))
             ));
         }
         // Control frames: too long, fragmented, or a close (close() is the way).
         for op in [OpCode::Ping, OpCode::Pong] {
             assert!(matches!(
                 c.send_frame(op, &[0; 126], true, &mut out),
-                Err(Error::InvalidSend(_))
+                Err(Error::InvalidSend(InvalidSend::ControlPayloadTooLong))
             ));
             assert!(matches!(
                 c.send_frame(op, b"", false, &mut out),
-                Err(Error::InvalidSend(_))
+                Err(Error::InvalidSend(InvalidSend::FragmentedControl))
             ));
         }
         assert!(matches!(
             c.send_frame(OpCode::Close, b"", true, &mut out),
-            Err(Error::InvalidSend(_))
+            Err(Error::InvalidSend(InvalidSend::CloseThroughSendFrame))
         ));
         assert!(matches!(
             c.send(&Message::Ping(vec![0; 126].into()), &mut out),
-            Err(Error::InvalidSend(_))
+            Err(Error::InvalidSend(InvalidSend::ControlPayloadTooLong))
         ));
         assert!(matches!(
             c.send(&Message::Pong(vec![0; 126].into()), &mut out),
-            Err(Error::InvalidSend(_))
+            Err(Error::InvalidSend(InvalidSend::ControlPayloadTooLong))
         ));
         assert!(out.is_empty(), "nothing written by a refused send");
 
@@ -698,17 +699,17 @@ fn send_frame_misuse_is_an_invalid_send_and_changes_nothing() {
             for fin in [true, false] {
                 assert!(matches!(
                     c.send_frame(op, b"x", fin, &mut out),
-                    Err(Error::InvalidSend(_))
+                    Err(Error::InvalidSend(InvalidSend::FragmentInProgress))
                 ));
             }
         }
         assert!(matches!(
             c.send(&Message::text("x"), &mut out),
-            Err(Error::InvalidSend(_))
+            Err(Error::InvalidSend(InvalidSend::FragmentInProgress))
         ));
         assert!(matches!(
             c.send(&Message::binary(&b"x"[..]), &mut out),
-            Err(Error::InvalidSend(_))
+            Err(Error::InvalidSend(InvalidSend::FragmentInProgress))
         ));
         assert_eq!(out.len(), written);
         assert_eq!(c.state(), ConnectionState::Open);

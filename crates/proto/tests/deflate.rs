@@ -2615,7 +2615,9 @@ fn compressed_send_is_refused_during_a_fragmented_send_and_after_close() {
         let written = wire.len();
         assert_eq!(
             conn.send(&Message::text("x".repeat(100)), &mut wire),
-            Err(Error::InvalidSend("a fragmented message is in progress"))
+            Err(Error::InvalidSend(
+                duplex_proto::InvalidSend::FragmentInProgress
+            ))
         );
         assert_eq!(wire.len(), written);
         assert_eq!(conn.deflate_state(), (false, false));
@@ -2950,7 +2952,9 @@ fn a_shared_frame_goes_plain_below_the_threshold_without_deflate_and_when_it_doe
     );
     assert!(matches!(
         Connection::new(Role::Client, Limits::default()).send_shared(&big),
-        Err(Error::InvalidSend(_))
+        Err(Error::InvalidSend(
+            duplex_proto::InvalidSend::SharedFromClient
+        ))
     ));
 }
 

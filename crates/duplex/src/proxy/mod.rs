@@ -26,7 +26,7 @@ pub(crate) use self::url::ProxyChoice;
 pub use self::url::{Proxy, ProxyScheme};
 
 use self::url::authority;
-use crate::error::Error;
+use crate::error::{Error, Phase};
 use crate::tls::ClientTls;
 use crate::transport::ClientStream;
 use std::io;
@@ -49,7 +49,7 @@ pub(crate) async fn open(
     let Some(proxy) = proxy else {
         let tcp = tokio::time::timeout_at(deadline, direct::connect(host, port))
             .await
-            .map_err(|_| Error::Timeout("TCP connect"))??;
+            .map_err(|_| Error::Timeout(Phase::Connect))??;
         tcp.set_nodelay(true)?;
         return Ok(ClientStream::new(tcp));
     };

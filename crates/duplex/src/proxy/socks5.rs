@@ -39,7 +39,8 @@ where
         reason,
     };
     let io_failed = |what: &str, e: io::Error| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
+        use io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+        if matches!(e.kind(), UnexpectedEof | BrokenPipe | ConnectionReset) {
             failed(format!("it closed the connection during {what}"))
         } else {
             failed(format!("{what}: {e}"))
@@ -67,18 +68,14 @@ where
         (Err(_), _) => {
             let ip = tokio::net::lookup_host((host, port))
                 .await
-                .map_err(|e| {
-                    Error::Io(io::Error::new(
-                        e.kind(),
-                        format!("resolving {host} for SOCKS5 proxy {name}: {e}"),
-                    ))
+                .map_err(|source| Error::Dns {
+                    host: host.to_owned(),
+                    source,
                 })?
                 .next()
-                .ok_or_else(|| {
-                    Error::Io(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("resolving {host} for SOCKS5 proxy {name}: no address"),
-                    ))
+                .ok_or_else(|| Error::Dns {
+                    host: host.to_owned(),
+                    source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
                 })?
                 .ip();
             Socks5Addr::Ip(ip)
@@ -409,14 +406,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn socks5_name_that_does_not_resolve_is_a_dns_error() {
+        // socks5:// resolves here, before a byte goes to the proxy.
+        let p = proxy("socks5://p:1");
+        let (mut client, _server) = duplex(64);
+        let e = connect(&mut client, &p, "no-such-host.invalid", 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Dns { host, .. } if host == "no-such-host.invalid"),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn socks5_proxy_closing_early() {
         let p = proxy("socks5://p:1");
         let (mut client, server) = duplex(64);
         drop(server);
-        let msg = connect(&mut client, &p, "h", 1)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("socks5://p:1"), "{msg}");
+        let e = connect(&mut client, &p, "127.0.0.1", 1).await.unwrap_err();
+        assert!(matches!(e, Error::ProxyFailed { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("proxy socks5://p:1 failed: it closed the connection during"),
+            "{msg}"
+        );
     }
 }

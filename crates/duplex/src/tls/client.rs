@@ -3,7 +3,7 @@
 use super::diagnostics::{io_error, webpki_error};
 use super::pem::{key_error, read_ca_certificates, read_certificates, read_private_key};
 use super::{provider, ALPN_HTTP11};
-use crate::error::Error;
+use crate::error::{Error, Phase};
 use crate::transport::{ClientStream, Io};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -322,7 +322,7 @@ pub(crate) async fn connect<S: Io>(
     let connector = tokio_rustls::TlsConnector::from(config);
     let stream = tokio::time::timeout(timeout, connector.connect(name, stream))
         .await
-        .map_err(|_| Error::Timeout("TLS handshake"))?
-        .map_err(|e| io_error(e, host, "TLS handshake"))?;
+        .map_err(|_| Error::Timeout(Phase::TlsHandshake))?
+        .map_err(|e| io_error(e, host))?;
     Ok(ClientStream::new(stream))
 }

@@ -160,26 +160,32 @@ pub(super) fn webpki_error(other: &rustls::OtherError) -> Option<&webpki::Error>
     inner.downcast_ref::<webpki::Error>()
 }
 
-/// Turns an I/O error of a TLS stream into [`Error::Certificate`] or [`Error::Tls`] when
-/// rustls caused it; other I/O errors keep their kind and gain the step and host.
-pub(super) fn io_error(e: io::Error, host: &str, step: &str) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-        let kind = e.kind();
-        let inner = e.into_inner().expect("checked above");
-        match inner.downcast::<rustls::Error>() {
-            Ok(tls) => return from_rustls(*tls, host),
-            Err(inner) => return Error::Io(io::Error::new(kind, inner)),
-        }
+/// The error of a failed TLS handshake with `host`: [`Error::Certificate`] or
+/// [`Error::Tls`] when rustls caused it, [`Error::TlsIo`] when the transport did.
+pub(super) fn io_error(e: io::Error, host: &str) -> Error {
+    match rustls_cause(e) {
+        Ok(tls) => from_rustls(tls, host),
+        Err(source) => Error::TlsIo {
+            host: host.to_owned(),
+            source,
+        },
     }
-    let hint = if e.kind() == io::ErrorKind::UnexpectedEof && step == "TLS handshake" {
-        " (the server hung up: does it speak TLS on this port? for a plain server use ws://)"
-    } else {
-        ""
-    };
-    Error::Io(io::Error::new(
-        e.kind(),
-        format!("{step} with {host}: {e}{hint}"),
-    ))
+}
+
+/// The rustls error inside an I/O error, or the I/O error as it was.
+fn rustls_cause(e: io::Error) -> Result<rustls::Error, io::Error> {
+    if !e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return Err(e);
+    }
+    let kind = e.kind();
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<rustls::Error>())
+    {
+        Some(Ok(tls)) => Ok(*tls),
+        Some(Err(inner)) => Err(io::Error::new(kind, inner)),
+        None => Err(io::Error::from(kind)),
+    }
 }
 
 /// Maps I/O errors caused by rustls inside an error from a later step (the WebSocket
@@ -187,9 +193,10 @@ pub(super) fn io_error(e: io::Error, host: &str, step: &str) -> Error {
 /// after the client finished its side of the TLS handshake).
 pub(crate) fn after_handshake(e: Error, host: &str) -> Error {
     match e {
-        Error::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
-            io_error(io, host, "WebSocket handshake")
-        }
+        Error::Io(io) => match rustls_cause(io) {
+            Ok(tls) => from_rustls(tls, host),
+            Err(io) => Error::Io(io),
+        },
         other => other,
     }
 }

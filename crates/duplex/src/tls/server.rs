@@ -2,7 +2,7 @@
 
 use super::pem::{key_error, read_ca_certificates, read_certificates, read_private_key};
 use super::{provider, TlsAcceptor, ALPN_HTTP11};
-use crate::error::Error;
+use crate::error::{Error, Phase};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
@@ -97,7 +97,7 @@ where
 {
     tokio::time::timeout(timeout, acceptor.accept(stream))
         .await
-        .map_err(|_| Error::Timeout("TLS handshake"))?
+        .map_err(|_| Error::Timeout(Phase::TlsHandshake))?
         .map_err(Error::Io)
 }
 

@@ -1,7 +1,7 @@
 //! Frames encoded once and sent to many connections.
 
 use super::{FrameHeader, OpCode};
-use crate::error::Error;
+use crate::error::{Error, InvalidSend};
 use crate::message::Message;
 use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, RwLock};
@@ -57,10 +57,10 @@ impl SharedFrame {
             Message::Binary(b) => (OpCode::Binary, b.clone()),
             Message::Ping(p) => (OpCode::Ping, p.clone()),
             Message::Pong(p) => (OpCode::Pong, p.clone()),
-            Message::Close(_) => return Err(Error::InvalidSend("close frames cannot be shared")),
+            Message::Close(_) => return Err(Error::InvalidSend(InvalidSend::SharedClose)),
         };
         if opcode.is_control() && payload.len() > 125 {
-            return Err(Error::InvalidSend("control frame payload over 125 bytes"));
+            return Err(Error::InvalidSend(InvalidSend::ControlPayloadTooLong));
         }
         let plain = encode(opcode, 0, &payload);
         Ok(Self {
