@@ -36,6 +36,27 @@ const STREAMING_READ: usize = 16 << 10;
 /// are queued. Receiving flushes what is queued before it waits for the transport, so a
 /// loop that [`feed`](Self::feed)s replies and then receives needs no explicit flush,
 /// and the replies to a burst of messages read at once go out in one write.
+///
+/// # Closing
+///
+/// One rule for every way of closing: a close frame you give is sent as it is, and no
+/// frame ([`close(None)`](Self::close), `send(Message::Close(None))`, [`Sink::close`],
+/// [`WebSocketWriter::close`](crate::WebSocketWriter::close)) sends 1000 (Normal
+/// Closure) without a reason. This layer never sends a close frame without a status
+/// code; `duplex_proto::Connection::close(None)` does, for those who need the wire
+/// exactly.
+///
+/// # Cancel safety
+///
+/// Which methods can be a branch of `tokio::select!` (or be dropped unfinished) without
+/// losing data; the tests in `tests/cancel_safety.rs` hold the promises:
+///
+/// | method | cancelled before it finishes |
+/// | --- | --- |
+/// | [`recv`](Self::recv), `next` ([`Stream`]) | **safe**: a message is returned whole or stays buffered, partly read frames included, for the next call |
+/// | [`flush`](Self::flush) | **safe**: what is queued stays queued; the next `flush`, `send` or `recv` writes it |
+/// | [`close`](Self::close) | **safe to call again**: the close frame is queued once; a new call goes on waiting for the peer's |
+/// | [`send`](Self::send), [`feed`](Self::feed), [`send_shared`](Self::send_shared), [`feed_shared`](Self::feed_shared), [`send_frame`](Self::send_frame), [`send_uncompressed`](Self::send_uncompressed) | **not safe for the message**: cancelled while waiting for room in the write buffer, the message is dropped unsent; once queued it is sent, even if the flush after it is cancelled. In a `select!` loop, take messages from a channel and `send` them in the branch's body, not in its future |
 pub struct WebSocket<S> {
     io: S,
     proto: Connection,
@@ -157,7 +178,8 @@ where
         poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
-    /// Sends a message and flushes it to the transport.
+    /// Sends a message and flushes it to the transport. `Message::Close(None)` sends 1000
+    /// (see [Closing](Self#closing)).
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
         self.feed(message).await?;
         self.flush().await
@@ -169,8 +191,14 @@ where
         if self.terminated {
             return Err(Error::ConnectionClosed);
         }
-        self.proto
-            .send_uncompressed(&message, self.write_buf.tail())?;
+        if let Message::Close(_) = message {
+            // Nothing to compress; the close path answers a held ping and starts the
+            // close deadline.
+            self.start_send_message(&message)?;
+        } else {
+            self.proto
+                .send_uncompressed(&message, self.write_buf.tail())?;
+        }
         self.flush().await
     }
 
@@ -240,15 +268,15 @@ where
         poll_fn(|cx| self.poll_flush_all(cx)).await
     }
 
-    /// Closes the connection: sends a close frame (`None`: code 1000), then waits for the
+    /// Closes the connection: sends a close frame (`None`: 1000, see
+    /// [Closing](Self#closing)), then waits for the
     /// peer's close and the end of the transport, at most [`Config::close_timeout`] in
     /// all, writing what is queued included: a peer that stops reading cannot hold the
     /// connection open ([`Error::Timeout`] then). Messages that arrive meanwhile are
     /// discarded.
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         if self.proto.state() == ConnectionState::Open {
-            let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::NORMAL, ""));
-            self.start_send_message(&Message::Close(Some(frame)))?;
+            self.start_send_message(&Message::Close(frame))?;
         }
         // No separate flush: receiving writes the queue under the close deadline.
         while let Some(next) = self.recv().await {
@@ -265,6 +293,10 @@ where
     fn start_send_message(&mut self, message: &Message) -> Result<(), Error> {
         if self.terminated {
             return Err(Error::ConnectionClosed);
+        }
+        if let Message::Close(None) = message {
+            // The one rule for closing: no frame given means 1000 (see `close`).
+            return self.start_send_message(&Message::Close(Some(normal_closure())));
         }
         if let (Message::Close(_), Some(rare)) = (message, self.rare.as_mut()) {
             // A ping we received is answered before our close (RFC 6455 section 5.5.2),
@@ -654,8 +686,7 @@ where
     /// read by the stream side.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.proto.state() == ConnectionState::Open {
-            let frame = CloseFrame::new(CloseCode::NORMAL, "");
-            self.start_send_message(&Message::Close(Some(frame)))?;
+            self.start_send_message(&Message::Close(None))?;
         }
         self.poll_flush_all(cx)
     }
@@ -668,6 +699,11 @@ impl<S> std::fmt::Debug for WebSocket<S> {
             .field("state", &self.proto.state())
             .finish_non_exhaustive()
     }
+}
+
+/// The close frame sent when none is given: 1000, no reason.
+fn normal_closure() -> CloseFrame {
+    CloseFrame::new(CloseCode::NORMAL, "")
 }
 
 /// The instant `timeout` from now; a timeout too large to add (`Duration::MAX` for

@@ -206,11 +206,11 @@ async fn a_held_pong_goes_out_before_our_own_close() {
     });
     let _ = server.close(None).await;
     let got = reader.await.unwrap();
-    let tail = &got[got.len() - 6..];
+    let tail = &got[got.len() - 8..];
     assert_eq!(
         tail,
-        &[0x8A, 2, 0, 7, 0x88, 0],
-        "pong, then our close: {tail:?}"
+        &[0x8A, 2, 0, 7, 0x88, 2, 0x03, 0xE8],
+        "pong, then our close (1000): {tail:?}"
     );
 }
 
