@@ -5,7 +5,9 @@ use crate::error::{Error, Phase};
 use crate::write_queue::{WriteQueue, ZERO_COPY_MIN};
 use bytes::BytesMut;
 use duplex_proto::frame::SharedFrame;
-use duplex_proto::{CloseCode, CloseFrame, Connection, ConnectionState, Message, OpCode, Role};
+use duplex_proto::{
+    CloseCode, CloseFrame, Connection, ConnectionState, Message, OpCode, PeerClose, Role,
+};
 use futures_core::Stream;
 use futures_sink::Sink;
 use std::future::{poll_fn, Future};
@@ -40,7 +42,7 @@ const STREAMING_READ: usize = 16 << 10;
 /// # Closing
 ///
 /// One rule for every way of closing: a close frame you give is sent as it is, and no
-/// frame ([`close(None)`](Self::close), `send(Message::Close(None))`, [`Sink::close`],
+/// frame ([`close(None)`](Self::close), `send(Message::Close(None))`, `SinkExt::close`,
 /// [`WebSocketWriter::close`](crate::WebSocketWriter::close)) sends 1000 (Normal
 /// Closure) without a reason. This layer never sends a close frame without a status
 /// code; `duplex_proto::Connection::close(None)` does, for those who need the wire
@@ -500,7 +502,7 @@ where
             ready!(self.poll_shutdown_once(cx, timed_out));
         }
         if std::mem::take(&mut self.close_pending) {
-            let frame = self.proto.peer_close().cloned().flatten();
+            let frame = self.proto.peer_close().and_then(PeerClose::frame).cloned();
             return Poll::Ready(Some(Ok(Message::Close(frame))));
         }
         // Drain until the peer closes its side, so unread bytes never turn our close into

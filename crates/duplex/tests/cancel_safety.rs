@@ -20,7 +20,7 @@ fn pair(capacity: usize) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream>) {
 /// Message `i`: text or binary, 0 to about 3 KiB, its number in the first bytes.
 fn message(i: usize) -> Message {
     let body = format!("{i:05}{}", "x".repeat(i * 37 % 3000));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Message::text(body)
     } else {
         Message::binary(body.into_bytes())

@@ -74,6 +74,25 @@ impl fmt::Display for CloseCode {
     }
 }
 
+/// The close frame a peer sent ([`Connection::peer_close`](crate::Connection::peer_close)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerClose<'a> {
+    /// A close frame with a status code and a reason (maybe empty).
+    Frame(&'a CloseFrame),
+    /// A close frame without a body: the application sees 1005 (no status).
+    WithoutCode,
+}
+
+impl<'a> PeerClose<'a> {
+    /// The frame's code and reason, if it had them.
+    pub fn frame(self) -> Option<&'a CloseFrame> {
+        match self {
+            PeerClose::Frame(frame) => Some(frame),
+            PeerClose::WithoutCode => None,
+        }
+    }
+}
+
 /// The payload of a close frame that carries a status code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseFrame {

@@ -1,8 +1,8 @@
 //! The per-connection state machine after the handshake.
 
-use crate::close::{CloseCode, CloseFrame};
+use crate::close::{CloseCode, CloseFrame, PeerClose};
 use crate::config::Limits;
-use crate::deflate::{Codec, DeflateConfig, DeflateParams};
+use crate::deflate::{Codec, DeflateConfig, DeflateParams, DeflateState};
 use crate::error::{Error, InvalidSend, Violation};
 use crate::frame::{apply_mask, FrameHeader, OpCode};
 use crate::message::{Message, Utf8Bytes};
@@ -88,7 +88,7 @@ pub struct Connection {
     partial: Option<Box<Partial>>,
     utf8: Utf8Validator,
     /// Whether a fragmented message we send is in progress, and whether it is text.
-    sending_fragmented: Option<bool>,
+    sending_fragmented: Option<OpCode>,
     /// Masking keys for client frames; created only for clients.
     rng: Option<Box<StdRng>>,
     /// The close frame the peer sent, once received.
@@ -127,12 +127,12 @@ impl Connection {
         self.deflate.is_some()
     }
 
-    /// Whether zlib state is allocated right now, as (compressor, decompressor). Without
-    /// context takeover both are released between messages.
-    pub fn deflate_state(&self) -> (bool, bool) {
+    /// Which zlib state is allocated right now. Without context takeover both are
+    /// released between messages.
+    pub fn deflate_state(&self) -> DeflateState {
         self.deflate
             .as_ref()
-            .map_or((false, false), |d| d.holds_state())
+            .map_or(DeflateState::default(), |d| d.holds_state())
     }
 
     /// This end's role.
@@ -150,9 +150,12 @@ impl Connection {
         self.state
     }
 
-    /// The close frame the peer sent, if one arrived (`Some(None)` for one without a code).
-    pub fn peer_close(&self) -> Option<&Option<CloseFrame>> {
-        self.peer_close.as_deref()
+    /// The close frame the peer sent, once it arrived.
+    pub fn peer_close(&self) -> Option<PeerClose<'_>> {
+        self.peer_close.as_deref().map(|frame| match frame {
+            Some(frame) => PeerClose::Frame(frame),
+            None => PeerClose::WithoutCode,
+        })
     }
 
     /// Decodes from `input` until one message or control frame is complete, consuming the
@@ -575,8 +578,8 @@ impl Connection {
                 (OpCode::Text | OpCode::Binary, Some(_)) => {
                     return Err(Error::InvalidSend(InvalidSend::FragmentInProgress))
                 }
-                (OpCode::Continuation, Some(text)) => Some(text),
-                (op, None) => Some(op == OpCode::Text),
+                (OpCode::Continuation, Some(first)) => Some(first),
+                (op, None) => Some(op),
                 _ => unreachable!("data opcodes only"),
             };
             self.sending_fragmented = if fin { None } else { next };

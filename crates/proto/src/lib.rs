@@ -34,7 +34,7 @@ pub mod handshake;
 mod message;
 mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
+pub use close::{CloseCode, CloseFrame, PeerClose};
 pub use config::Limits;
 pub use connection::{Connection, ConnectionState, Role};
 pub use error::{Error, HandshakeFailure, InvalidSend, Violation};

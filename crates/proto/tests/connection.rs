@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use common::*;
 use duplex_proto::{
     CloseCode, CloseFrame, Connection, ConnectionState, Error, InvalidSend, Limits, Message,
-    OpCode, Role,
+    OpCode, PeerClose, Role,
 };
 
 fn conn(role: Role) -> Connection {
@@ -205,7 +205,10 @@ fn peer_close_is_echoed_with_the_same_code_and_the_state_becomes_closed() {
             )))))
         );
         assert_eq!(c.state(), ConnectionState::Closed);
-        assert_eq!(c.peer_close(), Some(&Some(CloseFrame::new(1001, "going"))));
+        assert_eq!(
+            c.peer_close(),
+            Some(PeerClose::Frame(&CloseFrame::new(1001, "going")))
+        );
         if role == Role::Server {
             assert_eq!(&out[..], &[0x88, 0x02, 0x03, 0xE9]);
         } else {
@@ -226,7 +229,7 @@ fn peer_close_without_a_code_is_echoed_without_a_code() {
             Ok(Some(Message::Close(None)))
         );
         assert_eq!(c.state(), ConnectionState::Closed);
-        assert_eq!(c.peer_close(), Some(&None));
+        assert_eq!(c.peer_close(), Some(PeerClose::WithoutCode));
         let frames = frames_written_by(role, &out);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].opcode, OP_CLOSE);

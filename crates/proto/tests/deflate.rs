@@ -11,7 +11,7 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use duplex_proto::deflate::negotiate::{client_accept, client_offer, server_accept};
-use duplex_proto::deflate::{DeflateConfig, DeflateParams};
+use duplex_proto::deflate::{DeflateConfig, DeflateParams, DeflateState};
 use duplex_proto::handshake::accept_key;
 use duplex_proto::handshake::client::{ClientHandshake, ClientRequest};
 use duplex_proto::handshake::server::UpgradeRequest;
@@ -1905,7 +1905,13 @@ fn send_uncompressed_and_control_frames_never_set_rsv1() {
         assert!(frames.iter().all(|f| f.rsv == 0), "{frames:?}");
         assert_eq!(frames[0].payload, big);
         assert_eq!(frames[1].payload, big);
-        assert_eq!(sender.deflate_state(), (false, false));
+        assert_eq!(
+            sender.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
 
         let mut out = BytesMut::new();
         let got = receive_all(receiver, &mut wire, &mut out).unwrap();
@@ -1919,7 +1925,13 @@ fn send_uncompressed_and_control_frames_never_set_rsv1() {
                 Message::binary(big.clone()),
             ]
         );
-        assert_eq!(receiver.deflate_state(), (false, false));
+        assert_eq!(
+            receiver.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
         // The close goes out uncompressed too.
         let mut wire = BytesMut::new();
         sender.send(&Message::Close(None), &mut wire).unwrap();
@@ -2047,7 +2059,13 @@ fn rsv1_without_negotiated_deflate_is_1002() {
             assert!(before.is_empty());
             let conn = Connection::new(role, Limits::default());
             assert!(!conn.is_compressing());
-            assert_eq!(conn.deflate_state(), (false, false));
+            assert_eq!(
+                conn.deflate_state(),
+                DeflateState {
+                    compressor: false,
+                    decompressor: false
+                }
+            );
         }
     }
 }
@@ -2130,8 +2148,20 @@ fn context_takeover_makes_a_repeated_message_small_and_the_receiver_follows() {
             assert_eq!(puff.message(&f.payload).unwrap(), msg.as_bytes());
             assert_eq!(inflater.message(&f.payload).unwrap(), msg.as_bytes());
         }
-        assert_eq!(sender.deflate_state(), (true, false));
-        assert_eq!(receiver.deflate_state(), (false, true));
+        assert_eq!(
+            sender.deflate_state(),
+            DeflateState {
+                compressor: true,
+                decompressor: false
+            }
+        );
+        assert_eq!(
+            receiver.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: true
+            }
+        );
     }
 }
 
@@ -2157,8 +2187,20 @@ fn without_context_takeover_each_message_stands_alone() {
                 msg.as_bytes()
             );
             payloads.push(frames[0].payload.clone());
-            assert_eq!(sender.deflate_state(), (false, false));
-            assert_eq!(receiver.deflate_state(), (false, false));
+            assert_eq!(
+                sender.deflate_state(),
+                DeflateState {
+                    compressor: false,
+                    decompressor: false
+                }
+            );
+            assert_eq!(
+                receiver.deflate_state(),
+                DeflateState {
+                    compressor: false,
+                    decompressor: false
+                }
+            );
         }
         assert_eq!(payloads[0], payloads[1]);
         assert_eq!(payloads[1], payloads[2]);
@@ -2186,8 +2228,22 @@ fn each_direction_follows_its_own_context_takeover_flag() {
             );
             assert_eq!(got.len(), 2);
             assert_eq!(frames[0].payload == frames[1].payload, cnct, "{params:?}");
-            assert_eq!(client.deflate_state(), (!cnct, false), "{params:?}");
-            assert_eq!(server.deflate_state(), (false, !cnct), "{params:?}");
+            assert_eq!(
+                client.deflate_state(),
+                DeflateState {
+                    compressor: !cnct,
+                    decompressor: false
+                },
+                "{params:?}"
+            );
+            assert_eq!(
+                server.deflate_state(),
+                DeflateState {
+                    compressor: false,
+                    decompressor: !cnct
+                },
+                "{params:?}"
+            );
             // Server to client, twice.
             let (frames, got) = transfer(
                 &mut server,
@@ -2196,8 +2252,22 @@ fn each_direction_follows_its_own_context_takeover_flag() {
             );
             assert_eq!(got.len(), 2);
             assert_eq!(frames[0].payload == frames[1].payload, snct, "{params:?}");
-            assert_eq!(client.deflate_state(), (!cnct, !snct), "{params:?}");
-            assert_eq!(server.deflate_state(), (!snct, !cnct), "{params:?}");
+            assert_eq!(
+                client.deflate_state(),
+                DeflateState {
+                    compressor: !cnct,
+                    decompressor: !snct
+                },
+                "{params:?}"
+            );
+            assert_eq!(
+                server.deflate_state(),
+                DeflateState {
+                    compressor: !snct,
+                    decompressor: !cnct
+                },
+                "{params:?}"
+            );
         }
     }
 }
@@ -2219,7 +2289,13 @@ fn a_receiver_that_resets_decodes_fresh_streams_and_rejects_back_references() {
                 conn.receive(&mut BytesMut::from(&wire[..]), &mut out),
                 Ok(Some(Message::binary(content)))
             );
-            assert_eq!(conn.deflate_state(), (false, false));
+            assert_eq!(
+                conn.deflate_state(),
+                DeflateState {
+                    compressor: false,
+                    decompressor: false
+                }
+            );
         }
         // While a compressed message is in progress the decompressor exists.
         let payload = compress(&words(3000, 9));
@@ -2228,13 +2304,25 @@ fn a_receiver_that_resets_decodes_fresh_streams_and_rejects_back_references() {
             conn.receive(&mut BytesMut::from(&first[..]), &mut out),
             Ok(None)
         );
-        assert_eq!(conn.deflate_state(), (false, true));
+        assert_eq!(
+            conn.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: true
+            }
+        );
         let last = frame(role == Role::Server, true, 0, OP_CONT, &payload[100..]);
         assert_eq!(
             conn.receive(&mut BytesMut::from(&last[..]), &mut out),
             Ok(Some(Message::binary(words(3000, 9))))
         );
-        assert_eq!(conn.deflate_state(), (false, false));
+        assert_eq!(
+            conn.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
 
         // The RFC's second "Hello" refers into the first: a reset window cannot follow.
         let mut wire = compressed_to(role, true, OP_TEXT, &HELLO);
@@ -2259,8 +2347,20 @@ fn lazy_state_appears_on_first_use_only() {
         );
         assert!(client.is_compressing() && server.is_compressing());
         let (sender, receiver) = ends(role, &mut client, &mut server);
-        assert_eq!(sender.deflate_state(), (false, false));
-        assert_eq!(receiver.deflate_state(), (false, false));
+        assert_eq!(
+            sender.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
+        assert_eq!(
+            receiver.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
         // Small, uncompressed and control traffic allocates nothing.
         transfer(
             sender,
@@ -2273,16 +2373,52 @@ fn lazy_state_appears_on_first_use_only() {
             .send_uncompressed(&Message::binary(vec![0; 1000]), &mut wire)
             .unwrap();
         receive_all(receiver, &mut wire, &mut BytesMut::new()).unwrap();
-        assert_eq!(sender.deflate_state(), (false, false));
-        assert_eq!(receiver.deflate_state(), (false, false));
+        assert_eq!(
+            sender.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
+        assert_eq!(
+            receiver.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
         // The first compressed message creates the sender's compressor and the
         // receiver's decompressor.
         transfer(sender, receiver, &[Message::binary(vec![0; 1000])]);
-        assert_eq!(sender.deflate_state(), (true, false));
-        assert_eq!(receiver.deflate_state(), (false, true));
+        assert_eq!(
+            sender.deflate_state(),
+            DeflateState {
+                compressor: true,
+                decompressor: false
+            }
+        );
+        assert_eq!(
+            receiver.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: true
+            }
+        );
         transfer(receiver, sender, &[Message::binary(vec![0; 1000])]);
-        assert_eq!(sender.deflate_state(), (true, true));
-        assert_eq!(receiver.deflate_state(), (true, true));
+        assert_eq!(
+            sender.deflate_state(),
+            DeflateState {
+                compressor: true,
+                decompressor: true
+            }
+        );
+        assert_eq!(
+            receiver.deflate_state(),
+            DeflateState {
+                compressor: true,
+                decompressor: true
+            }
+        );
     }
 }
 
@@ -2620,7 +2756,13 @@ fn compressed_send_is_refused_during_a_fragmented_send_and_after_close() {
             ))
         );
         assert_eq!(wire.len(), written);
-        assert_eq!(conn.deflate_state(), (false, false));
+        assert_eq!(
+            conn.deflate_state(),
+            DeflateState {
+                compressor: false,
+                decompressor: false
+            }
+        );
         conn.send(&Message::Ping("p".into()), &mut wire).unwrap();
         conn.send_frame(OpCode::Continuation, b" end", true, &mut wire)
             .unwrap();
@@ -2785,11 +2927,17 @@ proptest! {
         let server_compressed = rsv_to_client.contains(&Some(RSV1));
         prop_assert_eq!(
             client.deflate_state(),
-            (client_compressed && !cnct, server_compressed && !snct)
+            DeflateState {
+                compressor: client_compressed && !cnct,
+                decompressor: server_compressed && !snct,
+            }
         );
         prop_assert_eq!(
             server.deflate_state(),
-            (server_compressed && !snct, client_compressed && !cnct)
+            DeflateState {
+                compressor: server_compressed && !snct,
+                decompressor: client_compressed && !cnct,
+            }
         );
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use duplex_proto::{
-    CloseFrame, Connection, ConnectionState, Error, Limits, Message, Role, Violation,
+    CloseFrame, Connection, ConnectionState, Error, Limits, Message, PeerClose, Role, Violation,
 };
 
 fn rejected(role: Role, input: &[u8], violation: Violation, code: u16) -> Vec<Message> {
@@ -576,7 +576,7 @@ fn valid_close_codes_are_accepted_and_echoed() {
                 let msg = conn.receive(&mut input, &mut out).unwrap();
                 let expected = CloseFrame::new(code, reason);
                 assert_eq!(msg, Some(Message::Close(Some(expected.clone()))));
-                assert_eq!(conn.peer_close(), Some(&Some(expected)));
+                assert_eq!(conn.peer_close(), Some(PeerClose::Frame(&expected)));
                 assert_eq!(conn.state(), ConnectionState::Closed);
                 // The echo is exactly one close frame carrying the same code.
                 let frames = frames_written_by(role, &out);

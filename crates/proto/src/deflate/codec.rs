@@ -136,10 +136,12 @@ impl Codec {
         self.send_reset
     }
 
-    /// Whether zlib state is currently held by this connection, as (compressor,
-    /// decompressor).
-    pub(crate) fn holds_state(&self) -> (bool, bool) {
-        (self.compressor.is_some(), self.decompressor.is_some())
+    /// Which zlib state this connection holds right now.
+    pub(crate) fn holds_state(&self) -> super::DeflateState {
+        super::DeflateState {
+            compressor: self.compressor.is_some(),
+            decompressor: self.decompressor.is_some(),
+        }
     }
 
     /// Compresses one whole message into `out`, without the sync-flush tail.
@@ -157,9 +159,12 @@ impl Codec {
     }
 
     /// The compressor setting a message compressed once for many connections must match
-    /// to be sent on this one: (level, window bits).
-    pub(crate) fn send_setting(&self) -> (u32, u8) {
-        (self.level, self.send_bits)
+    /// to be sent on this one.
+    pub(crate) fn send_setting(&self) -> CompressorSetting {
+        CompressorSetting {
+            level: self.level,
+            window_bits: self.send_bits,
+        }
     }
 
     /// Drops our compressor's history after a message compressed elsewhere was sent: the
@@ -170,6 +175,16 @@ impl Codec {
             give_back_compressor(self.level, self.send_bits, c);
         }
     }
+}
+
+/// A compressor's level and window: messages compressed with equal settings and fresh
+/// compressors decompress the same on any connection that sends with that setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CompressorSetting {
+    /// zlib level, 0..=9.
+    pub(crate) level: u32,
+    /// LZ77 window bits, 8..=15.
+    pub(crate) window_bits: u8,
 }
 
 /// Compresses a whole message with a fresh compressor of this setting: the payload of a
@@ -297,6 +312,14 @@ fn inflate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deflate::DeflateState;
+
+    fn state(compressor: bool, decompressor: bool) -> DeflateState {
+        DeflateState {
+            compressor,
+            decompressor,
+        }
+    }
 
     fn pair(params: DeflateParams) -> (Codec, Codec) {
         let config = DeflateConfig {
@@ -326,8 +349,8 @@ mod tests {
         let first = roundtrip(&mut client, &mut server, msg);
         let second = roundtrip(&mut client, &mut server, msg);
         assert!(second < first / 2, "second {second} vs first {first}");
-        assert_eq!(client.holds_state(), (true, false));
-        assert_eq!(server.holds_state(), (false, true));
+        assert_eq!(client.holds_state(), state(true, false));
+        assert_eq!(server.holds_state(), state(false, true));
     }
 
     #[test]
@@ -342,8 +365,8 @@ mod tests {
         let first = roundtrip(&mut client, &mut server, msg);
         let second = roundtrip(&mut client, &mut server, msg);
         assert_eq!(first, second, "no history is kept");
-        assert_eq!(client.holds_state(), (false, false));
-        assert_eq!(server.holds_state(), (false, false));
+        assert_eq!(client.holds_state(), state(false, false));
+        assert_eq!(server.holds_state(), state(false, false));
     }
 
     #[test]

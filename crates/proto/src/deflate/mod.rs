@@ -8,7 +8,18 @@
 mod codec;
 pub mod negotiate;
 
-pub(crate) use codec::{compress_fresh, Codec};
+pub(crate) use codec::{compress_fresh, Codec, CompressorSetting};
+
+/// Which zlib streams of a connection hold memory right now
+/// ([`Connection::deflate_state`](crate::Connection::deflate_state)). Without context
+/// takeover a side releases its stream between messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DeflateState {
+    /// The compressor of the messages this end sends.
+    pub compressor: bool,
+    /// The decompressor of the messages the peer sends.
+    pub decompressor: bool,
+}
 
 /// How this end uses permessage-deflate. The defaults keep full compression with context
 /// takeover in both directions (the best ratio for chat and feed traffic) and skip

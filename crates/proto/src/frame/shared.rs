@@ -45,8 +45,7 @@ struct Encodings {
     compressed: RwLock<Vec<(Setting, Option<Bytes>)>>,
 }
 
-/// A compressor setting: (level, window bits).
-type Setting = (u32, u8);
+use crate::deflate::CompressorSetting as Setting;
 
 impl SharedFrame {
     /// Encodes a text, binary, ping or pong message. Close frames change the state of
@@ -121,7 +120,7 @@ impl SharedFrame {
         }
         let payload = &self.inner.payload;
         let mut deflated = Vec::new();
-        crate::deflate::compress_fresh(setting.0, setting.1, payload, &mut deflated);
+        crate::deflate::compress_fresh(setting.level, setting.window_bits, payload, &mut deflated);
         let frame =
             (deflated.len() < payload.len()).then(|| encode(self.inner.opcode, 0b100, &deflated));
         list.push((setting, frame.clone()));
