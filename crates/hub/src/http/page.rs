@@ -2,10 +2,10 @@
 //! dashboard at `/admin`, from `web/`, embedded in the binary (nothing is fetched at run or build time).
 
 /// The demo page: chat with presence and history, the demo ticker, a shared board.
-pub const INDEX_HTML: &str = include_str!("../../../../web/index.html");
+pub const INDEX_HTML: &str = include_str!("../../web/index.html");
 
 /// The ES module client the page imports (usable by any page).
-pub const CLIENT_JS: &str = include_str!("../../../../web/duplex-client.js");
+pub const CLIENT_JS: &str = include_str!("../../web/duplex-client.js");
 
 /// The admin dashboard: live charts, the busiest channels, a channel inspector.
-pub const ADMIN_HTML: &str = include_str!("../../../../web/admin.html");
+pub const ADMIN_HTML: &str = include_str!("../../web/admin.html");
