@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use duplex_proto::frame::apply_mask;
 use duplex_proto::handshake::server::UpgradeRequest;
-use duplex_proto::{Connection, Limits, Message, Role, Utf8Validator};
+use duplex_proto::{Connection, Limits, Message, Role, Utf8Bytes, Utf8Validator};
 use std::hint::black_box;
 
 /// The plain byte loop `apply_mask` is measured against: one byte and one key lookup at
@@ -45,6 +45,23 @@ fn utf8(c: &mut Criterion) {
                 v.feed(black_box(text.as_bytes())).unwrap();
                 v.is_complete()
             })
+        });
+    }
+    group.finish();
+}
+
+/// `Utf8Bytes::as_str` (O(1): the type holds validity) beside what it did before, a
+/// validation per call (`std::str::from_utf8`, which is what the checked version ran).
+fn text_access(c: &mut Criterion) {
+    let mut group = c.benchmark_group("utf8bytes_as_str");
+    for size in [16usize, 1024, 16 << 10] {
+        let text = Utf8Bytes::from("héllo wörld € ".repeat(size / 20 + 1).as_str());
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(format!("{size}"), |b| {
+            b.iter(|| black_box(&text).as_str().len())
+        });
+        group.bench_function(format!("{size}-validating"), |b| {
+            b.iter(|| std::str::from_utf8(black_box(&text).as_bytes()).map_or(0, str::len))
         });
     }
     group.finish();
@@ -116,5 +133,5 @@ fn handshake(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, masking, utf8, frames, handshake);
+criterion_group!(benches, masking, utf8, text_access, frames, handshake);
 criterion_main!(benches);
