@@ -83,13 +83,7 @@ fuzz_target!(|data: &[u8]| {
         .filter(|(i, _)| offer & (1 << i) != 0)
         .map(|(_, p)| p.to_string())
         .collect();
-    let config = DeflateConfig {
-        server_no_context_takeover: deflate_byte & 1 != 0,
-        client_no_context_takeover: deflate_byte & 2 != 0,
-        server_max_window_bits: 8 + ((deflate_byte >> 2) & 7),
-        client_max_window_bits: 15 - ((deflate_byte >> 5) & 7),
-        ..DeflateConfig::default()
-    };
+    let config = DeflateConfig::default().server_no_context_takeover(deflate_byte & 1 != 0).client_no_context_takeover(deflate_byte & 2 != 0).server_max_window_bits(8 + ((deflate_byte >> 2) & 7)).client_max_window_bits(15 - ((deflate_byte >> 5) & 7));
     let request = ClientRequest {
         host: "example.com".into(),
         path: "/".into(),
@@ -97,11 +91,7 @@ fuzz_target!(|data: &[u8]| {
         deflate: (offer & 8 != 0).then_some(config.clone()),
         ..ClientRequest::default()
     };
-    let limits = Limits {
-        max_header_bytes: [64, 512, 8192, 1 << 20][usize::from(limits_byte & 3)],
-        max_headers: [4, 64][usize::from((limits_byte >> 2) & 1)],
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_header_bytes([64, 512, 8192, 1 << 20][usize::from(limits_byte & 3)]).max_headers([4, 64][usize::from((limits_byte >> 2) & 1)]);
     let chunks = input.chunk_sizes();
     let mut out = BytesMut::new();
     let handshake = ClientHandshake::start(&request, &mut out).expect("a valid request");
@@ -166,14 +156,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(params.client_no_context_takeover || !config.client_no_context_takeover);
 
     // The agreed parameters work both ways.
-    let server_config = DeflateConfig {
-        threshold: 0,
-        ..DeflateConfig::default()
-    };
-    let client_config = DeflateConfig {
-        threshold: 0,
-        ..config
-    };
+    let server_config = DeflateConfig::default().threshold(0);
+    let client_config = config.threshold(0);
     let mut client =
         Connection::new(Role::Client, Limits::default()).with_deflate(params, &client_config);
     let mut server =

@@ -38,13 +38,7 @@ fuzz_target!(|data: &[u8]| {
 
 /// A deflate configuration from a byte.
 fn deflate_config(b: u8) -> DeflateConfig {
-    DeflateConfig {
-        server_no_context_takeover: b & 1 != 0,
-        client_no_context_takeover: b & 2 != 0,
-        server_max_window_bits: 8 + ((b >> 2) & 7),
-        client_max_window_bits: 15 - ((b >> 5) & 7),
-        ..DeflateConfig::default()
-    }
+    DeflateConfig::default().server_no_context_takeover(b & 1 != 0).client_no_context_takeover(b & 2 != 0).server_max_window_bits(8 + ((b >> 2) & 7)).client_max_window_bits(15 - ((b >> 5) & 7))
 }
 
 #[derive(Debug, PartialEq)]
@@ -90,11 +84,7 @@ fn parse_once(incoming: bool, buf: &mut BytesMut, limits: &Limits) -> Outcome {
 }
 
 fn parse(flags: u8, input: &mut Input) {
-    let limits = Limits {
-        max_header_bytes: [64, 512, 8192, 1 << 20][usize::from(flags & 3)],
-        max_headers: [4, 64][usize::from((flags >> 2) & 1)],
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_header_bytes([64, 512, 8192, 1 << 20][usize::from(flags & 3)]).max_headers([4, 64][usize::from((flags >> 2) & 1)]);
     let incoming = flags & 8 != 0;
     let chunks = input.chunk_sizes();
     let wire = input.rest();
@@ -231,10 +221,7 @@ fn round_trip(flags: u8, input: &mut Input) {
             return;
         }
     };
-    let limits = Limits {
-        max_header_bytes: 1 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_header_bytes(1 << 20);
     let written = out.clone();
     let upgrade = match UpgradeRequest::parse(&mut out, &limits) {
         Ok(Some(u)) => u,

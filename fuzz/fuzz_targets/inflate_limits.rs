@@ -171,10 +171,7 @@ fn inflate_piece(
 }
 
 fn connection(role: Role, params: DeflateParams, limit: usize) -> Connection {
-    let limits = Limits {
-        max_message_size: limit,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_message_size(limit);
     Connection::new(role, limits).with_deflate(params, &DeflateConfig::default())
 }
 

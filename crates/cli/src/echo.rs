@@ -80,10 +80,8 @@ pub async fn run(args: EchoArgs) -> Result<(), CliError> {
     println!("duplex echo listening on {scheme}://{local}");
     std::io::stdout().flush()?;
     tracing::info!(%local, "listening");
-    let mut config = Config {
-        handshake_timeout: Duration::from_secs_f64(args.handshake_timeout),
-        ..Config::default()
-    };
+    let mut config =
+        Config::default().handshake_timeout(Duration::from_secs_f64(args.handshake_timeout));
     config.limits.max_message_size = args.max_message;
     config.limits.max_frame_size = config.limits.max_frame_size.min(args.max_message);
     if args.no_deflate {

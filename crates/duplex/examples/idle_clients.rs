@@ -26,11 +26,11 @@ async fn main() -> Result<(), duplex::Error> {
     let deflate = match mode.as_str() {
         "plain" => None,
         "deflate" | "deflate-message" => Some(DeflateConfig::default()),
-        "deflate-no-context-message" => Some(DeflateConfig {
-            client_no_context_takeover: true,
-            server_no_context_takeover: true,
-            ..DeflateConfig::default()
-        }),
+        "deflate-no-context-message" => Some(
+            DeflateConfig::default()
+                .client_no_context_takeover(true)
+                .server_no_context_takeover(true),
+        ),
         other => panic!("unknown mode {other}"),
     };
     let send = mode.ends_with("message");

@@ -2,15 +2,15 @@
 
 use crate::config::Config;
 use crate::error::{Error, Phase};
+use crate::head::{read_head, HeadError};
 use crate::proxy::{self, ProxyChoice};
 use crate::tls::{self, ClientTls};
 use crate::transport::ClientStream;
 use crate::websocket::WebSocket;
 use bytes::BytesMut;
 use duplex_proto::handshake::client::{ClientHandshake, ClientRequest, ServerResponse};
-use duplex_proto::{Connection, Role};
 use http::{HeaderName, HeaderValue};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use url::Url;
 
 /// Connects to a `ws://` or `wss://` URL with the default configuration.
@@ -224,23 +224,22 @@ impl ClientBuilder {
             stream.write_all(&out).await?;
             stream.flush().await?;
             let mut input = BytesMut::with_capacity(1024);
-            loop {
-                if let Some(response) = handshake.receive(&mut input, &limits)? {
-                    return Ok::<_, Error>((stream, response, input));
-                }
-                if stream.read_buf(&mut input).await? == 0 {
-                    return Err(Error::HandshakeInterrupted { peer: "server" });
-                }
-            }
+            let response = read_head(&mut stream, &mut input, |input| {
+                handshake.receive(input, &limits)
+            })
+            .await
+            .map_err(|e| match e {
+                HeadError::Parse(failure) => Error::from(failure),
+                HeadError::Closed(Some(io)) => Error::Io(io),
+                HeadError::Closed(None) => Error::HandshakeInterrupted { peer: "server" },
+            })?;
+            Ok::<_, Error>((stream, response, input))
         };
         let (stream, response, leftover) = tokio::time::timeout(config.handshake_timeout, exchange)
             .await
             .map_err(|_| Error::Timeout(Phase::WebSocketHandshake))??;
         tracing::debug!(protocol = ?response.protocol, deflate = ?response.deflate, "client handshake complete");
-        let mut proto = Connection::new(Role::Client, config.limits.clone());
-        if let (Some(params), Some(deflate)) = (response.deflate, &config.deflate) {
-            proto = proto.with_deflate(params, deflate);
-        }
+        let proto = response.connection(config.limits.clone(), config.deflate.as_ref());
         Ok((
             WebSocket::from_connection(stream, proto, config, leftover),
             response,

@@ -22,7 +22,19 @@ use std::time::Duration;
 /// no client certificate, ALPN `http/1.1`), for servers with
 /// [`ServerTls`](crate::ServerTls); the [`tls`](crate::tls) module lists every default.
 /// `handshake_timeout` bounds the TLS handshake too, as a step of its own.
+///
+/// The struct is `#[non_exhaustive]`, so settings can be added without a breaking
+/// release: start from `Config::default()` and chain the setters (or assign fields).
+///
+/// ```
+/// use std::time::Duration;
+/// let config = duplex::Config::default()
+///     .idle_timeout(Some(Duration::from_secs(60)))
+///     .write_buffer_limit(256 << 10);
+/// assert_eq!(config.handshake_timeout, Duration::from_secs(10));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// Protocol limits.
     pub limits: Limits,
@@ -41,6 +53,55 @@ pub struct Config {
 }
 
 impl Config {
+    /// Sets `limits`: the protocol limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets `write_buffer_limit`: outgoing bytes queued before `send` waits.
+    #[must_use]
+    pub fn write_buffer_limit(mut self, write_buffer_limit: usize) -> Self {
+        self.write_buffer_limit = write_buffer_limit;
+        self
+    }
+
+    /// Sets `handshake_timeout`: the bound on the opening handshake.
+    #[must_use]
+    pub fn handshake_timeout(mut self, handshake_timeout: Duration) -> Self {
+        self.handshake_timeout = handshake_timeout;
+        self
+    }
+
+    /// Sets `close_timeout`: the bound on the closing handshake.
+    #[must_use]
+    pub fn close_timeout(mut self, close_timeout: Duration) -> Self {
+        self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets `ping_interval`: a ping after this long without incoming traffic.
+    #[must_use]
+    pub fn ping_interval(mut self, ping_interval: Option<Duration>) -> Self {
+        self.ping_interval = ping_interval;
+        self
+    }
+
+    /// Sets `idle_timeout`: fail the connection after this long without incoming traffic.
+    #[must_use]
+    pub fn idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets `deflate`: permessage-deflate, or `None` for none.
+    #[must_use]
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
     /// Checks the settings; the message names the setting and the fix.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(d) = &self.deflate {

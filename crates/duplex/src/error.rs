@@ -293,6 +293,9 @@ impl From<duplex_proto::Error> for Error {
             duplex_proto::Error::Handshake(f) => Error::Handshake(f),
             duplex_proto::Error::SendAfterClose => Error::ConnectionClosed,
             duplex_proto::Error::InvalidSend(why) => Error::InvalidSend(why),
+            // The two crates are released together: a new kind in duplex-proto gets its
+            // own variant here in the same release. Until then it is not lost.
+            other => Error::Io(io::Error::other(other)),
         }
     }
 }

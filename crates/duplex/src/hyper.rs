@@ -130,10 +130,12 @@ pub(crate) fn prepare(
         &accept.headers,
     );
     tracing::debug!(path = upgrade.path(), ?deflate, "server handshake answered");
-    let mut proto = Connection::new(Role::Server, config.limits.clone());
-    if let (Some(params), Some(deflate)) = (deflate, &config.deflate) {
-        proto = proto.with_deflate(params, deflate);
-    }
+    let proto = Connection::after_handshake(
+        Role::Server,
+        config.limits.clone(),
+        deflate,
+        config.deflate.as_ref(),
+    );
     let pending = PendingUpgrade {
         on_upgrade,
         deadline: Deadline::At(crate::websocket::deadline_after(config.handshake_timeout)),

@@ -36,6 +36,7 @@ pub mod axum;
 mod client;
 mod config;
 mod error;
+mod head;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 mod proxy;

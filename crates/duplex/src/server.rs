@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Phase};
+use crate::head::{read_head, HeadError};
 use crate::websocket::WebSocket;
 use bytes::{Bytes, BytesMut};
 use duplex_proto::handshake::server::{reject, write_response, IncomingRequest, UpgradeRequest};
@@ -194,19 +195,9 @@ where
 {
     config.validate().map_err(Error::InvalidConfig)?;
     let mut input = BytesMut::with_capacity(1024);
-    let read_request = async {
-        loop {
-            match IncomingRequest::parse(&mut input, &config.limits) {
-                Ok(Some(request)) => return Ok((request, std::mem::take(&mut input))),
-                Ok(None) => {}
-                Err(failure) => return Err(Some(failure)),
-            }
-            match stream.read_buf(&mut input).await {
-                Ok(0) | Err(_) => return Err(None),
-                Ok(_) => {}
-            }
-        }
-    };
+    let read_request = read_head(&mut stream, &mut input, |input| {
+        IncomingRequest::parse(input, &config.limits)
+    });
     let outcome = tokio::time::timeout(config.handshake_timeout, read_request).await;
     let mut out = BytesMut::new();
     let (request, leftover) = match outcome {
@@ -233,14 +224,16 @@ where
             send_and_close(&mut stream, &out).await;
             return Err(Error::Timeout(Phase::WebSocketHandshake));
         }
-        Ok(Err(None)) => return Err(Error::HandshakeInterrupted { peer: "client" }),
-        Ok(Err(Some(failure))) => {
+        Ok(Err(HeadError::Closed(_))) => {
+            return Err(Error::HandshakeInterrupted { peer: "client" })
+        }
+        Ok(Err(HeadError::Parse(failure))) => {
             tracing::info!(reason = %failure, status = failure.status().as_u16(), "rejecting handshake");
             reject(&failure, &mut out);
             send_and_close(&mut stream, &out).await;
             return Err(failure.into());
         }
-        Ok(Ok((IncomingRequest::Http(request), _body))) => {
+        Ok(Ok(IncomingRequest::Http(request))) => {
             let status = write_http_response(&request, http(&request).map(Into::into), &mut out);
             tracing::debug!(
                 method = %request.method(),
@@ -251,7 +244,7 @@ where
             send_and_close(&mut stream, &out).await;
             return Ok(None);
         }
-        Ok(Ok((IncomingRequest::Upgrade(request), leftover))) => (request, leftover),
+        Ok(Ok(IncomingRequest::Upgrade(request))) => (request, std::mem::take(&mut input)),
     };
     match decide(&request) {
         Ok(accept) => {
@@ -264,10 +257,12 @@ where
             stream.write_all(&out).await?;
             stream.flush().await?;
             tracing::debug!(path = request.path(), ?deflate, "server handshake complete");
-            let mut proto = Connection::new(Role::Server, config.limits.clone());
-            if let (Some(params), Some(deflate)) = (deflate, &config.deflate) {
-                proto = proto.with_deflate(params, deflate);
-            }
+            let proto = Connection::after_handshake(
+                Role::Server,
+                config.limits.clone(),
+                deflate,
+                config.deflate.as_ref(),
+            );
             Ok(Some(WebSocket::from_connection(
                 stream, proto, config, leftover,
             )))

@@ -286,10 +286,7 @@ async fn keepalive_pings_and_idle_timeout() {
         }
     })
     .await;
-    let config = Config {
-        ping_interval: Some(Duration::from_millis(20)),
-        ..Config::default()
-    };
+    let config = Config::default().ping_interval(Some(Duration::from_millis(20)));
     let (mut client, _) = duplex::ClientBuilder::new(&url)
         .config(config)
         .connect()
@@ -307,11 +304,9 @@ async fn keepalive_pings_and_idle_timeout() {
     reader.abort();
 
     // A silent peer is dropped after the idle timeout with close 1001.
-    let config = Config {
-        idle_timeout: Some(Duration::from_millis(50)),
-        close_timeout: Duration::from_millis(100),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .idle_timeout(Some(Duration::from_millis(50)))
+        .close_timeout(Duration::from_millis(100));
     let (silent, mut received) = silent_server().await;
     let (mut client, _) = duplex::ClientBuilder::new(&silent)
         .config(config)
@@ -377,10 +372,7 @@ fn close_code_of_masked_frame(bytes: &[u8]) -> Option<u16> {
 async fn close_gives_up_waiting_for_a_silent_peer_after_close_timeout() {
     let (silent, mut received) = silent_server().await;
     let close_timeout = Duration::from_millis(200);
-    let config = Config {
-        close_timeout,
-        ..Config::default()
-    };
+    let config = Config::default().close_timeout(close_timeout);
     let (mut client, _) = duplex::ClientBuilder::new(&silent)
         .config(config)
         .connect()
@@ -416,10 +408,7 @@ async fn accept_gives_up_on_a_client_that_never_finishes_the_handshake() {
     let handshake_timeout = Duration::from_millis(200);
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let config = Config {
-            handshake_timeout,
-            ..Config::default()
-        };
+        let config = Config::default().handshake_timeout(handshake_timeout);
         let started = std::time::Instant::now();
         let result = duplex::accept_with(tcp, config, |_| Ok(Accept::default())).await;
         (result.map(drop), started.elapsed())
@@ -481,10 +470,7 @@ async fn split_halves_work_from_different_tasks() {
 async fn send_waits_while_the_write_buffer_is_full() {
     // An in-memory pipe with a small buffer and a peer that does not read yet.
     let (client_io, mut server_io) = tokio::io::duplex(1024);
-    let config = Config {
-        write_buffer_limit: 4096,
-        ..Config::default()
-    };
+    let config = Config::default().write_buffer_limit(4096);
     let mut ws =
         duplex::WebSocket::from_parts(client_io, duplex::Role::Client, config, BytesMut::new());
     let chunk = Message::binary(vec![1u8; 1000]);
@@ -784,10 +770,7 @@ async fn a_connection_that_sends_nothing_is_closed_without_an_answer() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let config = Config {
-            handshake_timeout: Duration::from_millis(100),
-            ..Config::default()
-        };
+        let config = Config::default().handshake_timeout(Duration::from_millis(100));
         duplex::accept_with(tcp, config, |_| Ok(Accept::default()))
             .await
             .map(drop)

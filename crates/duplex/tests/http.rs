@@ -279,10 +279,7 @@ async fn hyper_upgrade_without_a_hyper_connection_is_426() {
     let rejection =
         duplex::hyper::upgrade::<_, Full<Bytes>>(&mut request, Config::default()).unwrap_err();
     assert_eq!(rejection.status(), 426);
-    let bad = Config {
-        write_buffer_limit: 0,
-        ..Config::default()
-    };
+    let bad = Config::default().write_buffer_limit(0);
     let rejection = duplex::hyper::upgrade::<_, Full<Bytes>>(&mut request, bad).unwrap_err();
     assert_eq!(rejection.status(), 500);
     assert!(
@@ -470,10 +467,7 @@ async fn slow_hyper_server(
             let service = service_fn(move |mut request: hyper::Request<Incoming>| {
                 let tx = tx.clone();
                 async move {
-                    let config = Config {
-                        handshake_timeout,
-                        ..Config::default()
-                    };
+                    let config = Config::default().handshake_timeout(handshake_timeout);
                     let (response, pending) =
                         duplex::hyper::upgrade::<_, Full<Bytes>>(&mut request, config).unwrap();
                     tokio::spawn(async move {

@@ -226,10 +226,7 @@ async fn silent_proxy_times_out_naming_the_proxy() {
             open.push(tcp);
         }
     });
-    let config = duplex::Config {
-        handshake_timeout: std::time::Duration::from_millis(300),
-        ..Default::default()
-    };
+    let config = duplex::Config::default().handshake_timeout(std::time::Duration::from_millis(300));
     for scheme in ["http", "socks5h"] {
         let e = ws(9)
             .config(config.clone())

@@ -569,10 +569,7 @@ async fn silent_server_times_out_in_the_tls_step() {
         let (_tcp, _) = listener.accept().await.unwrap();
         tokio::time::sleep(Duration::from_secs(10)).await;
     });
-    let config = duplex::Config {
-        handshake_timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let config = duplex::Config::default().handshake_timeout(Duration::from_millis(300));
     let result = ClientBuilder::new(format!("wss://127.0.0.1:{port}/"))
         .config(config)
         .connect()
@@ -703,10 +700,7 @@ async fn close_to_a_tls_peer_that_never_reads_ends_at_the_close_timeout() {
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let tls = acceptor.accept(tcp).await.unwrap();
-        let config = duplex::Config {
-            close_timeout,
-            ..duplex::Config::default()
-        };
+        let config = duplex::Config::default().close_timeout(close_timeout);
         let mut ws = duplex::accept_with(tls, config, |_| Ok(duplex::Accept::default()))
             .await
             .unwrap();

@@ -110,11 +110,7 @@ fn connection(role: Role, mode: Mode) -> Connection {
         client_no_context_takeover: !takeover,
         ..DeflateParams::default()
     };
-    let config = DeflateConfig {
-        threshold: 0,
-        level,
-        ..DeflateConfig::default()
-    };
+    let config = DeflateConfig::default().threshold(0).level(level);
     conn.with_deflate(params, &config)
 }
 

@@ -21,6 +21,7 @@ pub enum Role {
 
 /// Where the connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectionState {
     /// Messages flow both ways.
     Open,
@@ -112,6 +113,35 @@ impl Connection {
             rng: (role == Role::Client).then(|| Box::new(StdRng::from_os_rng())),
             peer_close: None,
             deflate: None,
+        }
+    }
+
+    /// Masks this client's frames with keys drawn from a generator seeded with `seed`
+    /// instead of the operating system's randomness: the same seed gives the same bytes
+    /// on the wire, for tests and reproducible fuzzing. Never in production: a peer that
+    /// can predict the masks defeats their purpose (RFC 6455 section 10.3). No effect on
+    /// a server connection, which does not mask.
+    #[must_use]
+    pub fn with_mask_seed(mut self, seed: u64) -> Self {
+        if self.role == Role::Client {
+            self.rng = Some(Box::new(StdRng::seed_from_u64(seed)));
+        }
+        self
+    }
+
+    /// The connection a completed handshake leads to: permessage-deflate on when the
+    /// handshake agreed on `negotiated` parameters and this end has a `deflate` config
+    /// (its level and threshold), off otherwise. Both roles' handshakes end here.
+    pub fn after_handshake(
+        role: Role,
+        limits: Limits,
+        negotiated: Option<DeflateParams>,
+        deflate: Option<&DeflateConfig>,
+    ) -> Self {
+        let connection = Self::new(role, limits);
+        match (negotiated, deflate) {
+            (Some(params), Some(config)) => connection.with_deflate(params, config),
+            _ => connection,
         }
     }
 

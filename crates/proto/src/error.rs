@@ -5,6 +5,7 @@ use http::StatusCode;
 
 /// Everything that can go wrong in the protocol core.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The peer broke the protocol after the handshake. The connection has queued a close
     /// frame with [`Violation::close_code`] and is failed.
@@ -68,6 +69,7 @@ impl From<InvalidSend> for Error {
 
 /// A protocol violation by the peer, each with the close code RFC 6455 requires.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Violation {
     /// RSV1-3 set without a negotiated extension that defines them.
     #[error("reserved bits set without a negotiated extension")]
@@ -149,6 +151,7 @@ impl Violation {
 
 /// Why an opening handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeFailure {
     /// The HTTP message could not be parsed.
     #[error("malformed HTTP: {0}")]

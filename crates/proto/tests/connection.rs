@@ -751,10 +751,7 @@ fn control_payload_of_125_bytes_can_be_sent() {
 
 #[test]
 fn a_connection_reports_its_role_limits_and_initial_state() {
-    let limits = Limits {
-        max_frame_size: 10,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_frame_size(10);
     for role in ROLES {
         let c = Connection::new(role, limits.clone());
         assert_eq!(c.role(), role);
@@ -808,4 +805,32 @@ fn incomplete_headers_wait_for_more_input() {
             }
         }
     }
+}
+
+#[test]
+fn a_seeded_client_masks_the_same_way_every_time() {
+    let wire = |seed: u64| {
+        let mut c = Connection::new(Role::Client, Limits::default()).with_mask_seed(seed);
+        let mut out = BytesMut::new();
+        for text in ["one", "two", "three"] {
+            c.send(&Message::text(text), &mut out).unwrap();
+        }
+        out
+    };
+    assert_eq!(wire(7), wire(7), "same seed, same bytes");
+    assert_ne!(wire(7), wire(8), "another seed, other masks");
+    // The masks are applied as on any client connection: a server decodes the messages.
+    let mut server = Connection::new(Role::Server, Limits::default());
+    let (mut input, mut replies) = (wire(7), BytesMut::new());
+    for text in ["one", "two", "three"] {
+        assert_eq!(
+            server.receive(&mut input, &mut replies).unwrap(),
+            Some(Message::text(text))
+        );
+    }
+    // A server does not mask, seeded or not.
+    let mut plain = Connection::new(Role::Server, Limits::default()).with_mask_seed(7);
+    let mut out = BytesMut::new();
+    plain.send(&Message::text("one"), &mut out).unwrap();
+    assert_eq!(&out[..], b"\x81\x03one");
 }

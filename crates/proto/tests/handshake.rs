@@ -173,6 +173,21 @@ fn client_key_is_base64_of_16_random_bytes() {
 }
 
 #[test]
+fn a_given_key_is_sent_as_given() {
+    // RFC 6455 section 1.3: the sample nonce and the accept value it leads to.
+    let mut out = BytesMut::new();
+    let hs =
+        ClientHandshake::start_with_key(&full_request(), *b"the sample nonce", &mut out).unwrap();
+    assert_eq!(hs.key(), RFC_KEY);
+    let req = ParsedRequest::parse(&out);
+    assert_eq!(req.all("Sec-WebSocket-Key"), [RFC_KEY]);
+    assert_eq!(
+        accept_key(RFC_KEY.as_bytes()),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+}
+
+#[test]
 fn client_request_without_origin_or_protocols_omits_those_headers() {
     let mut out = BytesMut::new();
     let request = ClientRequest {
@@ -493,10 +508,7 @@ fn client_rejects_any_extension_because_it_offers_none() {
 #[test]
 fn client_rejects_a_response_header_block_over_the_limit() {
     let (hs, accept) = offering(&[]);
-    let limits = Limits {
-        max_header_bytes: 200,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_header_bytes(200);
     let mut lines = good_lines(&accept);
     lines.push(format!("X-Padding: {}", "p".repeat(200)));
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -520,10 +532,7 @@ fn client_rejects_a_response_header_block_over_the_limit() {
 #[test]
 fn client_rejects_a_response_with_too_many_headers() {
     let (hs, accept) = offering(&[]);
-    let limits = Limits {
-        max_headers: 5,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_headers(5);
     let mut lines = good_lines(&accept);
     lines.push("X-A: 1".into());
     lines.push("X-B: 2".into());
@@ -958,10 +967,7 @@ fn server_rejects_a_key_that_is_not_16_bytes_of_base64_with_400() {
 
 #[test]
 fn server_rejects_a_header_block_over_the_limit_with_431() {
-    let limits = Limits {
-        max_header_bytes: 256,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_header_bytes(256);
     let padding = format!("X-Padding: {}", "p".repeat(256));
     let mut lines = GOOD.to_vec();
     lines.insert(1, &padding);
@@ -999,10 +1005,7 @@ fn server_rejects_a_header_block_over_the_limit_with_431() {
 
 #[test]
 fn server_rejects_too_many_headers_with_431() {
-    let limits = Limits {
-        max_headers: 6,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_headers(6);
     // Exactly six: fine.
     let mut lines = GOOD.to_vec();
     lines.push("X-Six: 6");

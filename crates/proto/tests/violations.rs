@@ -215,65 +215,34 @@ fn fragmented_control_frames_fail_with_1002() {
 
 // ---------------------------------------------------------------- masking direction
 
-#[test]
-fn unmasked_client_frame_to_a_server_fails_with_1002() {
-    for op in [OP_TEXT, OP_BINARY, OP_PING, OP_PONG, OP_CLOSE] {
-        rejected(
-            Role::Server,
-            &frame(false, true, 0, op, b""),
-            Violation::UnmaskedClientFrame,
-            1002,
-        );
-        rejected(
-            Role::Server,
-            &frame(false, true, 0, op, b"abc"),
-            Violation::UnmaskedClientFrame,
-            1002,
-        );
-    }
-    // An unmasked continuation of a properly masked start.
-    let input = concat(&[
-        &frame(true, false, 0, OP_TEXT, b"a"),
-        &frame(false, true, 0, OP_CONT, b"b"),
-    ]);
-    rejected(Role::Server, &input, Violation::UnmaskedClientFrame, 1002);
-    // From the two header bytes alone.
-    rejected(
-        Role::Server,
-        &[0x81, 0x7D],
-        Violation::UnmaskedClientFrame,
-        1002,
-    );
-}
+/// Each receiving role, the masking its peer must not use, and the violation it is.
+const WRONG_MASKING: [(Role, bool, Violation); 2] = [
+    (Role::Server, false, Violation::UnmaskedClientFrame),
+    (Role::Client, true, Violation::MaskedServerFrame),
+];
 
 #[test]
-fn masked_server_frame_to_a_client_fails_with_1002() {
-    for op in [OP_TEXT, OP_BINARY, OP_PING, OP_PONG, OP_CLOSE] {
-        rejected(
-            Role::Client,
-            &frame(true, true, 0, op, b""),
-            Violation::MaskedServerFrame,
-            1002,
-        );
-        rejected(
-            Role::Client,
-            &frame(true, true, 0, op, b"abc"),
-            Violation::MaskedServerFrame,
-            1002,
-        );
+fn frames_masked_the_wrong_way_fail_with_1002() {
+    for (role, masked, violation) in WRONG_MASKING {
+        for op in [OP_TEXT, OP_BINARY, OP_PING, OP_PONG, OP_CLOSE] {
+            for payload in [&b""[..], b"abc"] {
+                let input = frame(masked, true, 0, op, payload);
+                rejected(role, &input, violation.clone(), 1002);
+            }
+        }
+        // A continuation masked the wrong way after a correct start.
+        let input = concat(&[
+            &frame(!masked, false, 0, OP_TEXT, b"a"),
+            &frame(masked, true, 0, OP_CONT, b"b"),
+        ]);
+        rejected(role, &input, violation.clone(), 1002);
+        // From the header alone: the payload never arrives (for an unmasked frame of
+        // 125 bytes, the first two bytes are all there is).
+        for (op, len) in [(OP_TEXT, 125), (OP_BINARY, 5000)] {
+            let input = header(masked, true, 0, op, len);
+            rejected(role, &input, violation.clone(), 1002);
+        }
     }
-    let input = concat(&[
-        &frame(false, false, 0, OP_BINARY, b"a"),
-        &frame(true, true, 0, OP_CONT, b"b"),
-    ]);
-    rejected(Role::Client, &input, Violation::MaskedServerFrame, 1002);
-    // From the header alone (payload never arrives).
-    rejected(
-        Role::Client,
-        &header(true, true, 0, OP_BINARY, 5000),
-        Violation::MaskedServerFrame,
-        1002,
-    );
 }
 
 // ---------------------------------------------------------------- fragmentation order
@@ -634,12 +603,10 @@ fn violation_after_we_sent_close_fails_without_a_second_close_frame() {
 // ---------------------------------------------------------------- limits
 
 fn limits(frame: usize, message: usize, fragments: usize) -> Limits {
-    Limits {
-        max_frame_size: frame,
-        max_message_size: message,
-        max_fragments: fragments,
-        ..Limits::default()
-    }
+    Limits::default()
+        .max_frame_size(frame)
+        .max_message_size(message)
+        .max_fragments(fragments)
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::fmt;
 
 /// How the proxy is spoken to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProxyScheme {
     /// `http://`: HTTP/1.1 `CONNECT` over plain TCP.
     Http,

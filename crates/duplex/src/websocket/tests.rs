@@ -51,10 +51,7 @@ fn ping(seq: u16) -> [u8; 8] {
 #[tokio::test]
 async fn a_ping_flood_from_a_peer_that_never_reads_holds_one_pong() {
     let (mut client, server_io) = tokio::io::duplex(16 << 10);
-    let config = Config {
-        write_buffer_limit: 4096,
-        ..Config::default()
-    };
+    let config = Config::default().write_buffer_limit(4096);
     let limit = config.write_buffer_limit;
     let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
     const PINGS: u16 = 20_000;
@@ -102,10 +99,7 @@ async fn a_ping_flood_from_a_peer_that_never_reads_holds_one_pong() {
 #[tokio::test]
 async fn close_returns_within_the_close_timeout_when_the_peer_never_reads() {
     let (_client, server_io) = tokio::io::duplex(16 << 10);
-    let config = Config {
-        close_timeout: std::time::Duration::from_millis(200),
-        ..Config::default()
-    };
+    let config = Config::default().close_timeout(std::time::Duration::from_millis(200));
     let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
     // More than the pipe holds, so the queue cannot drain.
     server
@@ -124,10 +118,7 @@ async fn close_returns_within_the_close_timeout_when_the_peer_never_reads() {
 async fn close_delivers_everything_queued_to_a_slow_reader() {
     let (mut client, server_io) = tokio::io::duplex(1024);
     let close_timeout = std::time::Duration::from_millis(100);
-    let config = Config {
-        close_timeout,
-        ..Config::default()
-    };
+    let config = Config::default().close_timeout(close_timeout);
     let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
     let payload = vec![7u8; 64 << 10];
     server.feed(Message::binary(payload.clone())).await.unwrap();
@@ -172,11 +163,9 @@ async fn close_delivers_everything_queued_to_a_slow_reader() {
 #[tokio::test]
 async fn a_held_pong_goes_out_before_our_own_close() {
     let (mut client, server_io) = tokio::io::duplex(1024);
-    let config = Config {
-        write_buffer_limit: 4096,
-        close_timeout: std::time::Duration::from_millis(200),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .write_buffer_limit(4096)
+        .close_timeout(std::time::Duration::from_millis(200));
     let mut server = WebSocket::from_parts(server_io, Role::Server, config, BytesMut::new());
     // Fill the queue past its limit (the pipe holds 1 KiB), then receive a ping.
     let filler = Message::binary(vec![1u8; 8 << 10]);

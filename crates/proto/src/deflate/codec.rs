@@ -322,10 +322,7 @@ mod tests {
     }
 
     fn pair(params: DeflateParams) -> (Codec, Codec) {
-        let config = DeflateConfig {
-            threshold: 0,
-            ..DeflateConfig::default()
-        };
+        let config = DeflateConfig::default().threshold(0);
         (
             Codec::new(Role::Client, params, &config),
             Codec::new(Role::Server, params, &config),
@@ -389,10 +386,7 @@ mod tests {
     #[test]
     fn a_bomb_stops_at_the_limit() {
         let (_, mut server) = pair(DeflateParams::default());
-        let best = DeflateConfig {
-            level: 9,
-            ..DeflateConfig::default()
-        };
+        let best = DeflateConfig::default().level(9);
         let mut client = Codec::new(Role::Client, DeflateParams::default(), &best);
         let zeros = vec![0u8; 10 << 20];
         let mut wire = Vec::new();

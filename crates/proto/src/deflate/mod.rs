@@ -36,7 +36,10 @@ pub struct DeflateState {
 ///
 /// The `no_context_takeover` flags trade ratio for memory: a side that resets between
 /// messages releases its zlib state while the connection is idle.
+///
+/// `#[non_exhaustive]`: start from `DeflateConfig::default()` and chain the setters.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// Ask (client) or require (server) that the server does not keep context.
     pub server_no_context_takeover: bool,
@@ -66,6 +69,48 @@ impl Default for DeflateConfig {
 }
 
 impl DeflateConfig {
+    /// Sets `server_no_context_takeover`: ask (client) or require (server) that the server does not keep context.
+    #[must_use]
+    pub fn server_no_context_takeover(mut self, server_no_context_takeover: bool) -> Self {
+        self.server_no_context_takeover = server_no_context_takeover;
+        self
+    }
+
+    /// Sets `client_no_context_takeover`: ask (server) or promise (client) that the client does not keep context.
+    #[must_use]
+    pub fn client_no_context_takeover(mut self, client_no_context_takeover: bool) -> Self {
+        self.client_no_context_takeover = client_no_context_takeover;
+        self
+    }
+
+    /// Sets `server_max_window_bits`: the upper bound on the server's window, 8 to 15.
+    #[must_use]
+    pub fn server_max_window_bits(mut self, server_max_window_bits: u8) -> Self {
+        self.server_max_window_bits = server_max_window_bits;
+        self
+    }
+
+    /// Sets `client_max_window_bits`: the upper bound on the client's window, 8 to 15.
+    #[must_use]
+    pub fn client_max_window_bits(mut self, client_max_window_bits: u8) -> Self {
+        self.client_max_window_bits = client_max_window_bits;
+        self
+    }
+
+    /// Sets `level`: the zlib level, 0 to 9.
+    #[must_use]
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Sets `threshold`: the smallest payload that is compressed.
+    #[must_use]
+    pub fn threshold(mut self, threshold: usize) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
     /// Checks the values are in range; the message names the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
         for (name, bits) in [

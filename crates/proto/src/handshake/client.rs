@@ -2,6 +2,7 @@
 
 use super::{accept_key, check_single, has_token, head_len, header_list, to_header_map};
 use crate::config::Limits;
+use crate::connection::{Connection, Role};
 use crate::deflate::negotiate::{client_accept, client_offer};
 use crate::deflate::{DeflateConfig, DeflateParams};
 use crate::error::HandshakeFailure;
@@ -37,6 +38,14 @@ pub struct ServerResponse {
     pub protocol: Option<String>,
     /// The permessage-deflate parameters, when the server accepted the offer.
     pub deflate: Option<DeflateParams>,
+}
+
+impl ServerResponse {
+    /// The client connection this response opens, with permessage-deflate when the
+    /// server accepted it (`deflate` is the offer's config: level and threshold).
+    pub fn connection(&self, limits: Limits, deflate: Option<&DeflateConfig>) -> Connection {
+        Connection::after_handshake(Role::Client, limits, self.deflate, deflate)
+    }
 }
 
 /// A client handshake in progress: the request is written, the response awaited.
@@ -79,6 +88,17 @@ impl ClientHandshake {
     /// inject headers), the path is not `/`-rooted without spaces, or a subprotocol is
     /// not a token (RFC 2616: visible ASCII without separators) or is offered twice.
     pub fn start(request: &ClientRequest, out: &mut BytesMut) -> Result<Self, HandshakeFailure> {
+        Self::start_with_key(request, rand::random(), out)
+    }
+
+    /// [`start`](Self::start) with the 16 bytes of `Sec-WebSocket-Key` given instead of
+    /// random: for tests and reproducible fuzzing. RFC 6455 section 4.1 asks for a
+    /// random key per connection, so anything else uses `start`.
+    pub fn start_with_key(
+        request: &ClientRequest,
+        key: [u8; 16],
+        out: &mut BytesMut,
+    ) -> Result<Self, HandshakeFailure> {
         let clean = |s: &str| !s.bytes().any(|b| b.is_ascii_control());
         if request.host.is_empty() || !clean(&request.host) || request.host.contains(' ') {
             return Err(HandshakeFailure::InvalidHeader("Host"));
@@ -99,7 +119,7 @@ impl ClientHandshake {
         {
             return Err(HandshakeFailure::InvalidHeader("Sec-WebSocket-Protocol"));
         }
-        let key = STANDARD.encode(rand::random::<[u8; 16]>());
+        let key = STANDARD.encode(key);
         out.put_slice(format!("GET {} HTTP/1.1\r\n", request.path).as_bytes());
         out.put_slice(format!("Host: {}\r\n", request.host).as_bytes());
         out.put_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n");

@@ -158,10 +158,7 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         &format!("--subscribers {}", args.subscribers),
     )?;
     // The hub pings in its protocol; the WebSocket layer need not.
-    let config = Config {
-        ping_interval: None,
-        ..Config::default()
-    };
+    let config = Config::default().ping_interval(None);
     let run = Arc::new(Run {
         builders: args
             .urls
