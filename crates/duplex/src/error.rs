@@ -10,6 +10,20 @@ use std::fmt;
 use std::io;
 
 /// Everything that can go wrong on a connection.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Nothing listens on port 1: the TCP connection is refused.
+/// let error = duplex::connect("ws://127.0.0.1:1/").await.unwrap_err();
+/// assert!(error.is_connect());
+/// match &error {
+///     duplex::Error::Tcp { addr, source } => println!("{addr}: {source}"),
+///     duplex::Error::Timeout(phase) => println!("too slow: {phase}"),
+///     other => println!("{other}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -29,6 +29,34 @@ const STREAMING_READ: usize = 16 << 10;
 
 /// A WebSocket connection over any `AsyncRead + AsyncWrite` transport.
 ///
+/// ```
+/// use bytes::BytesMut;
+/// use duplex::{Config, Message, Role, WebSocket};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), duplex::Error> {
+/// // Two ends over an in-memory pipe, as if a handshake had just completed.
+/// let (a, b) = tokio::io::duplex(64 << 10);
+/// let mut client = WebSocket::from_parts(a, Role::Client, Config::default(), BytesMut::new());
+/// let mut server = WebSocket::from_parts(b, Role::Server, Config::default(), BytesMut::new());
+///
+/// client.send(Message::text("ping?")).await?;
+/// let question = server.recv().await.expect("a message")?;
+/// assert_eq!(question, Message::text("ping?"));
+/// server.send(Message::text("pong!")).await?;
+/// assert_eq!(client.recv().await.expect("a message")?, Message::text("pong!"));
+///
+/// // The close handshake: the server sees the client's close (1000), then the end.
+/// let (closed, _) = tokio::join!(client.close(None), async {
+///     while let Some(message) = server.recv().await {
+///         println!("server got {:?}", message?);
+///     }
+///     Ok::<_, duplex::Error>(())
+/// });
+/// closed
+/// # }
+/// ```
+///
 /// As a [`Stream`] it yields incoming messages (data, pings, pongs and the peer's close);
 /// as a [`Sink`] it takes outgoing ones. Pings are answered automatically. The stream
 /// ends (`None`) once the close handshake is over; a transport that drops without a

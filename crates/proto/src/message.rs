@@ -83,6 +83,24 @@ impl fmt::Display for Utf8Bytes {
 }
 
 /// A complete WebSocket message, or a control frame.
+///
+/// ```
+/// use duplex_proto::{CloseCode, Message};
+///
+/// let hello = Message::text("hello");
+/// let bytes = Message::binary(vec![1, 2, 3]);
+/// for message in [hello, bytes] {
+///     match message {
+///         Message::Text(text) => assert_eq!(&*text, "hello"), // Deref to str, O(1)
+///         Message::Binary(data) => assert_eq!(&data[..], [1, 2, 3]),
+///         Message::Ping(_) | Message::Pong(_) => {}
+///         Message::Close(frame) => {
+///             let code = frame.map_or(CloseCode::NO_STATUS, |f| f.code);
+///             println!("closed with {}", code.as_u16());
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// A text message (valid UTF-8).
