@@ -88,8 +88,8 @@ pub struct Connection {
     /// small.
     partial: Option<Box<Partial>>,
     utf8: Utf8Validator,
-    /// Whether a fragmented message we send is in progress, and whether it is text.
-    sending_fragmented: Option<OpCode>,
+    /// A fragmented message we send is in progress.
+    sending_fragmented: bool,
     /// Masking keys for client frames; created only for clients.
     rng: Option<Box<StdRng>>,
     /// The close frame the peer sent, once received.
@@ -109,7 +109,7 @@ impl Connection {
             phase: Phase::Header,
             partial: None,
             utf8: Utf8Validator::default(),
-            sending_fragmented: None,
+            sending_fragmented: false,
             rng: (role == Role::Client).then(|| Box::new(StdRng::from_os_rng())),
             peer_close: None,
             deflate: None,
@@ -368,7 +368,7 @@ impl Connection {
             }
             OpCode::Text | OpCode::Binary if header.fin && header.rsv == 0 => {
                 let text = header.opcode == OpCode::Text;
-                Ok(Step::Message(self.finish_message(text, payload)?))
+                Ok(Step::Message(self.finish_message(text, payload, false)?))
             }
             OpCode::Text | OpCode::Binary => {
                 let mut partial = Partial {
@@ -379,9 +379,11 @@ impl Connection {
                 };
                 self.append(&mut partial, &payload, header.fin)?;
                 if header.fin {
-                    return Ok(Step::Message(
-                        self.finish_message(partial.text, partial.data.into())?,
-                    ));
+                    return Ok(Step::Message(self.finish_message(
+                        partial.text,
+                        partial.data.into(),
+                        partial.compressed,
+                    )?));
                 }
                 self.partial = Some(Box::new(partial));
                 Ok(Step::Continue)
@@ -397,9 +399,11 @@ impl Connection {
                     self.partial = Some(partial);
                     return Ok(Step::Continue);
                 }
-                Ok(Step::Message(
-                    self.finish_message(partial.text, partial.data.into())?,
-                ))
+                Ok(Step::Message(self.finish_message(
+                    partial.text,
+                    partial.data.into(),
+                    partial.compressed,
+                )?))
             }
         }
     }
@@ -435,14 +439,29 @@ impl Connection {
         Ok(())
     }
 
-    fn finish_message(&mut self, text: bool, data: Bytes) -> Result<Message, Violation> {
+    /// The message; text is `Utf8Bytes`, which never holds anything but UTF-8.
+    /// `inflated`: the data was inflated into the connection's own buffer and validated
+    /// there as it came out. Otherwise it was validated as it arrived, in the caller's
+    /// input buffer, which the caller (safe code) may change between calls: it is
+    /// checked again here, once per message (simdutf8, far faster than the decoding).
+    fn finish_message(
+        &mut self,
+        text: bool,
+        data: Bytes,
+        inflated: bool,
+    ) -> Result<Message, Violation> {
         if !text {
             return Ok(Message::Binary(data));
         }
         if !self.utf8.is_complete() {
             return Err(Violation::InvalidUtf8);
         }
-        Ok(Message::Text(Utf8Bytes::from_validated(data)))
+        if inflated {
+            return Ok(Message::Text(Utf8Bytes::from_validated(data)));
+        }
+        Utf8Bytes::try_from_bytes(data)
+            .map(Message::Text)
+            .map_err(|_| Violation::InvalidUtf8)
     }
 
     /// Queues a close frame for `code` and marks the connection closed.
@@ -551,7 +570,7 @@ impl Connection {
         if self.state != ConnectionState::Open {
             return Err(Error::SendAfterClose);
         }
-        if self.sending_fragmented.is_some() {
+        if self.sending_fragmented {
             return Err(Error::InvalidSend(InvalidSend::FragmentInProgress));
         }
         Ok(())
@@ -601,18 +620,16 @@ impl Connection {
                 return Err(Error::InvalidSend(InvalidSend::CloseThroughSendFrame));
             }
         } else {
-            let next = match (opcode, self.sending_fragmented) {
-                (OpCode::Continuation, None) => {
+            match (opcode, self.sending_fragmented) {
+                (OpCode::Continuation, false) => {
                     return Err(Error::InvalidSend(InvalidSend::ContinuationWithoutMessage))
                 }
-                (OpCode::Text | OpCode::Binary, Some(_)) => {
+                (OpCode::Text | OpCode::Binary, true) => {
                     return Err(Error::InvalidSend(InvalidSend::FragmentInProgress))
                 }
-                (OpCode::Continuation, Some(first)) => Some(first),
-                (op, None) => Some(op),
-                _ => unreachable!("data opcodes only"),
-            };
-            self.sending_fragmented = if fin { None } else { next };
+                _ => {}
+            }
+            self.sending_fragmented = !fin;
         }
         self.write_frame(opcode, fin, payload, output);
         Ok(())

@@ -20,7 +20,8 @@ impl Utf8Bytes {
         }
     }
 
-    /// Wraps bytes the caller has already validated. Only the crate may skip the check.
+    /// Wraps bytes the crate validated in a buffer it owns. Only the crate may skip the
+    /// check, and only for bytes no one else could have changed since.
     pub(crate) fn from_validated(bytes: Bytes) -> Self {
         debug_assert!(std::str::from_utf8(&bytes).is_ok());
         Self(bytes)
@@ -31,12 +32,13 @@ impl Utf8Bytes {
     pub fn as_str(&self) -> &str {
         // SAFETY: every way to make a `Utf8Bytes` establishes that `self.0` is UTF-8:
         // `try_from_bytes` validates, `From<String>` and `From<&str>` take a `str`'s
-        // bytes, `Default` is empty, and `from_validated` (crate-private) takes the
-        // payload the connection validated incrementally as it arrived, checked again in
-        // debug builds; the fuzz targets assert that every text message is UTF-8, under
-        // AddressSanitizer. `Bytes` is immutable, so the bytes cannot change afterwards.
-        // Checking here instead cost a full validation per call (the figures are in
-        // BENCHMARKS.md, "Utf8Bytes::as_str").
+        // bytes, `Default` is empty, and `from_validated` (crate-private) is used only for
+        // text the connection inflated into its own buffer and validated there (checked
+        // again in debug builds); text that arrived plain goes through `try_from_bytes`,
+        // since the caller owns the buffer it was first checked in. The fuzz targets
+        // assert that every text message is UTF-8, under AddressSanitizer. `Bytes` is
+        // immutable, so the bytes cannot change afterwards. Checking here instead cost a
+        // full validation per call (the figures are in BENCHMARKS.md, "Utf8Bytes::as_str").
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 

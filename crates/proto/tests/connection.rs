@@ -834,3 +834,38 @@ fn a_seeded_client_masks_the_same_way_every_time() {
     plain.send(&Message::text("one"), &mut out).unwrap();
     assert_eq!(&out[..], b"\x81\x03one");
 }
+
+#[test]
+fn text_changed_in_the_callers_buffer_after_it_was_checked_is_still_refused() {
+    // The caller owns the input buffer and may change bytes the connection has already
+    // checked as they arrived: the message is checked again before it becomes text.
+    for fragmented in [false, true] {
+        let mut c = Connection::new(Role::Client, Limits::default());
+        let (mut input, mut out) = (BytesMut::new(), BytesMut::new());
+        if fragmented {
+            input.extend_from_slice(&[0x01, 2, b'a', b'b']); // text, not final
+        } else {
+            input.extend_from_slice(&[0x81, 4, b'a', b'b']); // half of a 4-byte frame
+        }
+        assert_eq!(c.receive(&mut input, &mut out).unwrap(), None);
+        if fragmented {
+            // The first fragment is already copied out: change the continuation's byte
+            // that was checked on arrival instead.
+            input.extend_from_slice(&[0x80, 2, b'c']);
+            assert_eq!(c.receive(&mut input, &mut out).unwrap(), None);
+            let at = input.iter().rposition(|&b| b == b'c').expect("c is still buffered");
+            input[at] = 0xFF;
+            input.extend_from_slice(b"d");
+        } else {
+            let at = input.iter().rposition(|&b| b == b'a').expect("a is still buffered");
+            input[at] = 0xFF;
+            input.extend_from_slice(b"cd");
+        }
+        let result = c.receive(&mut input, &mut out);
+        assert_eq!(
+            result,
+            Err(Error::Protocol(duplex_proto::Violation::InvalidUtf8)),
+            "fragmented: {fragmented}"
+        );
+    }
+}
