@@ -9,6 +9,7 @@ use crate::transport::ClientStream;
 use crate::websocket::WebSocket;
 use bytes::BytesMut;
 use duplex_proto::handshake::client::{ClientHandshake, ClientRequest, ServerResponse};
+use duplex_proto::Role;
 use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use url::Url;
@@ -231,7 +232,7 @@ impl ClientBuilder {
             .map_err(|e| match e {
                 HeadError::Parse(failure) => Error::from(failure),
                 HeadError::Closed(Some(io)) => Error::Io(io),
-                HeadError::Closed(None) => Error::HandshakeInterrupted { peer: "server" },
+                HeadError::Closed(None) => Error::HandshakeInterrupted { peer: Role::Server },
             })?;
             Ok::<_, Error>((stream, response, input))
         };

@@ -5,7 +5,7 @@
 //! do. The enum is `#[non_exhaustive]`: new causes can be told apart later without a
 //! breaking release, so a `match` needs a `_` arm.
 
-use duplex_proto::{HandshakeFailure, InvalidSend, Violation};
+use duplex_proto::{HandshakeFailure, InvalidSend, Role, Violation};
 use std::fmt;
 use std::io;
 
@@ -47,10 +47,11 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
     /// The peer closed the connection before the opening handshake completed.
-    #[error("the {peer} closed the connection during the WebSocket handshake")]
+    #[error("the {} closed the connection during the WebSocket handshake", role_name(*.peer))]
     HandshakeInterrupted {
-        /// `"server"` on the client side, `"client"` on the server side.
-        peer: &'static str,
+        /// The peer's role: `Role::Server` on the client side, `Role::Client` on the
+        /// server side.
+        peer: Role,
     },
     /// hyper did not hand over the upgraded connection (`duplex::hyper`, `duplex::axum`):
     /// the HTTP connection ended or failed before the upgrade.
@@ -190,12 +191,22 @@ pub enum Error {
     },
 }
 
-/// The step a [`Error::Timeout`] cut short; each has its own setting.
+/// How an error message names a peer.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Client => "client",
+        Role::Server => "server",
+    }
+}
+
+/// The step a [`Error::Timeout`] cut short.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Phase {
-    /// Resolving the host and opening the TCP connection, or the tunnel through a proxy
-    /// (bounded by [`Config::handshake_timeout`](crate::Config::handshake_timeout)).
+    /// Resolving the host and opening the TCP connection to it (bounded by
+    /// [`Config::handshake_timeout`](crate::Config::handshake_timeout)). Through a proxy
+    /// the same bound ends in [`Error::ProxyConnect`] (the proxy cannot be reached in
+    /// time) or [`Error::ProxyFailed`] (no tunnel in time), which name the proxy.
     Connect,
     /// The TLS handshake (the same timeout as the WebSocket handshake).
     TlsHandshake,
@@ -213,7 +224,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Phase::Connect => "TCP connect",
+            Phase::Connect => "connecting (name resolution and TCP)",
             Phase::TlsHandshake => "TLS handshake",
             Phase::WebSocketHandshake => "WebSocket handshake",
             Phase::Idle => "no traffic from the peer within the idle timeout",
@@ -223,9 +234,15 @@ impl fmt::Display for Phase {
 }
 
 impl Error {
-    /// A step ran out of time ([`Error::Timeout`]).
+    /// A step ran out of time: [`Error::Timeout`], or reaching a proxy or TLS to it
+    /// ([`Error::ProxyConnect`], [`Error::ProxyTls`]) timed out.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        match self {
+            Error::Timeout(_) => true,
+            Error::ProxyConnect { source, .. } => source.kind() == io::ErrorKind::TimedOut,
+            Error::ProxyTls { source, .. } => source.is_timeout(),
+            _ => false,
+        }
     }
 
     /// The connection is over: sending after the close handshake started
@@ -283,7 +300,7 @@ impl Error {
     }
 
     /// The caller's input cannot be used: the URL, a header, the configuration, a
-    /// message to send.
+    /// message to send, a proxy URL, a TLS file (also [`is_tls`](Self::is_tls)).
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
@@ -343,7 +360,24 @@ mod tests {
                 "protocol handshake",
             ),
             (Error::Rejected { status: 403 }, "handshake"),
-            (Error::HandshakeInterrupted { peer: "server" }, "handshake"),
+            (
+                Error::HandshakeInterrupted { peer: Role::Server },
+                "handshake",
+            ),
+            (
+                Error::TlsFile {
+                    path: "k.pem".into(),
+                    reason: "r".into(),
+                },
+                "tls usage",
+            ),
+            (
+                Error::ProxyConnect {
+                    proxy: "p".into(),
+                    source: io::ErrorKind::TimedOut.into(),
+                },
+                "timeout proxy",
+            ),
             (Error::Upgrade("gone".into()), "handshake"),
             (
                 Error::Dns {

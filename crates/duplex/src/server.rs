@@ -224,9 +224,10 @@ where
             send_and_close(&mut stream, &out).await;
             return Err(Error::Timeout(Phase::WebSocketHandshake));
         }
-        Ok(Err(HeadError::Closed(_))) => {
-            return Err(Error::HandshakeInterrupted { peer: "client" })
+        Ok(Err(HeadError::Closed(None))) => {
+            return Err(Error::HandshakeInterrupted { peer: Role::Client })
         }
+        Ok(Err(HeadError::Closed(Some(io)))) => return Err(Error::Io(io)),
         Ok(Err(HeadError::Parse(failure))) => {
             tracing::info!(reason = %failure, status = failure.status().as_u16(), "rejecting handshake");
             reject(&failure, &mut out);

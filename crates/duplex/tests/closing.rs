@@ -83,3 +83,29 @@ async fn a_frame_given_is_sent_as_it_is() {
         Some(bye)
     );
 }
+
+#[tokio::test]
+async fn a_close_sent_as_a_message_starts_the_close_deadline() {
+    // A peer that never reads nor answers: the close handshake ends at the deadline,
+    // whichever way our close frame was sent.
+    for uncompressed in [false, true] {
+        let (a, _silent) = tokio::io::duplex(1 << 20);
+        let config = Config::default().close_timeout(std::time::Duration::from_millis(50));
+        let mut client = WebSocket::from_parts(a, Role::Client, config, BytesMut::new());
+        if uncompressed {
+            client.send_uncompressed(Message::Close(None)).await.unwrap();
+        } else {
+            client.send(Message::Close(None)).await.unwrap();
+        }
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), client.recv())
+            .await
+            .expect("the close deadline ended the wait");
+        assert!(
+            matches!(
+                ended,
+                Some(Err(duplex::Error::Timeout(duplex::Phase::CloseHandshake)))
+            ),
+            "uncompressed: {uncompressed}: {ended:?}"
+        );
+    }
+}

@@ -542,9 +542,12 @@ async fn a_server_hanging_up_in_the_tls_handshake_is_a_tls_io_error() {
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        // Read the ClientHello, answer nothing, hang up.
-        let mut buf = [0u8; 4096];
-        let _ = tcp.read(&mut buf).await;
+        // Read the whole ClientHello record (5-byte header with its length), answer
+        // nothing, hang up: a clean close, not a reset over unread bytes.
+        let mut header = [0u8; 5];
+        tcp.read_exact(&mut header).await.unwrap();
+        let mut hello = vec![0u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+        tcp.read_exact(&mut hello).await.unwrap();
     });
     let err = ClientBuilder::new(format!("wss://127.0.0.1:{port}/"))
         .connect()

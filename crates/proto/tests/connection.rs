@@ -853,11 +853,17 @@ fn text_changed_in_the_callers_buffer_after_it_was_checked_is_still_refused() {
             // that was checked on arrival instead.
             input.extend_from_slice(&[0x80, 2, b'c']);
             assert_eq!(c.receive(&mut input, &mut out).unwrap(), None);
-            let at = input.iter().rposition(|&b| b == b'c').expect("c is still buffered");
+            let at = input
+                .iter()
+                .rposition(|&b| b == b'c')
+                .expect("c is still buffered");
             input[at] = 0xFF;
             input.extend_from_slice(b"d");
         } else {
-            let at = input.iter().rposition(|&b| b == b'a').expect("a is still buffered");
+            let at = input
+                .iter()
+                .rposition(|&b| b == b'a')
+                .expect("a is still buffered");
             input[at] = 0xFF;
             input.extend_from_slice(b"cd");
         }

@@ -3,6 +3,8 @@
 use ipnet::IpNet;
 use std::net::IpAddr;
 
+/// Whether a `NO_PROXY` list bypasses the proxy for `host:port`, as curl reads it: entries
+/// separated by commas (and spaces); `*` alone matches every host; a domain matches
 /// itself and its subdomains, with or without a leading dot (`example.com` and
 /// `.example.com` both match `example.com` and `a.example.com`, not `badexample.com`);
 /// IP addresses match exactly, or as a CIDR block (`10.0.0.0/8`, `fd00::/8`); IPv6

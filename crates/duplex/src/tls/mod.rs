@@ -17,8 +17,11 @@
 //!
 //! SNI and certificate names come from the URL host; IP addresses are checked against the
 //! certificate's IP address names (and send no SNI). A rejected certificate fails the
-//! connection with [`Error::Certificate`](crate::Error::Certificate), naming the host and the reason; other TLS
-//! failures give [`Error::Tls`](crate::Error::Tls), and unusable PEM files [`Error::TlsFile`](crate::Error::TlsFile).
+//! connection with [`Error::Certificate`](crate::Error::Certificate), naming the host and
+//! the reason; other TLS failures give [`Error::Tls`](crate::Error::Tls) (from rustls) or
+//! [`Error::TlsIo`](crate::Error::TlsIo) (the transport failed during the handshake), a
+//! handshake that takes too long `Error::Timeout(Phase::TlsHandshake)`, and unusable PEM
+//! files [`Error::TlsFile`](crate::Error::TlsFile).
 //!
 //! **Server** ([`ServerTls`]): a [`TlsAcceptor`] from PEM files. `duplex::accept` runs on any
 //! `AsyncRead + AsyncWrite`, so the accepted TLS stream plugs straight in:
