@@ -183,7 +183,18 @@ pub fn assert_rejected(
     expected: duplex_proto::Violation,
     code: u16,
 ) -> Vec<Message> {
-    let mut conn = Connection::new(role, limits);
+    assert_rejected_by(Connection::new(role, limits), input, expected, code)
+}
+
+/// [`assert_rejected`] on a connection set up by the caller (with permessage-deflate, a
+/// message in progress, ...).
+pub fn assert_rejected_by(
+    mut conn: Connection,
+    input: &[u8],
+    expected: duplex_proto::Violation,
+    code: u16,
+) -> Vec<Message> {
+    let role = conn.role();
     let mut out = BytesMut::new();
     let mut buf = BytesMut::from(input);
     let mut before = Vec::new();

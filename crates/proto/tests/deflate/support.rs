@@ -97,29 +97,6 @@ pub(crate) fn transfer(
     (frames, got)
 }
 
-/// Feeds `input` to `conn` and checks that it fails exactly as `expected` with `code`
-/// (see [`check_failure`]); returns what was decoded before.
-pub(crate) fn assert_rejected_by(
-    mut conn: Connection,
-    input: &[u8],
-    expected: Violation,
-    code: u16,
-) -> Vec<Message> {
-    let role = conn.role();
-    let mut out = BytesMut::new();
-    let mut buf = BytesMut::from(input);
-    let mut before = Vec::new();
-    let err = loop {
-        match conn.receive(&mut buf, &mut out) {
-            Ok(Some(m)) => before.push(m),
-            Ok(None) => panic!("{role:?}: {input:x?} was not rejected (expected {expected:?})"),
-            Err(e) => break e,
-        }
-    };
-    check_failure(role, &mut conn, &mut out, err, expected, code);
-    before
-}
-
 /// Text with words repeating at all sorts of distances, from a fixed seed.
 pub(crate) fn words(len: usize, seed: u64) -> Vec<u8> {
     const VOCABULARY: [&str; 16] = [
