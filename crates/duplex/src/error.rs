@@ -176,7 +176,8 @@ pub enum Error {
     /// version or cipher suite, a malformed message.
     #[error("TLS with {host} failed: {}", crate::tls::describe(.error))]
     Tls {
-        /// The peer's host (from the URL).
+        /// The peer's host (from the URL); `client` on the server side
+        /// ([`tls::accept`](crate::tls::accept)).
         host: String,
         /// The rustls error.
         error: rustls::Error,

@@ -93,7 +93,10 @@ async fn a_close_sent_as_a_message_starts_the_close_deadline() {
         let config = Config::default().close_timeout(std::time::Duration::from_millis(50));
         let mut client = WebSocket::from_parts(a, Role::Client, config, BytesMut::new());
         if uncompressed {
-            client.send_uncompressed(Message::Close(None)).await.unwrap();
+            client
+                .send_uncompressed(Message::Close(None))
+                .await
+                .unwrap();
         } else {
             client.send(Message::Close(None)).await.unwrap();
         }

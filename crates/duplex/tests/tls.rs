@@ -584,6 +584,34 @@ async fn silent_server_times_out_in_the_tls_step() {
 }
 
 #[tokio::test]
+async fn server_tls_accept_names_a_missing_client_certificate() {
+    let pki = Pki::new();
+    let (cert, key) = pki.ca.server(&["localhost"]).write(&pki.dir, "server");
+    let acceptor = ServerTls::new(cert, key)
+        .client_ca_file(&pki.ca_file)
+        .acceptor()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = tokio::spawn(echo_once(
+        ClientBuilder::new(format!("wss://localhost:{port}/")).tls_ca_file(&pki.ca_file),
+    ));
+    let (tcp, _) = listener.accept().await.unwrap();
+    let result = duplex::tls::accept(&acceptor, tcp, Duration::from_secs(5)).await;
+    let error = result.err().expect("no client certificate, no TLS");
+    assert!(error.is_tls(), "{error:?}");
+    assert!(
+        matches!(
+            &error,
+            Error::Tls { host, error: duplex::tls::rustls::Error::NoCertificatesPresented }
+                if host == "client"
+        ),
+        "{error:?}"
+    );
+    assert!(client.await.unwrap().is_err(), "the client was refused too");
+}
+
+#[tokio::test]
 async fn server_tls_accept_times_out_on_a_silent_client() {
     let pki = Pki::new();
     let acceptor = pki.acceptor(&pki.ca.server(&["localhost"]));

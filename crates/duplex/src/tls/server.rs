@@ -1,5 +1,6 @@
 //! The server side: certificate, key and client CAs from PEM files, and the accept step.
 
+use super::diagnostics::io_error;
 use super::pem::{key_error, read_ca_certificates, read_certificates, read_private_key};
 use super::{provider, TlsAcceptor, ALPN_HTTP11};
 use crate::error::{Error, Phase};
@@ -85,8 +86,9 @@ impl ServerTls {
 /// The server's TLS handshake on an accepted connection, bounded by `timeout` (use the
 /// same [`Config::handshake_timeout`](crate::Config::handshake_timeout) as the WebSocket
 /// handshake, so a client that stalls in the TLS step cannot hold the task forever).
-/// Fails with [`Error::Timeout`] or with [`Error::Io`] carrying the rustls error, such as
-/// a client that did not present a required certificate.
+/// Fails with [`Error::Timeout`], with [`Error::Tls`] or [`Error::Certificate`] (host
+/// `client`) when rustls refused the client, such as one that did not present a required
+/// certificate, or with [`Error::TlsIo`] when the transport failed.
 pub async fn accept<S>(
     acceptor: &TlsAcceptor,
     stream: S,
@@ -98,7 +100,7 @@ where
     tokio::time::timeout(timeout, acceptor.accept(stream))
         .await
         .map_err(|_| Error::Timeout(Phase::TlsHandshake))?
-        .map_err(Error::Io)
+        .map_err(|e| io_error(e, "client"))
 }
 
 /// Shorthand for `ServerTls::new(cert_chain, key).acceptor()`.
