@@ -598,7 +598,7 @@ async fn server_tls_accept_names_a_missing_client_certificate() {
     ));
     let (tcp, _) = listener.accept().await.unwrap();
     let result = duplex::tls::accept(&acceptor, tcp, Duration::from_secs(5)).await;
-    let error = result.err().expect("no client certificate, no TLS");
+    let error = result.expect_err("no client certificate, no TLS");
     assert!(error.is_tls(), "{error:?}");
     assert!(
         matches!(
