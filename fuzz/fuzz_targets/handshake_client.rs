@@ -84,13 +84,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|(_, p)| p.to_string())
         .collect();
     let config = DeflateConfig::default().server_no_context_takeover(deflate_byte & 1 != 0).client_no_context_takeover(deflate_byte & 2 != 0).server_max_window_bits(8 + ((deflate_byte >> 2) & 7)).client_max_window_bits(15 - ((deflate_byte >> 5) & 7));
-    let request = ClientRequest {
-        host: "example.com".into(),
-        path: "/".into(),
-        protocols,
-        deflate: (offer & 8 != 0).then_some(config.clone()),
-        ..ClientRequest::default()
-    };
+    let request = ClientRequest::default().host("example.com".into()).path("/".into()).protocols(protocols).deflate((offer & 8 != 0).then_some(config.clone()));
     let limits = Limits::default().max_header_bytes([64, 512, 8192, 1 << 20][usize::from(limits_byte & 3)]).max_headers([4, 64][usize::from((limits_byte >> 2) & 1)]);
     let chunks = input.chunk_sizes();
     let mut out = BytesMut::new();

@@ -205,14 +205,7 @@ fn round_trip(flags: u8, input: &mut Input) {
         .filter(|p| !p.is_empty() || flags & 0x10 != 0)
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect::<Vec<_>>();
-    let request = ClientRequest {
-        host,
-        path,
-        origin: (flags & 1 != 0).then_some(origin),
-        protocols,
-        headers: HeaderMap::new(),
-        deflate: (flags & 2 != 0).then_some(client_config.clone()),
-    };
+    let request = ClientRequest::default().host(host).path(path).origin((flags & 1 != 0).then_some(origin)).protocols(protocols).headers(HeaderMap::new()).deflate((flags & 2 != 0).then_some(client_config.clone()));
     let mut out = BytesMut::new();
     let handshake = match ClientHandshake::start(&request, &mut out) {
         Ok(h) => h,

@@ -123,14 +123,13 @@ fn full_request() -> ClientRequest {
     headers.insert("authorization", HeaderValue::from_static("Bearer token"));
     headers.append("x-custom", HeaderValue::from_static("one"));
     headers.append("x-custom", HeaderValue::from_static("two"));
-    ClientRequest {
-        host: "example.com:8080".into(),
-        path: "/chat?room=1".into(),
-        origin: Some("https://example.com".into()),
-        protocols: vec!["chat.v2".into(), "chat".into()],
-        headers,
-        deflate: None,
-    }
+    ClientRequest::default()
+        .host("example.com:8080".into())
+        .path("/chat?room=1".into())
+        .origin(Some("https://example.com".into()))
+        .protocols(vec!["chat.v2".into(), "chat".into()])
+        .headers(headers)
+        .deflate(None)
 }
 
 #[test]
@@ -190,11 +189,7 @@ fn a_given_key_is_sent_as_given() {
 #[test]
 fn client_request_without_origin_or_protocols_omits_those_headers() {
     let mut out = BytesMut::new();
-    let request = ClientRequest {
-        host: "h".into(),
-        path: "/".into(),
-        ..Default::default()
-    };
+    let request = ClientRequest::default().host("h".into()).path("/".into());
     ClientHandshake::start(&request, &mut out).unwrap();
     let req = ParsedRequest::parse(&out);
     assert!(req.all("Origin").is_empty());
@@ -221,12 +216,10 @@ fn client_request_is_accepted_by_the_server_parser() {
 
 fn offering(protocols: &[&str]) -> (ClientHandshake, String) {
     let mut out = BytesMut::new();
-    let request = ClientRequest {
-        host: "example.com".into(),
-        path: "/".into(),
-        protocols: protocols.iter().map(|p| p.to_string()).collect(),
-        ..Default::default()
-    };
+    let request = ClientRequest::default()
+        .host("example.com".into())
+        .path("/".into())
+        .protocols(protocols.iter().map(|p| p.to_string()).collect());
     let hs = ClientHandshake::start(&request, &mut out).unwrap();
     let accept = accept_key(hs.key().as_bytes());
     (hs, accept)
@@ -1200,47 +1193,15 @@ fn absolute_form_target_yields_its_path_and_query() {
 
 #[test]
 fn client_request_fields_cannot_inject_headers() {
-    let base = ClientRequest {
-        host: "example.com".into(),
-        path: "/".into(),
-        ..Default::default()
-    };
+    let base = ClientRequest::default()
+        .host("example.com".into())
+        .path("/".into());
     let cases = [
-        (
-            ClientRequest {
-                host: "a\r\nX-Evil: 1".into(),
-                ..base.clone()
-            },
-            "Host",
-        ),
-        (
-            ClientRequest {
-                path: "/\r\nX-Evil: 1".into(),
-                ..base.clone()
-            },
-            "request target",
-        ),
-        (
-            ClientRequest {
-                path: "/a b".into(),
-                ..base.clone()
-            },
-            "request target",
-        ),
-        (
-            ClientRequest {
-                path: "no-slash".into(),
-                ..base.clone()
-            },
-            "request target",
-        ),
-        (
-            ClientRequest {
-                origin: Some("o\nX: y".into()),
-                ..base.clone()
-            },
-            "Origin",
-        ),
+        (base.clone().host("a\r\nX-Evil: 1".into()), "Host"),
+        (base.clone().path("/\r\nX-Evil: 1".into()), "request target"),
+        (base.clone().path("/a b".into()), "request target"),
+        (base.clone().path("no-slash".into()), "request target"),
+        (base.clone().origin(Some("o\nX: y".into())), "Origin"),
     ];
     for (request, field) in cases {
         let mut out = BytesMut::new();
@@ -1255,11 +1216,9 @@ fn client_request_fields_cannot_inject_headers() {
 /// as other subprotocols than the client offered.
 #[test]
 fn client_offers_only_unique_token_subprotocols() {
-    let base = ClientRequest {
-        host: "example.com".into(),
-        path: "/".into(),
-        ..Default::default()
-    };
+    let base = ClientRequest::default()
+        .host("example.com".into())
+        .path("/".into());
     for protocols in [
         vec!["chat\r\nX-Evil: 1"],
         vec!["a,b"],
@@ -1269,10 +1228,9 @@ fn client_offers_only_unique_token_subprotocols() {
         vec!["chat", "v2/json"],
         vec!["chat", "chat"],
     ] {
-        let request = ClientRequest {
-            protocols: protocols.iter().map(|p| p.to_string()).collect(),
-            ..base.clone()
-        };
+        let request = base
+            .clone()
+            .protocols(protocols.iter().map(|p| p.to_string()).collect());
         let mut out = BytesMut::new();
         let err = ClientHandshake::start(&request, &mut out).unwrap_err();
         assert_eq!(
@@ -1282,10 +1240,7 @@ fn client_offers_only_unique_token_subprotocols() {
         );
         assert!(out.is_empty(), "nothing is written on failure");
     }
-    let request = ClientRequest {
-        protocols: vec!["chat".into(), "v2.json".into(), "x-Custom_1~".into()],
-        ..base
-    };
+    let request = base.protocols(vec!["chat".into(), "v2.json".into(), "x-Custom_1~".into()]);
     let mut out = BytesMut::new();
     ClientHandshake::start(&request, &mut out).unwrap();
     let req = UpgradeRequest::parse(&mut out, &Limits::default())

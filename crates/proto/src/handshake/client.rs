@@ -10,8 +10,18 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use bytes::{BufMut, BytesMut};
 use http::{HeaderMap, StatusCode};
 
-/// What the client asks for in its handshake request.
+/// What the client asks for in its handshake request. `#[non_exhaustive]`: start from
+/// `ClientRequest::default()` and chain the setters.
+///
+/// ```
+/// let request = duplex_proto::handshake::client::ClientRequest::default()
+///     .host("example.com".into())
+///     .path("/chat".into())
+///     .protocols(vec!["chat.v2".into()]);
+/// assert_eq!(request.origin, None);
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ClientRequest {
     /// The `Host` header: host, and port when it is not the scheme's default.
     pub host: String,
@@ -40,6 +50,50 @@ pub struct ServerResponse {
     pub deflate: Option<DeflateParams>,
 }
 
+impl ClientRequest {
+    /// Sets `host`: the `Host` header: host, and port when it is not the scheme's default.
+    #[must_use]
+    pub fn host(mut self, host: String) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Sets `path`: path and query, starting with `/`.
+    #[must_use]
+    pub fn path(mut self, path: String) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// Sets `origin`: the `Origin` header, if any.
+    #[must_use]
+    pub fn origin(mut self, origin: Option<String>) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// Sets `protocols`: the subprotocols to offer, in order of preference.
+    #[must_use]
+    pub fn protocols(mut self, protocols: Vec<String>) -> Self {
+        self.protocols = protocols;
+        self
+    }
+
+    /// Sets `headers`: extra headers (authorization, cookies, ...).
+    #[must_use]
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets `deflate`: offer permessage-deflate with this configuration.
+    #[must_use]
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+}
+
 impl ServerResponse {
     /// The client connection this response opens, with permessage-deflate when the
     /// server accepted it (`deflate` is the offer's config: level and threshold).
@@ -56,7 +110,7 @@ impl ServerResponse {
 /// use duplex_proto::handshake::accept_key;
 ///
 /// let mut out = BytesMut::new();
-/// let request = ClientRequest { host: "example.com".into(), path: "/chat".into(), ..Default::default() };
+/// let request = ClientRequest::default().host("example.com".into()).path("/chat".into());
 /// let handshake = ClientHandshake::start(&request, &mut out).unwrap();
 /// assert!(out.starts_with(b"GET /chat HTTP/1.1\r\n"));
 ///

@@ -48,12 +48,10 @@ fn client_offer_for_each_config() {
 }
 
 fn client_request(deflate: Option<DeflateConfig>) -> ClientRequest {
-    ClientRequest {
-        host: "example.com".into(),
-        path: "/".into(),
-        deflate,
-        ..Default::default()
-    }
+    ClientRequest::default()
+        .host("example.com".into())
+        .path("/".into())
+        .deflate(deflate)
 }
 
 /// The `Sec-WebSocket-Extensions` values of the request a client writes.
