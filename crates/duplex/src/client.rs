@@ -1,7 +1,7 @@
 //! Opening client connections.
 
 use crate::config::Config;
-use crate::error::{Error, Phase};
+use crate::error::{Error, HeaderPart, Phase};
 use crate::head::{read_head, HeadError};
 use crate::proxy::{self, ProxyChoice};
 use crate::tls::{self, ClientTls};
@@ -44,7 +44,7 @@ pub struct ClientBuilder {
     url: String,
     request: ClientRequest,
     config: Config,
-    invalid_header: Option<(String, String)>,
+    invalid_header: Option<(String, HeaderPart, String)>,
     tls: ClientTls,
     proxy: ProxyChoice,
 }
@@ -71,10 +71,12 @@ impl ClientBuilder {
             (Ok(n), Ok(v)) => {
                 self.request.headers.append(n, v);
             }
-            (Err(e), _) => self.invalid_header = Some((name.to_owned(), e.to_string())),
+            (Err(e), _) => {
+                self.invalid_header = Some((name.to_owned(), HeaderPart::Name, e.to_string()));
+            }
             (_, Err(e)) => {
-                let reason = format!("the value: {e} (no control characters or line breaks)");
-                self.invalid_header = Some((name.to_owned(), reason));
+                let reason = format!("{e} (no control characters or line breaks)");
+                self.invalid_header = Some((name.to_owned(), HeaderPart::Value, reason));
             }
         }
         self
@@ -252,9 +254,10 @@ impl ClientBuilder {
             url: self.url.clone(),
             reason: reason.to_owned(),
         };
-        if let Some((name, reason)) = &self.invalid_header {
+        if let Some((name, part, reason)) = &self.invalid_header {
             return Err(Error::InvalidHeader {
                 name: name.clone(),
+                part: *part,
                 reason: reason.clone(),
             });
         }

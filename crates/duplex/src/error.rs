@@ -87,11 +87,13 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     /// A request header given to the builder is not valid HTTP.
-    #[error("invalid request header {name:?}: {reason}")]
+    #[error("invalid request header {name:?}: {part} {reason}")]
     InvalidHeader {
         /// The header name as given (the value is not repeated: it may be a secret).
         name: String,
-        /// What is wrong with it.
+        /// Which part is invalid.
+        part: HeaderPart,
+        /// What is wrong with it, in words.
         reason: String,
     },
     /// The URL cannot be used for a WebSocket connection.
@@ -190,6 +192,25 @@ pub enum Error {
         /// What is wrong with it and how to fix it.
         reason: String,
     },
+}
+
+/// The part of a request header that is not valid ([`Error::InvalidHeader`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderPart {
+    /// The name: empty, or not an HTTP token (a space, a colon, ...).
+    Name,
+    /// The value: control characters or line breaks.
+    Value,
+}
+
+impl fmt::Display for HeaderPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HeaderPart::Name => "the name:",
+            HeaderPart::Value => "the value:",
+        })
+    }
 }
 
 /// How an error message names a peer.
@@ -398,6 +419,7 @@ mod tests {
             (
                 Error::InvalidHeader {
                     name: "n".into(),
+                    part: HeaderPart::Name,
                     reason: "r".into(),
                 },
                 "usage",

@@ -57,7 +57,7 @@ pub use duplex_proto::InvalidSend;
 pub use duplex_proto::{
     CloseCode, CloseFrame, ConnectionState, Limits, Message, OpCode, Role, Utf8Bytes,
 };
-pub use error::{Error, Phase};
+pub use error::{Error, HeaderPart, Phase};
 /// Hooks for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 pub use proxy::fuzzing;

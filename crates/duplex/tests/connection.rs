@@ -532,9 +532,19 @@ async fn urls_are_validated_with_a_clear_error() {
 
 #[tokio::test]
 async fn an_invalid_header_is_named_without_its_value() {
-    for (name, value, needle) in [
-        ("bad name", "v", "invalid HTTP header name"),
-        ("x-token", "secret\r\ninjected: 1", "line breaks"),
+    for (name, value, want, needle) in [
+        (
+            "bad name",
+            "v",
+            duplex::HeaderPart::Name,
+            "invalid HTTP header name",
+        ),
+        (
+            "x-token",
+            "secret\r\ninjected: 1",
+            duplex::HeaderPart::Value,
+            "line breaks",
+        ),
     ] {
         let err = duplex::ClientBuilder::new("ws://127.0.0.1:9/")
             .header(name, value)
@@ -542,10 +552,16 @@ async fn an_invalid_header_is_named_without_its_value() {
             .await
             .unwrap_err();
         assert!(err.is_usage(), "{err:?}");
-        let Error::InvalidHeader { name: got, reason } = &err else {
+        let Error::InvalidHeader {
+            name: got,
+            part,
+            reason,
+        } = &err
+        else {
             panic!("expected InvalidHeader, got {err:?}");
         };
         assert_eq!(got, name);
+        assert_eq!(*part, want);
         assert!(reason.contains(needle), "{reason}");
         assert!(!err.to_string().contains("secret"), "{err}");
     }
