@@ -6,6 +6,7 @@ use crate::deflate::{Codec, DeflateConfig, DeflateParams, DeflateState};
 use crate::error::{Error, InvalidSend, Violation};
 use crate::frame::{apply_mask, FrameHeader, OpCode};
 use crate::message::{Message, Utf8Bytes};
+use crate::timers::Timers;
 use crate::utf8::Utf8Validator;
 use bytes::{Buf, Bytes, BytesMut};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -97,6 +98,9 @@ pub struct Connection {
     /// permessage-deflate, when negotiated. Boxed: most of it is zlib state that an
     /// uncompressed connection should not carry.
     deflate: Option<Box<Codec>>,
+    /// Keepalive and close timers, once [`set_timeouts`](Self::set_timeouts) asked
+    /// (their calls are in `timers.rs`).
+    pub(crate) timers: Option<Box<Timers>>,
 }
 
 impl Connection {
@@ -113,6 +117,7 @@ impl Connection {
             rng: (role == Role::Client).then(|| Box::new(StdRng::from_os_rng())),
             peer_close: None,
             deflate: None,
+            timers: None,
         }
     }
 
@@ -362,7 +367,7 @@ impl Connection {
                     }
                     self.write_frame(OpCode::Close, true, &reply, output);
                 }
-                self.state = ConnectionState::Closed;
+                self.leave_open(ConnectionState::Closed);
                 self.peer_close = Some(Box::new(frame.clone()));
                 Ok(Step::Message(Message::Close(frame)))
             }
@@ -469,7 +474,7 @@ impl Connection {
         if self.state == ConnectionState::Open {
             self.write_frame(OpCode::Close, true, &code.as_u16().to_be_bytes(), output);
         }
-        self.state = ConnectionState::Closed;
+        self.leave_open(ConnectionState::Closed);
         self.partial = None;
         self.phase = Phase::Header;
     }
@@ -658,8 +663,16 @@ impl Connection {
             payload.extend_from_slice(f.reason.as_bytes());
         }
         self.write_frame(OpCode::Close, true, &payload, output);
-        self.state = ConnectionState::CloseSent;
+        self.leave_open(ConnectionState::CloseSent);
         Ok(())
+    }
+
+    /// Moves on from Open (or from CloseSent to Closed); the close deadline starts.
+    pub(crate) fn leave_open(&mut self, state: ConnectionState) {
+        self.state = state;
+        if let Some(timers) = &mut self.timers {
+            timers.closing_began();
+        }
     }
 
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], output: &mut BytesMut) {

@@ -21,6 +21,15 @@ pub enum Error {
     /// payload over 125 bytes, or a close code that may not be sent); nothing was queued.
     #[error("invalid frame to send: {0}")]
     InvalidSend(InvalidSend),
+    /// Nothing arrived for [`Timeouts::idle_timeout`](crate::Timeouts::idle_timeout): a
+    /// close frame 1001 (Going Away) is queued and the close handshake has begun.
+    #[error("idle timeout: nothing received from the peer in time; closing with 1001")]
+    IdleTimeout,
+    /// The peer did not answer our close frame within
+    /// [`Timeouts::close_timeout`](crate::Timeouts::close_timeout): the connection is
+    /// closed without its close frame.
+    #[error("close timeout: the peer did not answer the close frame in time")]
+    CloseTimeout,
 }
 
 /// Why a frame the caller asked to send was refused. Nothing was queued and the

@@ -33,6 +33,7 @@ mod error;
 pub mod frame;
 pub mod handshake;
 mod message;
+mod timers;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame, PeerClose};
@@ -41,4 +42,5 @@ pub use connection::{Connection, ConnectionState, Role};
 pub use error::{Error, HandshakeFailure, InvalidSend, Violation};
 pub use frame::{FrameHeader, OpCode};
 pub use message::{Message, Utf8Bytes};
+pub use timers::Timeouts;
 pub use utf8::Utf8Validator;
