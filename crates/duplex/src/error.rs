@@ -346,6 +346,8 @@ impl From<duplex_proto::Error> for Error {
             duplex_proto::Error::Handshake(f) => Error::Handshake(f),
             duplex_proto::Error::SendAfterClose => Error::ConnectionClosed,
             duplex_proto::Error::InvalidSend(why) => Error::InvalidSend(why),
+            duplex_proto::Error::IdleTimeout => Error::Timeout(Phase::Idle),
+            duplex_proto::Error::CloseTimeout => Error::Timeout(Phase::CloseHandshake),
             // The two crates are released together: a new kind in duplex-proto gets its
             // own variant here in the same release. Until then it is not lost.
             other => Error::Io(io::Error::other(other)),

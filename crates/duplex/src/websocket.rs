@@ -1,12 +1,12 @@
 //! The connection type: a `Stream` of messages in and a `Sink` of messages out.
 
 use crate::config::Config;
-use crate::error::{Error, Phase};
+use crate::error::Error;
 use crate::write_queue::{WriteQueue, ZERO_COPY_MIN};
 use bytes::BytesMut;
 use duplex_proto::frame::SharedFrame;
 use duplex_proto::{
-    CloseCode, CloseFrame, Connection, ConnectionState, Message, OpCode, PeerClose, Role,
+    CloseCode, CloseFrame, Connection, ConnectionState, Message, OpCode, PeerClose, Role, Timeouts,
 };
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -107,31 +107,25 @@ pub struct WebSocket<S> {
     /// The peer's close (kept by `proto`) is still to be handed to the caller, once our
     /// reply is flushed.
     close_pending: bool,
-    /// Set once the connection starts to end or a pong is held back: boxed, as an open
-    /// connection with a peer that reads has none.
+    /// Set once the connection starts to end, a pong is held back or a keepalive timer
+    /// runs: boxed, as an open connection with a peer that reads has none.
     rare: Option<Box<Rare>>,
-    keepalive: Option<Box<Keepalive>>,
 }
 
-/// State a connection needs only while it ends or while its peer does not read.
+/// State a connection needs only while it ends, while its peer does not read, or while
+/// a keepalive timer runs.
 #[derive(Default)]
 struct Rare {
     /// A protocol failure, returned once our close frame is out and the peer had its
     /// chance to close.
     failure: Option<Error>,
-    /// Bounds the closing handshake once it starts.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// Sleeps until the protocol's next timer ([`Connection::poll_timeout`]): a keepalive
+    /// ping, the idle timeout or the close deadline.
+    timer: Option<Pin<Box<Sleep>>>,
     /// The pong for the latest ping received while the write queue was full. Only the
     /// most recent ping needs an answer (RFC 6455 section 5.5.3), so a peer that floods
     /// pings and never reads costs one pong, not a queue of them.
     held_pong: Option<BytesMut>,
-}
-
-/// Ping and idle-timeout timers.
-struct Keepalive {
-    timer: Pin<Box<Sleep>>,
-    last_received: Instant,
-    pinged: bool,
 }
 
 impl<S> WebSocket<S>
@@ -161,16 +155,11 @@ where
         read_buf: BytesMut,
     ) -> Self {
         let config = config.into();
-        let keepalive =
-            (config.ping_interval.is_some() || config.idle_timeout.is_some()).then(|| {
-                let now = Instant::now();
-                Box::new(Keepalive {
-                    timer: Box::pin(sleep_until(now)),
-                    last_received: now,
-                    pinged: false,
-                })
-            });
-        let mut ws = Self {
+        let mut proto = proto;
+        if config.ping_interval.is_some() || config.idle_timeout.is_some() {
+            proto.set_timeouts(timeouts(&config), Instant::now().into_std());
+        }
+        Self {
             io,
             proto,
             config,
@@ -182,10 +171,7 @@ where
             terminated: false,
             close_pending: false,
             rare: None,
-            keepalive,
-        };
-        ws.reset_keepalive_timer();
-        ws
+        }
     }
 
     /// This end's role.
@@ -351,11 +337,12 @@ where
         Ok(())
     }
 
+    /// Once the close handshake began, makes sure the protocol bounds it. A connection
+    /// without keepalive gets its timers only now, so an open one carries none.
     fn start_close_timer(&mut self) {
-        let timeout = self.config.close_timeout;
-        let rare = self.rare.get_or_insert_with(Box::default);
-        if rare.deadline.is_none() {
-            rare.deadline = Some(Box::pin(sleep_until(deadline_after(timeout))));
+        if self.proto.state() != ConnectionState::Open && self.proto.timeouts().is_none() {
+            self.proto
+                .set_timeouts(timeouts(&self.config), Instant::now().into_std());
         }
     }
 
@@ -367,9 +354,8 @@ where
         if self.rare.is_none() {
             return;
         }
-        let timeout = self.config.close_timeout;
-        if let Some(deadline) = self.rare.as_mut().and_then(|r| r.deadline.as_mut()) {
-            deadline.as_mut().reset(deadline_after(timeout));
+        if self.proto.state() != ConnectionState::Open {
+            self.proto.handle_write(Instant::now().into_std());
         }
         self.release_held_pong();
     }
@@ -378,20 +364,42 @@ where
         self.rare.as_ref().is_some_and(|e| e.failure.is_some())
     }
 
+    /// Records why the connection fails; the first cause is the one reported (an idle
+    /// timeout stays the error when the close handshake that follows times out too).
     fn fail(&mut self, error: Error) {
-        self.rare.get_or_insert_with(Box::default).failure = Some(error);
+        self.rare
+            .get_or_insert_with(Box::default)
+            .failure
+            .get_or_insert(error);
     }
 
     fn take_failure(&mut self) -> Option<Error> {
         self.rare.as_mut().and_then(|e| e.failure.take())
     }
 
-    /// Whether the closing handshake's deadline has passed (registers for its wake-up).
-    fn close_deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
-        self.rare
-            .as_mut()
-            .and_then(|e| e.deadline.as_mut())
-            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+    /// Sleeps until the protocol's next timer and runs the ones due (a ping or a close
+    /// frame goes to the write queue, a timeout becomes the failure); returns once the
+    /// next one is still to come, registered for its wake-up.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) {
+        while let Some(at) = self.proto.poll_timeout() {
+            let at = Instant::from_std(at);
+            let rare = self.rare.get_or_insert_with(Box::default);
+            let timer = rare.timer.get_or_insert_with(|| Box::pin(sleep_until(at)));
+            // A timer set for an earlier instant is left to wake early, find nothing due
+            // and sleep again: cheaper than resetting it on every read of a keepalive
+            // connection, whose next ping moves with each read.
+            if timer.deadline() > at || timer.is_elapsed() {
+                timer.as_mut().reset(at);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            let now = Instant::now().into_std();
+            if let Err(e) = self.proto.handle_timeout(now, self.write_buf.tail()) {
+                tracing::debug!(error = %e, "closing");
+                self.fail(e.into());
+            }
+        }
     }
 
     /// Ready once the write buffer is below its limit.
@@ -472,7 +480,7 @@ where
         let Some(pong) = rare.held_pong.take() else {
             return false;
         };
-        if rare.failure.is_none() && rare.deadline.is_none() {
+        if rare.failure.is_none() && rare.timer.is_none() {
             // Back to an open connection's state: nothing boxed.
             self.rare = None;
         }
@@ -505,9 +513,8 @@ where
             self.eof = true;
             return Poll::Ready(Ok(false));
         }
-        if let Some(k) = &mut self.keepalive {
-            k.last_received = Instant::now();
-            k.pinged = false;
+        if self.proto.timeouts().is_some() {
+            self.proto.handle_read(Instant::now().into_std());
         }
         Poll::Ready(Ok(true))
     }
@@ -516,7 +523,8 @@ where
     /// RFC 6455 asks (the server first), and wait for the peer's end, bounded in time.
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         self.start_close_timer();
-        let timed_out = self.close_deadline_passed(cx);
+        self.poll_timers(cx);
+        let timed_out = self.proto.close_timed_out();
         if !timed_out {
             if let Poll::Ready(Err(e)) = self.poll_flush_all(cx) {
                 self.terminated = true;
@@ -546,68 +554,6 @@ where
         ready!(self.poll_shutdown_once(cx, timed_out));
         self.terminated = true;
         Poll::Ready(self.take_failure().map(Err))
-    }
-
-    /// Arms the keepalive timer for the next ping or idle deadline; `false` when there is
-    /// nothing to wait for.
-    fn reset_keepalive_timer(&mut self) -> bool {
-        let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
-        let Some(k) = &mut self.keepalive else {
-            return false;
-        };
-        {
-            let mut next = None::<Instant>;
-            if let Some(p) = ping.filter(|_| !k.pinged) {
-                next = Some(k.last_received + p);
-            }
-            if let Some(i) = idle {
-                let at = k.last_received + i;
-                next = Some(next.map_or(at, |n| n.min(at)));
-            }
-            match next {
-                Some(at) => {
-                    k.timer.as_mut().reset(at);
-                    true
-                }
-                None => false,
-            }
-        }
-    }
-
-    /// Sends a keepalive ping or fails an idle connection when their time has come.
-    fn poll_keepalive(&mut self, cx: &mut Context<'_>) {
-        loop {
-            let Some(k) = &mut self.keepalive else { return };
-            if k.timer.as_mut().poll(cx).is_pending() {
-                return;
-            }
-            let now = Instant::now();
-            let idle_for = now - k.last_received;
-            if self.config.idle_timeout.is_some_and(|t| idle_for >= t) {
-                tracing::debug!(?idle_for, "idle timeout, closing");
-                self.keepalive = None;
-                let frame = CloseFrame::new(CloseCode::GOING_AWAY, "idle timeout");
-                if self
-                    .proto
-                    .close(Some(&frame), self.write_buf.tail())
-                    .is_ok()
-                {
-                    self.fail(Error::Timeout(Phase::Idle));
-                }
-                return;
-            }
-            if self.config.ping_interval.is_some_and(|p| idle_for >= p) && !k.pinged {
-                k.pinged = true;
-                if self.proto.state() == ConnectionState::Open {
-                    let _ = self
-                        .proto
-                        .send(&Message::Ping(Default::default()), self.write_buf.tail());
-                }
-            }
-            if !self.reset_keepalive_timer() {
-                return;
-            }
-        }
     }
 }
 
@@ -643,9 +589,12 @@ where
                 this.terminated = true;
                 return Poll::Ready(Some(Err(Error::AbnormalClosure)));
             }
-            if this.proto.state() == ConnectionState::CloseSent && this.close_deadline_passed(cx) {
-                this.fail(Error::Timeout(Phase::CloseHandshake));
-                continue;
+            if this.proto.state() == ConnectionState::CloseSent {
+                // Also while a peer streams data at us and reads never wait.
+                this.poll_timers(cx);
+                if this.has_failed() {
+                    continue;
+                }
             }
             // Before waiting for the transport, send what is queued: pongs and close
             // replies, and messages fed without a flush. A burst of messages decoded from
@@ -661,10 +610,7 @@ where
                 continue;
             }
             match this.poll_fill(cx) {
-                Poll::Ready(Ok(_)) => {
-                    this.reset_keepalive_timer();
-                    continue;
-                }
+                Poll::Ready(Ok(_)) => continue,
                 Poll::Ready(Err(e)) => {
                     this.terminated = true;
                     return Poll::Ready(Some(Err(e)));
@@ -679,9 +625,9 @@ where
                         this.read_buf = BytesMut::new();
                     }
                     this.write_buf.release_if_empty();
-                    this.poll_keepalive(cx);
+                    this.poll_timers(cx);
                     if !this.write_buf.is_empty() || this.has_failed() {
-                        // The keepalive queued a ping or a close: go round again.
+                        // A timer queued a ping or a close: go round again.
                         if this.has_failed() {
                             continue;
                         }
@@ -734,6 +680,14 @@ impl<S> std::fmt::Debug for WebSocket<S> {
 /// The close frame sent when none is given: 1000, no reason.
 fn normal_closure() -> CloseFrame {
     CloseFrame::new(CloseCode::NORMAL, "")
+}
+
+/// The timers the protocol runs for `config`.
+fn timeouts(config: &Config) -> Timeouts {
+    Timeouts::default()
+        .ping_interval(config.ping_interval)
+        .idle_timeout(config.idle_timeout)
+        .close_timeout(Some(config.close_timeout))
 }
 
 /// The instant `timeout` from now; a timeout too large to add (`Duration::MAX` for

@@ -84,7 +84,7 @@ async fn a_frame_given_is_sent_as_it_is() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_close_sent_as_a_message_starts_the_close_deadline() {
     // A peer that never reads nor answers: the close handshake ends at the deadline,
     // whichever way our close frame was sent.

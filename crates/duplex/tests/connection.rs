@@ -281,55 +281,6 @@ async fn oversized_message_closes_with_1009() {
     }
 }
 
-#[tokio::test]
-async fn keepalive_pings_and_idle_timeout() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let url = server(move |tcp| {
-        let tx = tx.clone();
-        async move {
-            let mut ws = duplex::accept(tcp).await.unwrap();
-            while let Some(m) = ws.next().await {
-                let _ = tx.send(m.map_err(|e| e.to_string()));
-            }
-        }
-    })
-    .await;
-    let config = Config::default().ping_interval(Some(Duration::from_millis(20)));
-    let (mut client, _) = duplex::ClientBuilder::new(&url)
-        .config(config)
-        .connect()
-        .await
-        .unwrap();
-    // The client must be polled for its timers to run; the server answers its pings.
-    let reader = tokio::spawn(async move {
-        let first = client.recv().await;
-        (client, first)
-    });
-    assert_eq!(
-        rx.recv().await.unwrap().unwrap(),
-        Message::Ping(Bytes::new())
-    );
-    reader.abort();
-
-    // A silent peer is dropped after the idle timeout with close 1001.
-    let config = Config::default()
-        .idle_timeout(Some(Duration::from_millis(50)))
-        .close_timeout(Duration::from_millis(100));
-    let (silent, mut received) = silent_server().await;
-    let (mut client, _) = duplex::ClientBuilder::new(&silent)
-        .config(config)
-        .connect()
-        .await
-        .unwrap();
-    match client.recv().await {
-        Some(Err(Error::Timeout(duplex::Phase::Idle))) => {}
-        other => panic!("expected an idle timeout, got {other:?}"),
-    }
-    // What reached the peer: exactly one close frame, code 1001 (going away).
-    let bytes = received.recv().await.unwrap();
-    assert_eq!(close_code_of_masked_frame(&bytes), Some(1001), "{bytes:?}");
-}
-
 /// A server that completes the handshake by hand, then reads without ever answering
 /// (not even a close) until the client hangs up; sends what it read to the channel.
 async fn silent_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
