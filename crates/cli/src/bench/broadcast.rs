@@ -6,12 +6,11 @@
 //! messages it never got. The run reports publish and delivery rates, delivery latency
 //! and losses.
 
-use super::report::{self, CpuMeter, Errors, Latencies, Progress};
+use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
 use super::{check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
 use super::{CONNECT_CONCURRENCY, MEASURING, STOPPING, WARMUP};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use futures_util::StreamExt;
-use serde_json::json;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,6 +77,49 @@ struct Seen {
 }
 
 pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> {
+    let plan = configure(&args)?;
+    let measured = measure(&args, plan).await?;
+    report(&args, threads, &measured).print(args.common.json);
+    measured.verdict()
+}
+
+/// The checked settings of a run and the state its tasks share.
+struct Plan {
+    run: Arc<Run>,
+    duration: Duration,
+    warmup: Duration,
+    drain: Duration,
+}
+
+/// What publishing and delivering produced.
+struct Measured {
+    run: Arc<Run>,
+    warmup: Duration,
+    subscribed: usize,
+    /// Messages published while measuring.
+    published: u64,
+    delivered: u64,
+    missed: u64,
+    elapsed: Duration,
+    cpu_percent: Option<f64>,
+    server: report::ServerUse,
+}
+
+impl Measured {
+    /// The run's exit: an error, after the report, when nothing was delivered.
+    fn verdict(&self) -> Result<(), BenchError> {
+        if self.delivered == 0 {
+            return Err(BenchError::AllFailed(format!(
+                "no message reached a subscriber: {}",
+                self.run.errors.main_message()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the command line and builds what the tasks share.
+fn configure(args: &BroadcastArgs) -> Result<Plan, BenchError> {
     check_url(&args.url)?;
     if args.subscribers == 0 || args.rate == 0 {
         return Err(BenchError::Usage(
@@ -98,7 +140,9 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
     let drain = seconds(args.drain, "--drain", true)?;
     let n = args.subscribers;
     ensure_fds(n as u64 + 1, &format!("--subscribers {n}"))?;
-    let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
+    if let Some(pid) = args.server_pid {
+        server_rss_kib(pid)?;
+    }
 
     let mut config = Config::default();
     config.limits.max_frame_size = config.limits.max_frame_size.max(args.size);
@@ -114,6 +158,25 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
         latencies: Latencies::new(),
         errors: Errors::new(),
     });
+    Ok(Plan {
+        run,
+        duration,
+        warmup,
+        drain,
+    })
+}
+
+/// Subscribes, publishes (warm-up, then measured), and drains; `Err` when the
+/// subscribers or the publisher could not start.
+async fn measure(args: &BroadcastArgs, plan: Plan) -> Result<Measured, BenchError> {
+    let Plan {
+        run,
+        duration,
+        warmup,
+        drain,
+    } = plan;
+    let n = args.subscribers;
+    let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
 
     // Subscribers first, so none misses the start.
     let progress = Progress::new(args.common.progress(), n as u64, "connecting");
@@ -204,7 +267,6 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
     progress.clear();
 
     let secs = elapsed.as_secs_f64();
-    let expected = sent_measured * opened as u64;
     let server = report::ServerUse {
         rss_before,
         rss_subscribed,
@@ -217,74 +279,79 @@ pub async fn run(args: BroadcastArgs, threads: usize) -> Result<(), BenchError> 
             .map(|s| s / secs * 100.0),
         deliveries: delivered,
     };
-    let latency = run.latencies.summary();
-    if args.common.json {
-        report::print_json(&json!({
-            "scenario": "broadcast",
-            "url": args.url,
-            "subscribers": n,
-            "subscribed": opened,
-            "size": args.size,
-            "rate": args.rate,
-            "deflate": args.common.deflate,
-            "threads": threads,
-            "warmup_s": warmup.as_secs_f64(),
-            "elapsed_s": report::round_to(secs, 6),
-            "published": sent_measured,
-            "published_per_sec": report::round_to(sent_measured as f64 / secs, 1),
-            "deliveries": delivered,
-            "deliveries_expected": expected,
-            "deliveries_per_sec": report::round_to(delivered as f64 / secs, 1),
-            "missed": missed,
-            "latency_us": latency.json(),
-            "errors": run.errors.count(),
-            "error_messages": run.errors.json(),
-            "client_cpu_percent": cpu_percent.map(|p| report::round_to(p, 1)),
-            "server": server.json(args.server_pid),
-        }));
-    } else {
-        let mut rows = vec![
-            (
-                "subscribers".into(),
-                format!(
-                    "{} of {n}, {} B messages, {} published/s asked",
-                    report::group(opened as u64),
-                    report::group(args.size as u64),
-                    report::group(u64::from(args.rate)),
-                ),
+    Ok(Measured {
+        run,
+        warmup,
+        subscribed: opened,
+        published: sent_measured,
+        delivered,
+        missed,
+        elapsed,
+        cpu_percent,
+        server,
+    })
+}
+
+/// The results, for the table or the JSON object.
+fn report(args: &BroadcastArgs, threads: usize, m: &Measured) -> Report {
+    let secs = m.elapsed.as_secs_f64();
+    let expected = m.published * m.subscribed as u64;
+    let mut report = Report::new("broadcast", format!("duplex bench broadcast {}", args.url));
+    report
+        .field("url", args.url.as_str())
+        .field("subscribers", args.subscribers)
+        .field("subscribed", m.subscribed)
+        .field("size", args.size)
+        .field("rate", args.rate)
+        .field("deflate", args.common.deflate)
+        .field("threads", threads)
+        .field("warmup_s", m.warmup.as_secs_f64())
+        .field("elapsed_s", report::round_to(secs, 6))
+        .field("published", m.published)
+        .field(
+            "published_per_sec",
+            report::round_to(m.published as f64 / secs, 1),
+        )
+        .field("deliveries", m.delivered)
+        .field("deliveries_expected", expected)
+        .field(
+            "deliveries_per_sec",
+            report::round_to(m.delivered as f64 / secs, 1),
+        )
+        .field("missed", m.missed)
+        .row(
+            "subscribers",
+            format!(
+                "{} of {}, {} B messages, {} published/s asked",
+                report::group(m.subscribed as u64),
+                args.subscribers,
+                report::group(args.size as u64),
+                report::group(u64::from(args.rate)),
             ),
-            (
-                "published".into(),
-                format!(
-                    "{} in {secs:.3} s ({}/s)",
-                    report::group(sent_measured),
-                    report::round(sent_measured as f64 / secs)
-                ),
+        )
+        .row(
+            "published",
+            format!(
+                "{} in {secs:.3} s ({}/s)",
+                report::group(m.published),
+                report::round(m.published as f64 / secs)
             ),
-            (
-                "delivered".into(),
-                format!(
-                    "{} of {} ({}/s), {} missed",
-                    report::group(delivered),
-                    report::group(expected),
-                    report::round(delivered as f64 / secs),
-                    report::group(missed)
-                ),
+        )
+        .row(
+            "delivered",
+            format!(
+                "{} of {} ({}/s), {} missed",
+                report::group(m.delivered),
+                report::group(expected),
+                report::round(m.delivered as f64 / secs),
+                report::group(m.missed)
             ),
-            ("latency (µs)".into(), latency.row()),
-        ];
-        run.errors.rows(&mut rows);
-        rows.push(("client CPU".into(), report::cpu_row(cpu_percent, threads)));
-        server.rows(&mut rows);
-        report::print_table(&format!("duplex bench broadcast {}", args.url), &rows);
-    }
-    if delivered == 0 {
-        return Err(BenchError::AllFailed(format!(
-            "no message reached a subscriber: {}",
-            run.errors.main_message()
-        )));
-    }
-    Ok(())
+        )
+        .latency("latency_us", "latency (µs)", &m.run.latencies.summary())
+        .errors(&m.run.errors)
+        .generator_cpu("client_cpu_percent", "client CPU", m.cpu_percent, threads)
+        .server(&m.server, args.server_pid);
+    report
 }
 
 /// Sends at `rate` until the warm-up and the measured time are over; returns the

@@ -1,9 +1,8 @@
 //! `duplex bench connect`: full connection cycles per second.
 
-use super::report::{self, CpuMeter, Errors, Latencies, Progress};
+use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
 use super::{check_url, ensure_fds, BenchError, CommonArgs};
 use duplex::{ClientBuilder, Config};
-use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +35,23 @@ struct Run {
 }
 
 pub async fn run(args: ConnectArgs, threads: usize) -> Result<(), BenchError> {
+    let (run, concurrency) = configure(&args)?;
+    let measured = measure(&args, run, concurrency).await?;
+    report(&args, threads, &measured).print(args.common.json);
+    Ok(())
+}
+
+/// What the cycles produced.
+struct Measured {
+    run: Arc<Run>,
+    concurrency: usize,
+    completed: u64,
+    elapsed: std::time::Duration,
+    cpu_percent: Option<f64>,
+}
+
+/// Checks the command line; the state the workers share and how many run at once.
+fn configure(args: &ConnectArgs) -> Result<(Arc<Run>, usize), BenchError> {
     check_url(&args.url)?;
     if args.count == 0 || args.concurrency == 0 {
         return Err(BenchError::Usage(
@@ -55,6 +71,15 @@ pub async fn run(args: ConnectArgs, threads: usize) -> Result<(), BenchError> {
         latencies: Latencies::new(),
         errors: Errors::new(),
     });
+    Ok((run, concurrency))
+}
+
+/// Runs every cycle; `Err` when none completed.
+async fn measure(
+    args: &ConnectArgs,
+    run: Arc<Run>,
+    concurrency: usize,
+) -> Result<Measured, BenchError> {
     let progress = Progress::new(args.common.progress(), args.count, "connections");
     let started = Instant::now();
     let cpu = CpuMeter::start();
@@ -95,53 +120,55 @@ pub async fn run(args: ConnectArgs, threads: usize) -> Result<(), BenchError> {
             run.errors.main_message()
         )));
     }
-    let secs = elapsed.as_secs_f64();
-    let per_sec = completed as f64 / secs;
-    let latency = run.latencies.summary();
-    if args.common.json {
-        report::print_json(&json!({
-            "scenario": "connect",
-            "url": args.url,
-            "count": args.count,
-            "concurrency": concurrency,
-            "deflate": args.common.deflate,
-            "threads": threads,
-            "completed": completed,
-            "elapsed_s": report::round_to(secs, 6),
-            "handshakes_per_sec": report::round_to(per_sec, 1),
-            "latency_us": latency.json(),
-            "errors": run.errors.count(),
-            "error_messages": run.errors.json(),
-            "client_cpu_percent": cpu_percent.map(|p| report::round_to(p, 1)),
-        }));
-    } else {
-        let deflate = if args.common.deflate { "on" } else { "off" };
-        let mut rows = vec![
-            (
-                "cycles".into(),
-                format!(
-                    "{} of {} completed in {secs:.3} s, {concurrency} at once, deflate {deflate}",
-                    report::group(completed),
-                    report::group(args.count),
-                ),
+    Ok(Measured {
+        run,
+        concurrency,
+        completed,
+        elapsed,
+        cpu_percent,
+    })
+}
+
+/// The results, for the table or the JSON object.
+fn report(args: &ConnectArgs, threads: usize, m: &Measured) -> Report {
+    let secs = m.elapsed.as_secs_f64();
+    let per_sec = m.completed as f64 / secs;
+    let latency = m.run.latencies.summary();
+    let deflate = if args.common.deflate { "on" } else { "off" };
+    let mut report = Report::new("connect", format!("duplex bench connect {}", args.url));
+    report
+        .field("url", args.url.as_str())
+        .field("count", args.count)
+        .field("concurrency", m.concurrency)
+        .field("deflate", args.common.deflate)
+        .field("threads", threads)
+        .field("completed", m.completed)
+        .field("elapsed_s", report::round_to(secs, 6))
+        .field("handshakes_per_sec", report::round_to(per_sec, 1))
+        .field("latency_us", latency.json())
+        .row(
+            "cycles",
+            format!(
+                "{} of {} completed in {secs:.3} s, {} at once, deflate {deflate}",
+                report::group(m.completed),
+                report::group(args.count),
+                m.concurrency,
             ),
-            (
-                "handshakes/s".into(),
-                format!(
-                    "{} (TCP connect + opening + closing handshake)",
-                    report::round(per_sec)
-                ),
+        )
+        .row(
+            "handshakes/s",
+            format!(
+                "{} (TCP connect + opening + closing handshake)",
+                report::round(per_sec)
             ),
-            (
-                "latency (µs)".into(),
-                format!("{} (TCP connect + opening handshake)", latency.row()),
-            ),
-        ];
-        run.errors.rows(&mut rows);
-        rows.push(("client CPU".into(), report::cpu_row(cpu_percent, threads)));
-        report::print_table(&format!("duplex bench connect {}", args.url), &rows);
-    }
-    Ok(())
+        )
+        .row(
+            "latency (µs)",
+            format!("{} (TCP connect + opening handshake)", latency.row()),
+        )
+        .errors(&m.run.errors)
+        .generator_cpu("client_cpu_percent", "client CPU", m.cpu_percent, threads);
+    report
 }
 
 /// Runs cycles until all `count` are handed out.

@@ -1,11 +1,10 @@
 //! `duplex bench echo`: closed-loop message round trips against an echo server.
 
-use super::report::{self, CpuMeter, Errors, Latencies, Progress};
+use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
 use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
 use super::{CONNECT_CONCURRENCY, MEASURING, STOPPING, WARMUP};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use futures_util::FutureExt;
-use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
@@ -87,6 +86,58 @@ struct Outcome {
 }
 
 pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
+    let plan = configure(&args)?;
+    let measured = measure(&args, plan).await?;
+    report(&args, threads, &measured).print(args.common.json);
+    measured.verdict(&args)
+}
+
+/// The checked settings of a run and the state its connection tasks share.
+struct Plan {
+    run: Arc<Run>,
+    duration: Duration,
+    warmup: Duration,
+}
+
+/// What the measured part of a run produced.
+struct Measured {
+    run: Arc<Run>,
+    warmup: Duration,
+    opened: usize,
+    /// Connections that opened and then failed.
+    failed: usize,
+    /// Echoes counted while measuring.
+    counted: u64,
+    elapsed: Duration,
+    cpu_percent: Option<f64>,
+}
+
+impl Measured {
+    /// Whether every connection failed.
+    fn all_failed(&self) -> bool {
+        self.failed == self.opened
+    }
+
+    fn failure(&self, args: &EchoArgs) -> BenchError {
+        BenchError::AllFailed(format!(
+            "all {} connections to {} failed during the run: {}",
+            self.opened,
+            args.url,
+            self.run.errors.main_message()
+        ))
+    }
+
+    /// The run's exit: an error, after the report, when every connection failed.
+    fn verdict(&self, args: &EchoArgs) -> Result<(), BenchError> {
+        if self.all_failed() {
+            return Err(self.failure(args));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the command line and builds what the connection tasks share.
+fn configure(args: &EchoArgs) -> Result<Plan, BenchError> {
     check_url(&args.url)?;
     if args.connections == 0 || args.depth == 0 {
         return Err(BenchError::Usage(
@@ -147,6 +198,21 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
         latencies: Latencies::new(),
         errors: Errors::new(),
     });
+    Ok(Plan {
+        run,
+        duration,
+        warmup,
+    })
+}
+
+/// Opens every connection, warms up, measures, and closes; `Err` when nothing could be
+/// measured.
+async fn measure(args: &EchoArgs, plan: Plan) -> Result<Measured, BenchError> {
+    let Plan {
+        run,
+        duration,
+        warmup,
+    } = plan;
     let n = args.connections;
     let progress = Progress::new(args.common.progress(), n as u64, "connecting");
     let (events, mut event_rx) = mpsc::unbounded_channel();
@@ -288,94 +354,85 @@ pub async fn run(args: EchoArgs, threads: usize) -> Result<(), BenchError> {
         }
     }
     progress.clear();
-    // Every connection failed: an error, after the report when something was measured.
-    let all_failed = failed == opened;
-    let failure = || {
-        BenchError::AllFailed(format!(
-            "all {opened} connections to {} failed during the run: {}",
-            args.url,
-            run.errors.main_message()
-        ))
+    let measured = Measured {
+        run,
+        warmup,
+        opened,
+        failed,
+        counted,
+        elapsed,
+        cpu_percent,
     };
-    if all_failed && counted == 0 {
-        return Err(failure());
+    // Every connection failed before anything was measured: no report, only the error.
+    if measured.all_failed() && counted == 0 {
+        return Err(measured.failure(args));
     }
+    Ok(measured)
+}
 
-    let secs = elapsed.as_secs_f64();
-    let per_sec = counted as f64 / secs;
-    let bytes = counted * args.size as u64 * 2;
+/// The results, for the table or the JSON object.
+fn report(args: &EchoArgs, threads: usize, m: &Measured) -> Report {
+    let secs = m.elapsed.as_secs_f64();
+    let per_sec = m.counted as f64 / secs;
+    let bytes = m.counted * args.size as u64 * 2;
     let mb_per_sec = bytes as f64 / 1e6 / secs;
-    let latency = run.latencies.summary();
     let kind = if args.binary { "binary" } else { "text" };
-    let deflated = run.deflated.load(Relaxed);
+    let deflated = m.run.deflated.load(Relaxed);
     let deflate = match (args.common.deflate, deflated) {
         (false, _) => "off".to_owned(),
         (true, d) => format!("offered, negotiated on {d}"),
     };
-    if args.common.json {
-        report::print_json(&json!({
-            "scenario": "echo",
-            "url": args.url,
-            "connections": n,
-            "connected": opened,
-            "size": args.size,
-            "depth": args.depth,
-            "rate": args.rate,
-            "binary": args.binary,
-            "deflate": args.common.deflate,
-            "deflate_negotiated": deflated,
-            "threads": threads,
-            "warmup_s": warmup.as_secs_f64(),
-            "messages": counted,
-            "elapsed_s": report::round_to(secs, 6),
-            "messages_per_sec": report::round_to(per_sec, 1),
-            "bytes": bytes,
-            "mb_per_sec": report::round_to(mb_per_sec, 3),
-            "latency_us": latency.json(),
-            "errors": run.errors.count(),
-            "error_messages": run.errors.json(),
-            "client_cpu_percent": cpu_percent.map(|p| report::round_to(p, 1)),
-        }));
-    } else {
-        let mut rows = vec![
-            (
-                "connections".into(),
-                format!(
-                    "{} open of {n}, depth {}, {} B {kind} messages, deflate {deflate}{}",
-                    report::group(opened as u64),
-                    args.depth,
-                    report::group(args.size as u64),
-                    args.rate
-                        .map(|r| format!(", at most {} msgs/s", report::group(u64::from(r))))
-                        .unwrap_or_default(),
-                ),
+    let mut report = Report::new("echo", format!("duplex bench echo {}", args.url));
+    report
+        .field("url", args.url.as_str())
+        .field("connections", args.connections)
+        .field("connected", m.opened)
+        .field("size", args.size)
+        .field("depth", args.depth)
+        .field("rate", args.rate)
+        .field("binary", args.binary)
+        .field("deflate", args.common.deflate)
+        .field("deflate_negotiated", deflated)
+        .field("threads", threads)
+        .field("warmup_s", m.warmup.as_secs_f64())
+        .field("messages", m.counted)
+        .field("elapsed_s", report::round_to(secs, 6))
+        .field("messages_per_sec", report::round_to(per_sec, 1))
+        .field("bytes", bytes)
+        .field("mb_per_sec", report::round_to(mb_per_sec, 3))
+        .row(
+            "connections",
+            format!(
+                "{} open of {}, depth {}, {} B {kind} messages, deflate {deflate}{}",
+                report::group(m.opened as u64),
+                args.connections,
+                args.depth,
+                report::group(args.size as u64),
+                args.rate
+                    .map(|r| format!(", at most {} msgs/s", report::group(u64::from(r))))
+                    .unwrap_or_default(),
             ),
-            (
-                "measured".into(),
-                format!(
-                    "{} messages in {secs:.3} s (after {} s warm-up)",
-                    report::group(counted),
-                    warmup.as_secs_f64()
-                ),
+        )
+        .row(
+            "measured",
+            format!(
+                "{} messages in {secs:.3} s (after {} s warm-up)",
+                report::group(m.counted),
+                m.warmup.as_secs_f64()
             ),
-            ("messages/s".into(), report::round(per_sec)),
-            (
-                "MB/s".into(),
-                format!(
-                    "{} (payload bytes sent + received, 1 MB = 10^6 B)",
-                    report::round(mb_per_sec)
-                ),
+        )
+        .row("messages/s", report::round(per_sec))
+        .row(
+            "MB/s",
+            format!(
+                "{} (payload bytes sent + received, 1 MB = 10^6 B)",
+                report::round(mb_per_sec)
             ),
-            ("latency (µs)".into(), latency.row()),
-        ];
-        run.errors.rows(&mut rows);
-        rows.push(("client CPU".into(), report::cpu_row(cpu_percent, threads)));
-        report::print_table(&format!("duplex bench echo {}", args.url), &rows);
-    }
-    if all_failed {
-        return Err(failure());
-    }
-    Ok(())
+        )
+        .latency("latency_us", "latency (µs)", &m.run.latencies.summary())
+        .errors(&m.run.errors)
+        .generator_cpu("client_cpu_percent", "client CPU", m.cpu_percent, threads);
+    report
 }
 
 /// One connection: open, wait for the start, exchange messages, close.

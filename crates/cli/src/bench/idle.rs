@@ -1,9 +1,8 @@
 //! `duplex bench idle`: many open connections at once, and what they cost the server.
 
-use super::report::{self, CpuMeter, Errors, Progress};
+use super::report::{self, CpuMeter, Errors, Progress, Report};
 use super::{check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
 use duplex::{ClientBuilder, ClientStream, Config, WebSocket};
-use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -52,6 +51,34 @@ struct Run {
 }
 
 pub async fn run(args: IdleArgs, threads: usize) -> Result<(), BenchError> {
+    let plan = configure(&args).await?;
+    let measured = measure(&args, plan).await?;
+    report(&args, threads, &measured).print(args.common.json);
+    Ok(())
+}
+
+/// The checked settings of a run and the state its connection tasks share.
+struct Plan {
+    run: Arc<Run>,
+    hold: Duration,
+    /// Source addresses the connections come from.
+    sources: u64,
+}
+
+/// What holding the connections showed.
+struct Measured {
+    plan: Plan,
+    opened: u64,
+    /// Connections still open at the end of the hold.
+    held: u64,
+    open_time: Duration,
+    rss_before: Option<u64>,
+    rss_after: Option<u64>,
+    cpu_percent: Option<f64>,
+}
+
+/// Checks the command line, resolves the server and picks the source addresses.
+async fn configure(args: &IdleArgs) -> Result<Plan, BenchError> {
     let url = check_url(&args.url)?;
     if args.connections == 0 || args.concurrency == 0 {
         return Err(BenchError::Usage(
@@ -105,7 +132,14 @@ pub async fn run(args: IdleArgs, threads: usize) -> Result<(), BenchError> {
         opened: AtomicU64::new(0),
         errors: Errors::new(),
     });
+    Ok(Plan { run, hold, sources })
+}
 
+/// Opens every connection, reads the server's memory, holds them, and closes them;
+/// `Err` when none opened.
+async fn measure(args: &IdleArgs, plan: Plan) -> Result<Measured, BenchError> {
+    let (run, hold) = (plan.run.clone(), plan.hold);
+    let n = args.connections as u64;
     let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
     let progress = Progress::new(args.common.progress(), n, "opening");
     let cpu = CpuMeter::start();
@@ -188,80 +222,91 @@ pub async fn run(args: IdleArgs, threads: usize) -> Result<(), BenchError> {
         )));
     }
 
-    let per_connection = match (rss_before, rss_after) {
+    Ok(Measured {
+        plan,
+        opened,
+        held,
+        open_time,
+        rss_before,
+        rss_after,
+        cpu_percent,
+    })
+}
+
+/// The results, for the table or the JSON object.
+fn report(args: &IdleArgs, threads: usize, m: &Measured) -> Report {
+    let (opened, sources) = (m.opened, m.plan.sources);
+    let per_connection = match (m.rss_before, m.rss_after) {
         (Some(b), Some(a)) => Some((a as f64 - b as f64) / opened as f64),
         _ => None,
     };
-    let secs = open_time.as_secs_f64();
-    if args.common.json {
-        report::print_json(&json!({
-            "scenario": "idle",
-            "url": args.url,
-            "connections": n,
-            "opened": opened,
-            "held": held,
-            "source_addresses": sources,
-            "deflate": args.common.deflate,
-            "threads": threads,
-            "elapsed_s": report::round_to(secs, 6),
-            "connections_per_sec": report::round_to(opened as f64 / secs, 1),
-            "hold_s": hold.as_secs_f64(),
-            "server_pid": args.server_pid,
-            "rss_before_kib": rss_before,
-            "rss_after_kib": rss_after,
-            "rss_per_connection_kib": per_connection.map(|k| report::round_to(k, 3)),
-            "errors": run.errors.count(),
-            "error_messages": run.errors.json(),
-            "client_cpu_percent": cpu_percent.map(|p| report::round_to(p, 1)),
-        }));
-    } else {
-        let deflate = if args.common.deflate { "on" } else { "off" };
-        let mut rows = vec![
-            (
-                "connections".into(),
-                format!(
-                    "{} open of {}, from {sources} source address{}, deflate {deflate}",
-                    report::group(opened),
-                    report::group(n),
-                    if sources == 1 { "" } else { "es" }
-                ),
+    let secs = m.open_time.as_secs_f64();
+    let deflate = if args.common.deflate { "on" } else { "off" };
+    let mut report = Report::new("idle", format!("duplex bench idle {}", args.url));
+    report
+        .field("url", args.url.as_str())
+        .field("connections", args.connections)
+        .field("opened", opened)
+        .field("held", m.held)
+        .field("source_addresses", sources)
+        .field("deflate", args.common.deflate)
+        .field("threads", threads)
+        .field("elapsed_s", report::round_to(secs, 6))
+        .field(
+            "connections_per_sec",
+            report::round_to(opened as f64 / secs, 1),
+        )
+        .field("hold_s", m.plan.hold.as_secs_f64())
+        .field("server_pid", args.server_pid)
+        .field("rss_before_kib", m.rss_before)
+        .field("rss_after_kib", m.rss_after)
+        .field(
+            "rss_per_connection_kib",
+            per_connection.map(|k| report::round_to(k, 3)),
+        )
+        .row(
+            "connections",
+            format!(
+                "{} open of {}, from {sources} source address{}, deflate {deflate}",
+                report::group(opened),
+                report::group(args.connections as u64),
+                if sources == 1 { "" } else { "es" }
             ),
-            (
-                "opened in".into(),
-                format!(
-                    "{secs:.3} s ({} connections/s, {} at once)",
-                    report::round(opened as f64 / secs),
-                    args.concurrency
-                ),
+        )
+        .row(
+            "opened in",
+            format!(
+                "{secs:.3} s ({} connections/s, {} at once)",
+                report::round(opened as f64 / secs),
+                args.concurrency
             ),
-            (
-                "held".into(),
-                format!(
-                    "{} s, {} still open at the end",
-                    hold.as_secs_f64(),
-                    report::group(held)
-                ),
+        )
+        .row(
+            "held",
+            format!(
+                "{} s, {} still open at the end",
+                m.plan.hold.as_secs_f64(),
+                report::group(m.held)
             ),
-        ];
-        match (rss_before, rss_after, per_connection) {
-            (Some(b), Some(a), Some(k)) => rows.push((
-                "server RSS".into(),
-                format!(
-                    "{} KiB before, {} KiB with all open: {k:.2} KiB per connection",
-                    report::group(b),
-                    report::group(a)
-                ),
-            )),
-            _ => rows.push((
-                "server RSS".into(),
-                "not measured (give --server-pid)".into(),
-            )),
-        }
-        run.errors.rows(&mut rows);
-        rows.push(("client CPU".into(), report::cpu_row(cpu_percent, threads)));
-        report::print_table(&format!("duplex bench idle {}", args.url), &rows);
-    }
-    Ok(())
+        );
+    match (m.rss_before, m.rss_after, per_connection) {
+        (Some(b), Some(a), Some(k)) => report.row(
+            "server RSS",
+            format!(
+                "{} KiB before, {} KiB with all open: {k:.2} KiB per connection",
+                report::group(b),
+                report::group(a)
+            ),
+        ),
+        _ => report.row("server RSS", "not measured (give --server-pid)"),
+    };
+    report.errors(&m.plan.run.errors).generator_cpu(
+        "client_cpu_percent",
+        "client CPU",
+        m.cpu_percent,
+        threads,
+    );
+    report
 }
 
 /// One connection: open, report, hold until told to close (noticing if the server drops

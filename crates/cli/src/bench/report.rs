@@ -359,11 +359,90 @@ impl Progress {
     }
 }
 
+/// A scenario's results, gathered once and printed either as the table or, with
+/// `--json`, as one JSON object. Each fact is given once: its JSON field and, when a
+/// reader of the table needs it, its row.
+pub struct Report {
+    title: String,
+    fields: serde_json::Map<String, Value>,
+    rows: Vec<(String, String)>,
+}
+
+impl Report {
+    /// A report of `scenario` (its JSON `"scenario"`) under the table's `title`.
+    pub fn new(scenario: &str, title: impl Into<String>) -> Self {
+        let mut fields = serde_json::Map::new();
+        fields.insert("scenario".into(), scenario.into());
+        Self {
+            title: title.into(),
+            fields,
+            rows: Vec::new(),
+        }
+    }
+
+    /// A field of the JSON object.
+    pub fn field(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
+
+    /// A row of the table.
+    pub fn row(&mut self, label: &str, text: impl Into<String>) -> &mut Self {
+        self.rows.push((label.into(), text.into()));
+        self
+    }
+
+    /// A latency distribution: `key` in the JSON object, `label` in the table.
+    pub fn latency(&mut self, key: &str, label: &str, latency: &LatencySummary) -> &mut Self {
+        self.field(key, latency.json()).row(label, latency.row())
+    }
+
+    /// The failures of single connections.
+    pub fn errors(&mut self, errors: &Errors) -> &mut Self {
+        self.field("errors", errors.count())
+            .field("error_messages", errors.json());
+        errors.rows(&mut self.rows);
+        self
+    }
+
+    /// The generator's own CPU use over the measured time.
+    pub fn generator_cpu(
+        &mut self,
+        key: &str,
+        label: &str,
+        percent: Option<f64>,
+        threads: usize,
+    ) -> &mut Self {
+        self.field(key, percent.map(|p| round_to(p, 1)))
+            .row(label, cpu_row(percent, threads))
+    }
+
+    /// What the server under test (`--server-pid`) used.
+    pub fn server(&mut self, server: &ServerUse, pid: Option<u32>) -> &mut Self {
+        self.field("server", server.json(pid));
+        server.rows(&mut self.rows);
+        self
+    }
+
+    /// Prints the JSON object (one line) or the table on stdout.
+    pub fn print(&self, json: bool) {
+        print!("{}", self.render(json));
+    }
+
+    fn render(&self, json: bool) -> String {
+        if json {
+            format!("{}\n", Value::Object(self.fields.clone()))
+        } else {
+            table(&self.title, &self.rows)
+        }
+    }
+}
+
 /// How often the progress bar is refreshed.
 pub const TICK: Duration = Duration::from_millis(100);
 
-/// Prints a two-column table: a title line, then `name  value` rows.
-pub fn print_table(title: &str, rows: &[(String, String)]) {
+/// A two-column table: a title line, then `name  value` rows.
+fn table(title: &str, rows: &[(String, String)]) -> String {
     let width = rows
         .iter()
         .map(|(k, _)| k.chars().count())
@@ -374,12 +453,7 @@ pub fn print_table(title: &str, rows: &[(String, String)]) {
         let pad = width - key.chars().count();
         out.push_str(&format!("  {key}{}  {value}\n", " ".repeat(pad)));
     }
-    print!("{out}");
-}
-
-/// Prints the JSON report on one line.
-pub fn print_json(value: &Value) {
-    println!("{value}");
+    out
 }
 
 /// 1234567 -> "1,234,567".
@@ -414,7 +488,7 @@ pub fn round_to(x: f64, decimals: i32) -> f64 {
 }
 
 /// The CPU row of the table.
-pub fn cpu_row(percent: Option<f64>, threads: usize) -> String {
+fn cpu_row(percent: Option<f64>, threads: usize) -> String {
     match percent {
         Some(p) => format!(
             "{p:.0}% of one core (user + sys, {threads} worker thread{})",
@@ -427,6 +501,40 @@ pub fn cpu_row(percent: Option<f64>, threads: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_gives_each_fact_to_the_json_or_the_table() {
+        let errors = Errors::new();
+        errors.record("refused".into());
+        let mut report = Report::new("demo", "duplex bench demo");
+        report
+            .field("messages", 1234u64)
+            .row("messages/s", "1,234")
+            .latency("latency_us", "latency (µs)", &LatencySummary::default())
+            .errors(&errors)
+            .generator_cpu("client_cpu_percent", "client CPU", Some(12.345), 2);
+        let json: Value = serde_json::from_str(&report.render(true)).unwrap();
+        assert_eq!(json["scenario"], "demo");
+        assert_eq!(json["messages"], 1234);
+        assert_eq!(json["latency_us"]["p99"], 0);
+        assert_eq!(json["errors"], 1);
+        assert_eq!(json["error_messages"][0]["message"], "refused");
+        assert_eq!(json["client_cpu_percent"], 12.3);
+        assert!(
+            json.get("messages/s").is_none(),
+            "table rows stay out of the JSON"
+        );
+        let table = report.render(false);
+        assert_eq!(
+            table,
+            "duplex bench demo\n\
+             \x20 messages/s    1,234\n\
+             \x20 latency (µs)  none measured\n\
+             \x20 errors        1\n\
+             \x20               1 x refused\n\
+             \x20 client CPU    12% of one core (user + sys, 2 worker threads)\n"
+        );
+    }
 
     #[test]
     fn grouping() {

@@ -12,19 +12,22 @@
 //! channel's publications itself and counts losses and duplicates, not order.
 
 mod codec;
+mod connection;
+mod publisher;
 mod pusher;
+mod subscriber;
 
-use super::report::{self, CpuMeter, Errors, Latencies, Progress};
+use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
 use super::{
     check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs, CONNECT_CONCURRENCY,
 };
-use codec::{Event, Protocol};
-use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use codec::Protocol;
+use duplex::{ClientBuilder, Config};
+use publisher::{api_publisher, publisher, Api, Pace};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use subscriber::subscriber;
 use tokio::sync::Semaphore;
 
 #[derive(clap::Args)]
@@ -116,15 +119,66 @@ struct Run {
     errors: Errors,
 }
 
-/// What one subscriber received in its channel.
-struct Received {
-    channel: usize,
-    /// Publications received after the subscribe, in order.
-    count: u64,
-    opened: bool,
+pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
+    let plan = configure(&args)?;
+    let measured = measure(&args, plan).await?;
+    report(&args, threads, &measured).print(args.common.json);
+    measured.verdict()
 }
 
-pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
+/// The checked settings of a run and the state its tasks share.
+struct Plan {
+    run: Arc<Run>,
+    /// Publishing through the HTTP API (`--api-key`).
+    api: Option<Arc<Api>>,
+    duration: Duration,
+    drain: Duration,
+}
+
+/// What publishing and delivering produced.
+struct Measured {
+    run: Arc<Run>,
+    subscribed: u64,
+    /// The time spent publishing.
+    published: Duration,
+    acked: u64,
+    /// Deliveries the acknowledged publications owe the subscribers that stayed.
+    owed: u64,
+    received: u64,
+    generator_cpu: Option<f64>,
+    server: report::ServerUse,
+}
+
+impl Measured {
+    fn lost(&self) -> u64 {
+        self.owed.saturating_sub(self.received)
+    }
+
+    /// The run's exit: an error, after the report, when nothing was acknowledged or a
+    /// delivery went missing, came twice or out of order.
+    fn verdict(&self) -> Result<(), BenchError> {
+        if self.acked == 0 {
+            return Err(BenchError::AllFailed(format!(
+                "no publication was acknowledged: {}",
+                self.run.errors.main_message()
+            )));
+        }
+        let (duplicates, gaps) = (
+            self.run.duplicates.load(Relaxed),
+            self.run.gaps.load(Relaxed),
+        );
+        if self.lost() > 0 || duplicates > 0 || gaps > 0 {
+            return Err(BenchError::AllFailed(format!(
+                "{} deliveries lost, {duplicates} duplicated, {gaps} gaps",
+                self.lost()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the command line and builds what the tasks share.
+fn configure(args: &HubArgs) -> Result<Plan, BenchError> {
     for url in &args.urls {
         check_url(url)?;
     }
@@ -186,6 +240,22 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
         ack: Latencies::new(),
         errors: Errors::new(),
     });
+    Ok(Plan {
+        run,
+        api,
+        duration,
+        drain,
+    })
+}
+
+/// Subscribes, publishes, and drains; `Err` when no subscriber could subscribe.
+async fn measure(args: &HubArgs, plan: Plan) -> Result<Measured, BenchError> {
+    let Plan {
+        run,
+        api,
+        duration,
+        drain,
+    } = plan;
     let channel = |i: usize| format!("{}{i}", args.channel_prefix);
     let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
 
@@ -278,10 +348,6 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
     }
     progress.clear();
     let acked: u64 = run.acked.iter().map(|a| a.load(Relaxed)).sum();
-    let lost = owed.saturating_sub(received);
-    let delivery = run.delivery.summary();
-    let ack = run.ack.summary();
-    let rate = |n: u64| n as f64 / published.as_secs_f64();
     let server = report::ServerUse {
         rss_before,
         rss_subscribed,
@@ -294,558 +360,99 @@ pub async fn run(args: HubArgs, threads: usize) -> Result<(), BenchError> {
             .map(|s| s / published.as_secs_f64() * 100.0),
         deliveries: received,
     };
-    if args.common.json {
-        report::print_json(&json!({
-            "scenario": "hub",
-            "subscribers": subscribed,
-            "channels": args.channels,
-            "publishers": args.publishers,
-            "max_rate": args.max_rate,
-            "protocol": args.protocol.name(),
-            "publish_via": if args.api_key.is_some() { "http-api" } else { "websocket" },
-            "seconds": report::round_to(published.as_secs_f64(), 3),
-            "publications_acked": acked,
-            "deliveries": received,
-            "deliveries_owed": owed,
-            "deliveries_per_second": report::round_to(rate(received), 1),
-            "lost": lost,
-            "duplicates": run.duplicates.load(Relaxed),
-            "gaps": run.gaps.load(Relaxed),
-            "order_checked": args.protocol.ordered(),
-            "disconnects": run.disconnects.load(Relaxed),
-            "delivery_latency_us": delivery.json(),
-            "ack_latency_us": ack.json(),
-            "cpu_percent": cpu.percent().map(|p| report::round_to(p, 1)),
-            "server": server.json(args.server_pid),
-            "errors": run.errors.count(),
-            "error_messages": run.errors.json(),
-        }));
-    } else {
-        let mut rows = vec![
-            (
-                "subscribers".into(),
-                format!("{subscribed} on {} channels", args.channels),
+    Ok(Measured {
+        run,
+        subscribed,
+        published,
+        acked,
+        owed,
+        received,
+        generator_cpu: cpu.percent(),
+        server,
+    })
+}
+
+/// The results, for the table or the JSON object.
+fn report(args: &HubArgs, threads: usize, m: &Measured) -> Report {
+    let rate = |n: u64| n as f64 / m.published.as_secs_f64();
+    let (duplicates, gaps) = (m.run.duplicates.load(Relaxed), m.run.gaps.load(Relaxed));
+    let disconnects = m.run.disconnects.load(Relaxed);
+    let via_api = args.api_key.is_some();
+    let mut report = Report::new("hub", "duplex bench hub");
+    report
+        .field("subscribers", m.subscribed)
+        .field("channels", args.channels)
+        .field("publishers", args.publishers)
+        .field("max_rate", args.max_rate)
+        .field("protocol", args.protocol.name())
+        .field(
+            "publish_via",
+            if via_api { "http-api" } else { "websocket" },
+        )
+        .field("seconds", report::round_to(m.published.as_secs_f64(), 3))
+        .field("publications_acked", m.acked)
+        .field("deliveries", m.received)
+        .field("deliveries_owed", m.owed)
+        .field(
+            "deliveries_per_second",
+            report::round_to(rate(m.received), 1),
+        )
+        .field("lost", m.lost())
+        .field("duplicates", duplicates)
+        .field("gaps", gaps)
+        .field("order_checked", args.protocol.ordered())
+        .field("disconnects", disconnects)
+        .row(
+            "subscribers",
+            format!("{} on {} channels", m.subscribed, args.channels),
+        )
+        .row(
+            "protocol, publishers",
+            format!(
+                "{}, {} via {}",
+                args.protocol.name(),
+                args.publishers,
+                if via_api { "the HTTP API" } else { "WebSocket" }
             ),
-            (
-                "protocol, publishers".into(),
-                format!(
-                    "{}, {} via {}",
-                    args.protocol.name(),
-                    args.publishers,
-                    if args.api_key.is_some() {
-                        "the HTTP API"
-                    } else {
-                        "WebSocket"
-                    }
-                ),
+        )
+        .row(
+            "publications acked",
+            format!(
+                "{} ({}/s)",
+                report::group(m.acked),
+                report::round(rate(m.acked))
             ),
-            (
-                "publications acked".into(),
-                format!(
-                    "{} ({}/s)",
-                    report::group(acked),
-                    report::round(rate(acked))
-                ),
+        )
+        .row(
+            "deliveries",
+            format!(
+                "{} of {} owed ({}/s)",
+                report::group(m.received),
+                report::group(m.owed),
+                report::round(rate(m.received))
             ),
-            (
-                "deliveries".into(),
-                format!(
-                    "{} of {} owed ({}/s)",
-                    report::group(received),
-                    report::group(owed),
-                    report::round(rate(received))
-                ),
+        )
+        .row(
+            "lost / duplicated / gaps",
+            format!(
+                "{} / {duplicates} / {gaps}{}",
+                m.lost(),
+                if args.protocol.ordered() {
+                    ""
+                } else {
+                    " (order not checked: numbered by the generator)"
+                }
             ),
-            (
-                "lost / duplicated / gaps".into(),
-                format!(
-                    "{lost} / {} / {}{}",
-                    run.duplicates.load(Relaxed),
-                    run.gaps.load(Relaxed),
-                    if args.protocol.ordered() {
-                        ""
-                    } else {
-                        " (order not checked: numbered by the generator)"
-                    }
-                ),
-            ),
-            (
-                "disconnects".into(),
-                run.disconnects.load(Relaxed).to_string(),
-            ),
-            ("delivery latency (µs)".into(), delivery.row()),
-            ("ack latency (µs)".into(), ack.row()),
-            (
-                "generator CPU".into(),
-                report::cpu_row(cpu.percent(), threads),
-            ),
-        ];
-        server.rows(&mut rows);
-        run.errors.rows(&mut rows);
-        report::print_table("duplex bench hub", &rows);
-    }
-    if acked == 0 {
-        return Err(BenchError::AllFailed(format!(
-            "no publication was acknowledged: {}",
-            run.errors.main_message()
-        )));
-    }
-    if lost > 0 || run.duplicates.load(Relaxed) > 0 || run.gaps.load(Relaxed) > 0 {
-        return Err(BenchError::AllFailed(format!(
-            "{lost} deliveries lost, {} duplicated, {} gaps",
-            run.duplicates.load(Relaxed),
-            run.gaps.load(Relaxed)
-        )));
-    }
-    Ok(())
-}
-
-/// Opens a connection to endpoint `endpoint` (round robin) and sends `connect`; the
-/// socket once the hub accepted it.
-async fn open(run: &Run, endpoint: usize) -> Result<WebSocket<ClientStream>, String> {
-    let (mut ws, _) = run.builders[endpoint % run.builders.len()]
-        .clone()
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(connect) = run.protocol.connect(&run.token) {
-        send(&mut ws, connect).await?;
-    }
-    next_reply(run.protocol, &mut ws, 1)
-        .await?
-        .map_err(|e| format!("connect refused: {e}"))?;
-    Ok(ws)
-}
-
-async fn send(ws: &mut WebSocket<ClientStream>, message: Message) -> Result<(), String> {
-    ws.send(message).await.map_err(|e| e.to_string())
-}
-
-/// Reads until the reply to command `id` (the stream's top offset for a subscribe, or
-/// the hub's refusal), answering the hub's pings.
-async fn next_reply(
-    protocol: Protocol,
-    ws: &mut WebSocket<ClientStream>,
-    id: u32,
-) -> Result<Result<u64, String>, String> {
-    loop {
-        let events = read_events(protocol, ws).await?;
-        answer_pings(protocol, ws, &events).await?;
-        for event in events {
-            if let Event::Reply { id: got, outcome } = event {
-                if got == id {
-                    return Ok(outcome);
-                }
-            }
-        }
-    }
-}
-
-/// The hub disconnects a client that does not answer its pings.
-async fn answer_pings(
-    protocol: Protocol,
-    ws: &mut WebSocket<ClientStream>,
-    events: &[Event],
-) -> Result<(), String> {
-    if events.contains(&Event::Ping) {
-        send(ws, protocol.pong()).await?;
-    }
-    Ok(())
-}
-
-/// Reads one message's events. Cancel safe (it awaits only `recv`), so it can race a
-/// timer in `select!` without losing what arrived.
-async fn read_events(
-    protocol: Protocol,
-    ws: &mut WebSocket<ClientStream>,
-) -> Result<Vec<Event>, String> {
-    loop {
-        return match ws.recv().await {
-            Some(Ok(Message::Text(t))) => protocol.decode(t.as_str().as_bytes()),
-            Some(Ok(Message::Binary(b))) => protocol.decode(&b),
-            Some(Ok(Message::Close(frame))) => Err(format!("closed by the hub: {frame:?}")),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("connection ended".into()),
-        };
-    }
-}
-
-async fn subscriber(
-    run: Arc<Run>,
-    limit: Arc<Semaphore>,
-    endpoint: usize,
-    channel: usize,
-    name: String,
-    ready: tokio::sync::mpsc::UnboundedSender<()>,
-) -> Received {
-    let mut received = Received {
-        channel,
-        count: 0,
-        opened: false,
-    };
-    let protocol = run.protocol;
-    let opened = {
-        let _permit = limit.acquire().await;
-        async {
-            let mut ws = open(&run, endpoint).await?;
-            send(&mut ws, protocol.subscribe(2, &name)).await?;
-            let offset = next_reply(protocol, &mut ws, 2)
-                .await?
-                .map_err(|e| format!("subscribe refused: {e}"))?;
-            Ok::<_, String>((ws, offset))
-        }
-        .await
-    };
-    let (mut ws, mut last) = match opened {
-        Ok(pair) => pair,
-        Err(e) => {
-            run.errors.record(e);
-            return received;
-        }
-    };
-    received.opened = true;
-    // Without server offsets (Pusher): the publications' own numbers, in any order.
-    let mut window = (!protocol.ordered()).then(pusher::Window::default);
-    run.subscribers[channel].fetch_add(1, Relaxed);
-    let _ = ready.send(());
-    drop(ready);
-    let mut latencies = run.delivery.batch();
-    let mut done = run.done.subscribe();
-    loop {
-        let events = tokio::select! {
-            events = read_events(protocol, &mut ws) => events,
-            _ = done.wait_for(|d| *d) => return received,
-        };
-        let read = match events {
-            Ok(events) => answer_pings(protocol, &mut ws, &events)
-                .await
-                .map(|()| events),
-            Err(e) => Err(e),
-        };
-        let events = match read {
-            Ok(events) => events,
-            Err(e) => {
-                run.disconnects.fetch_add(1, Relaxed);
-                run.errors.record(e);
-                return received;
-            }
-        };
-        for event in events {
-            let Event::Publication { offset, sent_us } = event else {
-                continue;
-            };
-            if let Some(window) = &mut window {
-                match window.receive(offset) {
-                    pusher::Arrival::New => {}
-                    pusher::Arrival::Duplicate => {
-                        run.duplicates.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                    pusher::Arrival::NewPastGaps(n) => {
-                        run.gaps.fetch_add(n, Relaxed);
-                    }
-                }
-            } else {
-                if offset <= last {
-                    run.duplicates.fetch_add(1, Relaxed);
-                    continue;
-                }
-                if offset > last + 1 {
-                    run.gaps.fetch_add(1, Relaxed);
-                }
-                last = offset;
-            }
-            received.count += 1;
-            run.delivered.fetch_add(1, Relaxed);
-            if let Some(sent) = sent_us {
-                let now = run.origin.elapsed().as_micros() as u64;
-                latencies.record(Duration::from_micros(now.saturating_sub(sent)));
-            }
-        }
-    }
-}
-
-/// How one publisher paces itself and when it stops, and where it is.
-struct Pace {
-    /// Time between publishes (zero: as fast as acknowledgements allow).
-    interval: Duration,
-    until: Instant,
-    quota: u64,
-    /// When the next publish is due.
-    next: Instant,
-    /// Publishes sent so far.
-    sent: u64,
-}
-
-impl Pace {
-    fn new(interval: Duration, until: Instant, quota: u64) -> Pace {
-        Pace {
-            interval,
-            until,
-            quota,
-            next: Instant::now(),
-            sent: 0,
-        }
-    }
-
-    /// Whether there is time and quota left to publish.
-    fn more(&self) -> bool {
-        Instant::now() < self.until && self.sent < self.quota
-    }
-
-    /// The wait until the next publish is due.
-    fn wait(&self) -> Duration {
-        self.next.saturating_duration_since(Instant::now())
-    }
-
-    /// The channel of the next publish (round robin), counting it as sent.
-    fn take<'a>(&mut self, channels: &'a [(usize, String)]) -> &'a (usize, String) {
-        let channel = &channels[(self.sent % channels.len() as u64) as usize];
-        self.sent += 1;
-        self.next += self.interval;
-        channel
-    }
-}
-
-impl Run {
-    /// Counts publication to channel `index` as acknowledged.
-    fn acknowledged(&self, index: usize) {
-        self.acked[index].fetch_add(1, Relaxed);
-        self.owed
-            .fetch_add(self.subscribers[index].load(Relaxed), Relaxed);
-    }
-
-    /// Whether the subscribers have kept up: fewer than [`IN_FLIGHT`] deliveries per
-    /// subscriber are owed and not yet received. At `--max-rate` this keeps the hub's
-    /// per-connection queues from filling when the generator reads more slowly than the
-    /// hub sends (it would end them as slow consumers, 3008).
-    fn subscribers_keep_up(&self) -> bool {
-        let subscribers: u64 = self.subscribers.iter().map(|s| s.load(Relaxed)).sum();
-        let behind = self
-            .owed
-            .load(Relaxed)
-            .saturating_sub(self.delivered.load(Relaxed));
-        behind < IN_FLIGHT as u64 * subscribers.max(1)
-    }
-}
-
-/// Waits `wait`; at once when it is zero (a zero-length `sleep` still waits for the
-/// timer wheel's next millisecond tick, which would cap `--max-rate` at about 1,000
-/// publishes a second).
-async fn pace_until(wait: Duration) {
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// The data of a generator publication: its send time (µs since the run's origin) and
-/// the padding.
-fn publication_data(run: &Run, pad: &str) -> Value {
-    json!({"t": run.origin.elapsed().as_micros() as u64, "pad": pad})
-}
-
-/// Publishes to `channels` in turn over a WebSocket connection, keeping up to
-/// [`IN_FLIGHT`] publishes unacknowledged; counts the acknowledged ones per channel.
-async fn publisher(run: Arc<Run>, channels: Vec<(usize, String)>, mut pace: Pace, pad: String) {
-    let protocol = run.protocol;
-    let mut ws = match open(&run, 0).await {
-        Ok(ws) => ws,
-        Err(e) => return run.errors.record(format!("publisher: {e}")),
-    };
-    // Subscribing lets it publish where only subscribers may (`chat:`); its own
-    // deliveries are not counted.
-    for (i, (_, name)) in channels.iter().enumerate() {
-        let id = 10 + i as u32;
-        let subscribed = async {
-            send(&mut ws, protocol.subscribe(id, name)).await?;
-            next_reply(protocol, &mut ws, id).await?
-        };
-        if let Err(e) = subscribed.await {
-            return run.errors.record(format!("publisher: {e}"));
-        }
-    }
-    // The schedule starts once its subscriptions are in.
-    pace.next = Instant::now();
-    let mut id = 1_000_000u32;
-    let mut pending: HashMap<u32, (usize, Instant)> = HashMap::new();
-    // Its own publications that came back to it (it is subscribed to its channels):
-    // at most IN_FLIGHT may be on their way, so that at --max-rate the publisher goes
-    // at the pace of fan-out, not only of storage (acks come before deliveries).
-    let mut returned = 0u64;
-    let mut acks = run.ack.batch();
-    loop {
-        let more = pace.more();
-        let can_send = more
-            && pending.len() < IN_FLIGHT
-            && pace.sent - returned < IN_FLIGHT as u64
-            && run.subscribers_keep_up();
-        if !more && pending.is_empty() {
-            return;
-        }
-        tokio::select! {
-            () = pace_until(pace.wait()), if can_send => {
-                let (index, name) = pace.take(&channels);
-                id += 1;
-                let publish = protocol.publish(id, name, &publication_data(&run, &pad));
-                if let Err(e) = send(&mut ws, publish).await {
-                    return run.errors.record(format!("publisher: {e}"));
-                }
-                pending.insert(id, (*index, Instant::now()));
-            }
-            // Held back by the subscribers (nothing else may wake it): look again soon.
-            () = tokio::time::sleep(HELD_BACK), if more && !can_send => {}
-            events = read_events(protocol, &mut ws) => {
-                let events = match events {
-                    Ok(events) => events,
-                    Err(e) => return run.errors.record(format!("publisher: {e}")),
-                };
-                if let Err(e) = answer_pings(protocol, &mut ws, &events).await {
-                    return run.errors.record(format!("publisher: {e}"));
-                }
-                for event in events {
-                    let (id, outcome) = match event {
-                        Event::Reply { id, outcome } => (id, outcome),
-                        Event::Publication { .. } => {
-                            returned = (returned + 1).min(pace.sent);
-                            continue;
-                        }
-                        _ => continue,
-                    };
-                    let Some((index, sent)) = pending.remove(&id) else { continue };
-                    match outcome {
-                        Ok(_) => {
-                            run.acknowledged(index);
-                            acks.record(sent.elapsed());
-                        }
-                        Err(e) => run.errors.record(format!("publish refused: {e}")),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Publishes to `channels` in turn through the hub's HTTP API (`POST /api/publish`),
-/// keeping up to [`IN_FLIGHT`] requests open (a connection each, kept alive); counts the
-/// acknowledged (stored) ones per channel.
-async fn api_publisher(
-    run: Arc<Run>,
-    api: Arc<Api>,
-    channels: Vec<(usize, String)>,
-    mut pace: Pace,
-    pad: String,
-) {
-    let mut pending = futures_util::stream::FuturesUnordered::new();
-    let mut acks = run.ack.batch();
-    // Each channel's publications numbered from 1 (Pusher's stand-in for offsets).
-    let mut numbers: HashMap<usize, u64> = HashMap::new();
-    loop {
-        let more = pace.more();
-        let can_send = more && pending.len() < IN_FLIGHT && run.subscribers_keep_up();
-        if !more && pending.is_empty() {
-            return;
-        }
-        tokio::select! {
-            () = pace_until(pace.wait()), if can_send => {
-                let (index, name) = pace.take(&channels);
-                let mut data = publication_data(&run, &pad);
-                if !run.protocol.ordered() {
-                    let n = numbers.entry(*index).or_default();
-                    *n += 1;
-                    data["n"] = json!(*n);
-                }
-                let body = api.body(name, &data);
-                let (api, index) = (api.clone(), *index);
-                pending.push(async move {
-                    let started = Instant::now();
-                    (index, started, api.publish(body).await)
-                });
-            }
-            () = tokio::time::sleep(HELD_BACK), if more && !can_send => {}
-            Some((index, started, outcome)) = futures_util::StreamExt::next(&mut pending), if !pending.is_empty() => {
-                match outcome {
-                    Ok(()) => {
-                        run.acknowledged(index);
-                        acks.record(started.elapsed());
-                    }
-                    Err(e) => run.errors.record(format!("API publish: {e}")),
-                }
-            }
-        }
-    }
-}
-
-/// The hub's HTTP API, for publishers that publish like a backend (or a Pusher app's).
-pub struct Api {
-    client: duplex_hub::backend::HttpClient,
-    uri: http::Uri,
-    headers: http::HeaderMap,
-    /// Set for a Pusher app: requests are signed, a `200` is the acknowledgement.
-    pusher: Option<pusher::App>,
-}
-
-impl Api {
-    fn new(protocol: Protocol, url: &str, key: &str) -> Result<Api, BenchError> {
-        let client = duplex_hub::backend::HttpClient::new(Duration::from_secs(10));
-        if protocol == Protocol::Pusher {
-            let app = pusher::App::new(url, key).map_err(BenchError::Usage)?;
-            return Ok(Api {
-                client,
-                uri: app.uri.clone(),
-                headers: http::HeaderMap::new(),
-                pusher: Some(app),
-            });
-        }
-        let uri = crate::publish::endpoint(url).map_err(|e| BenchError::Usage(e.to_string()))?;
-        let mut headers = http::HeaderMap::new();
-        let key = http::HeaderValue::from_str(key)
-            .map_err(|_| BenchError::Usage("--api-key is not a valid header value".into()))?;
-        headers.insert("x-api-key", key);
-        Ok(Api {
-            client,
-            uri,
-            headers,
-            pusher: None,
-        })
-    }
-
-    /// The request body publishing `data` to `channel`.
-    fn body(&self, channel: &str, data: &Value) -> String {
-        match self.pusher {
-            Some(_) => pusher::App::body(channel, data),
-            None => json!({"channel": channel, "data": data}).to_string(),
-        }
-    }
-
-    /// Publishes; Ok once the hub answered with the stored offset (a Pusher app: once
-    /// it answered 200).
-    async fn publish(&self, body: String) -> Result<(), String> {
-        if let Some(app) = &self.pusher {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let path = app.signed_path(&body, now);
-            let mut parts = self.uri.clone().into_parts();
-            parts.path_and_query = Some(path.parse().map_err(|e| format!("{path}: {e}"))?);
-            let uri = http::Uri::from_parts(parts).map_err(|e| e.to_string())?;
-            return self
-                .client
-                .post(&uri, &self.headers, body.into_bytes())
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string());
-        }
-        let answer = self
-            .client
-            .post(&self.uri, &self.headers, body.into_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let answer: Value =
-            serde_json::from_slice(&answer).map_err(|e| format!("answer is not JSON: {e}"))?;
-        match answer["result"]["offset"].as_u64() {
-            Some(_) => Ok(()),
-            None => Err(format!("not stored: {}", answer["error"])),
-        }
-    }
+        )
+        .row("disconnects", disconnects.to_string())
+        .latency(
+            "delivery_latency_us",
+            "delivery latency (µs)",
+            &m.run.delivery.summary(),
+        )
+        .latency("ack_latency_us", "ack latency (µs)", &m.run.ack.summary())
+        .generator_cpu("cpu_percent", "generator CPU", m.generator_cpu, threads)
+        .server(&m.server, args.server_pid)
+        .errors(&m.run.errors);
+    report
 }
