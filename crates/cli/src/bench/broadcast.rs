@@ -169,12 +169,7 @@ fn configure(args: &BroadcastArgs) -> Result<Plan, BenchError> {
 /// Subscribes, publishes (warm-up, then measured), and drains; `Err` when the
 /// subscribers or the publisher could not start.
 async fn measure(args: &BroadcastArgs, plan: Plan) -> Result<Measured, BenchError> {
-    let Plan {
-        run,
-        duration,
-        warmup,
-        drain,
-    } = plan;
+    let (run, duration, warmup, drain) = (plan.run, plan.duration, plan.warmup, plan.drain);
     let n = args.subscribers;
     let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
 

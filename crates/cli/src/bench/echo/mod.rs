@@ -208,11 +208,7 @@ fn configure(args: &EchoArgs) -> Result<Plan, BenchError> {
 /// Opens every connection, warms up, measures, and closes; `Err` when nothing could be
 /// measured.
 async fn measure(args: &EchoArgs, plan: Plan) -> Result<Measured, BenchError> {
-    let Plan {
-        run,
-        duration,
-        warmup,
-    } = plan;
+    let (run, duration, warmup) = (plan.run, plan.duration, plan.warmup);
     let n = args.connections;
     let progress = Progress::new(args.common.progress(), n as u64, "connecting");
     let (events, mut event_rx) = mpsc::unbounded_channel();

@@ -250,12 +250,7 @@ fn configure(args: &HubArgs) -> Result<Plan, BenchError> {
 
 /// Subscribes, publishes, and drains; `Err` when no subscriber could subscribe.
 async fn measure(args: &HubArgs, plan: Plan) -> Result<Measured, BenchError> {
-    let Plan {
-        run,
-        api,
-        duration,
-        drain,
-    } = plan;
+    let (run, api, duration, drain) = (plan.run, plan.api, plan.duration, plan.drain);
     let channel = |i: usize| format!("{}{i}", args.channel_prefix);
     let rss_before = args.server_pid.map(server_rss_kib).transpose()?;
 
