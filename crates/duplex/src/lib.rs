@@ -55,7 +55,7 @@ pub use duplex_proto::handshake::client::ServerResponse;
 pub use duplex_proto::handshake::server::UpgradeRequest;
 pub use duplex_proto::InvalidSend;
 pub use duplex_proto::{
-    CloseCode, CloseFrame, ConnectionState, Limits, Message, OpCode, Role, Utf8Bytes,
+    CloseCode, CloseFrame, ConnectionState, Limits, Message, OpCode, Role, Timeouts, Utf8Bytes,
 };
 pub use error::{Error, HeaderPart, Phase};
 /// Hooks for the fuzz targets in `fuzz/`; not part of the API.

@@ -351,13 +351,12 @@ where
     /// stops reading makes no progress and meets the deadline), and a pong held back
     /// goes out once there is room. Free for an open connection with a reading peer.
     fn wrote_some(&mut self) {
-        if self.rare.is_none() {
-            return;
-        }
         if self.proto.state() != ConnectionState::Open {
             self.proto.handle_write(Instant::now().into_std());
         }
-        self.release_held_pong();
+        if self.rare.is_some() {
+            self.release_held_pong();
+        }
     }
 
     fn has_failed(&self) -> bool {
@@ -383,19 +382,31 @@ where
     fn poll_timers(&mut self, cx: &mut Context<'_>) {
         while let Some(at) = self.proto.poll_timeout() {
             let at = Instant::from_std(at);
-            let rare = self.rare.get_or_insert_with(Box::default);
-            let timer = rare.timer.get_or_insert_with(|| Box::pin(sleep_until(at)));
-            // A timer set for an earlier instant is left to wake early, find nothing due
-            // and sleep again: cheaper than resetting it on every read of a keepalive
-            // connection, whose next ping moves with each read.
-            if timer.deadline() > at || timer.is_elapsed() {
-                timer.as_mut().reset(at);
+            let mut now = Instant::now();
+            // The clock first: a task that never waits (a peer that streams while we
+            // close) never lets tokio's timer driver mark a sleep as elapsed.
+            if at > now {
+                let rare = self.rare.get_or_insert_with(Box::default);
+                let timer = rare.timer.get_or_insert_with(|| Box::pin(sleep_until(at)));
+                // A timer set for an earlier instant is left to wake early, find nothing
+                // due and sleep again: cheaper than resetting it on every read of a
+                // keepalive connection, whose next ping moves with each read.
+                if timer.deadline() > at || timer.is_elapsed() {
+                    timer.as_mut().reset(at);
+                }
+                if timer.as_mut().poll(cx).is_pending() {
+                    return;
+                }
+                if timer.deadline() < at {
+                    continue; // woke early: sleep again
+                }
+                // Fired for `at`: it has come, whatever the clock read a moment ago.
+                now = now.max(at);
             }
-            if timer.as_mut().poll(cx).is_pending() {
-                return;
-            }
-            let now = Instant::now().into_std();
-            if let Err(e) = self.proto.handle_timeout(now, self.write_buf.tail()) {
+            if let Err(e) = self
+                .proto
+                .handle_timeout(now.into_std(), self.write_buf.tail())
+            {
                 tracing::debug!(error = %e, "closing");
                 self.fail(e.into());
             }
@@ -569,6 +580,11 @@ where
             return Poll::Ready(None);
         }
         loop {
+            if this.proto.state() == ConnectionState::CloseSent {
+                // Before decoding: a peer that keeps sending while we wait for its close
+                // frame (messages are discarded) must not hold the deadline off.
+                this.poll_timers(cx);
+            }
             if this.proto.state() == ConnectionState::Closed || this.has_failed() {
                 return this.poll_finish(cx);
             }
@@ -588,13 +604,6 @@ where
             if this.eof {
                 this.terminated = true;
                 return Poll::Ready(Some(Err(Error::AbnormalClosure)));
-            }
-            if this.proto.state() == ConnectionState::CloseSent {
-                // Also while a peer streams data at us and reads never wait.
-                this.poll_timers(cx);
-                if this.has_failed() {
-                    continue;
-                }
             }
             // Before waiting for the transport, send what is queued: pongs and close
             // replies, and messages fed without a flush. A burst of messages decoded from

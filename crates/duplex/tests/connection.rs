@@ -281,6 +281,39 @@ async fn oversized_message_closes_with_1009() {
     }
 }
 
+#[tokio::test]
+async fn the_keepalive_settings_reach_the_protocol_through_both_handshakes() {
+    // The timers themselves are tested on a paused clock (tests/timers.rs); here, that
+    // a config given to the client builder and to `accept_with_config` arms them.
+    let config = Config::default()
+        .ping_interval(Some(Duration::from_secs(20)))
+        .idle_timeout(Some(Duration::from_secs(60)))
+        .close_timeout(Duration::from_secs(3));
+    let expected = duplex::Timeouts::default()
+        .ping_interval(config.ping_interval)
+        .idle_timeout(config.idle_timeout)
+        .close_timeout(Some(config.close_timeout));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server_config = config.clone();
+    let url = server(move |tcp| {
+        let (tx, config) = (tx.clone(), server_config.clone());
+        async move {
+            let ws = duplex::accept_with(tcp, config, |_| Ok(Accept::default()))
+                .await
+                .unwrap();
+            let _ = tx.send(ws.protocol().timeouts().copied());
+        }
+    })
+    .await;
+    let (client, _) = duplex::ClientBuilder::new(&url)
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(client.protocol().timeouts(), Some(&expected), "client");
+    assert_eq!(rx.recv().await.unwrap(), Some(expected), "server");
+}
+
 /// A server that completes the handshake by hand, then reads without ever answering
 /// (not even a close) until the client hangs up; sends what it read to the channel.
 async fn silent_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {

@@ -8,6 +8,10 @@
 //! - [`Connection`]: the per-connection state machine after the handshake: it decodes
 //!   frames from a buffer the caller owns, validates them strictly, assembles messages,
 //!   answers pings and runs the close handshake.
+//! - Timers on the caller's clock ([`Timeouts`], [`Connection::set_timeouts`]): the
+//!   keepalive ping, the idle timeout and the close deadline. Nothing here reads a clock;
+//!   the driver sleeps until [`Connection::poll_timeout`] and calls
+//!   [`Connection::handle_timeout`].
 //!
 //! ```
 //! use bytes::BytesMut;

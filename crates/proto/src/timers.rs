@@ -276,7 +276,10 @@ impl crate::Connection {
     ///   turns true and, if the peer's close frame never came, the state becomes
     ///   [`Closed`](crate::ConnectionState::Closed) and [`Error::CloseTimeout`] is returned.
     ///
-    /// Afterwards [`poll_timeout`](Self::poll_timeout) is `None` or later than `now`.
+    /// After `Ok`, [`poll_timeout`](Self::poll_timeout) is `None` or later than `now`.
+    /// After [`Error::IdleTimeout`] the close deadline runs from `now`, so with a close
+    /// timeout of zero it is due at once: a driver calls again while `poll_timeout` is
+    /// not later than the present.
     pub fn handle_timeout(&mut self, now: Instant, output: &mut BytesMut) -> Result<(), Error> {
         let open = self.state() == crate::ConnectionState::Open;
         let Some(timers) = self.timers.as_deref_mut() else {

@@ -178,3 +178,30 @@ async fn a_streaming_peer_costs_one_read_per_message_and_an_idle_one_no_buffer()
         "an idle connection holds no read buffer"
     );
 }
+
+#[tokio::test]
+async fn the_close_deadline_holds_while_messages_keep_arriving() {
+    // Two million masked 4-byte messages already read: receiving never waits for the
+    // transport, so the deadline must be looked at between messages. Real time (a
+    // paused clock does not move while the task is busy); 10 ms cannot decode them all.
+    let frame = [0x82u8, 0x84, 0, 0, 0, 0, 1, 2, 3, 4];
+    let mut backlog = BytesMut::with_capacity(frame.len() * 2_000_000);
+    for _ in 0..2_000_000 {
+        backlog.extend_from_slice(&frame);
+    }
+    let (ours, _peer) = tokio::io::duplex(1 << 16);
+    let config = Config::default().close_timeout(std::time::Duration::from_millis(10));
+    let mut ws = WebSocket::from_parts(ours, Role::Server, config, backlog);
+    let outcome = ws.close(None).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(Error::Timeout(crate::error::Phase::CloseHandshake))
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        !ws.read_buf.is_empty(),
+        "the deadline ended the close before the backlog did"
+    );
+}
