@@ -37,14 +37,12 @@ mod error;
 pub mod frame;
 pub mod handshake;
 mod message;
-mod timers;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame, PeerClose};
 pub use config::Limits;
-pub use connection::{Connection, ConnectionState, Role};
+pub use connection::{Connection, ConnectionState, Role, Timeouts};
 pub use error::{Error, HandshakeFailure, InvalidSend, Violation};
 pub use frame::{FrameHeader, OpCode};
 pub use message::{Message, Utf8Bytes};
-pub use timers::Timeouts;
 pub use utf8::Utf8Validator;
