@@ -3,7 +3,10 @@
 use super::*;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A transport that counts the reads that returned data.
 struct CountingReads<T> {
