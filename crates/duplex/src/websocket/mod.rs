@@ -51,7 +51,7 @@ use tokio::time::{Instant, Sleep};
 /// ```
 ///
 /// As a [`Stream`] it yields incoming messages (data, pings, pongs and the peer's close);
-/// as a [`Sink`] it takes outgoing ones. Pings are answered automatically. The stream
+/// as a [`Sink`](futures_sink::Sink) it takes outgoing ones. Pings are answered automatically. The stream
 /// ends (`None`) once the close handshake is over; a transport that drops without a
 /// close frame ends it with [`Error::AbnormalClosure`].
 ///
