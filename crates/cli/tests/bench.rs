@@ -258,6 +258,23 @@ fn usage_errors_are_named() {
     let out = bench(&["echo", "ws://127.0.0.1:9/", "--depth", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--depth"));
+    // Every count that must be at least 1 is refused by name, in every scenario.
+    for (scenario, option) in [
+        ("echo", "--rate"),
+        ("connect", "--concurrency"),
+        ("idle", "--connections"),
+        ("broadcast", "--messages"),
+        ("hub", "--publications"),
+        ("echo", "--threads"),
+    ] {
+        let out = bench(&[scenario, "ws://127.0.0.1:9/", option, "0"]);
+        assert_eq!(out.status.code(), Some(2), "{scenario} {option}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(option) && stderr.contains("at least 1"),
+            "{scenario} {option}: {stderr}"
+        );
+    }
     let out = bench(&[
         "echo",
         "ws://127.0.0.1:9/",

@@ -7,7 +7,7 @@
 //! and losses.
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
-use super::{check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
+use super::{at_least_one, check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
 use super::{CONNECT_CONCURRENCY, MEASURING, STOPPING, WARMUP};
 use duplex::{ClientBuilder, ClientStream, Config, Message, WebSocket};
 use futures_util::StreamExt;
@@ -21,10 +21,10 @@ pub struct BroadcastArgs {
     /// The relay server, e.g. ws://127.0.0.1:9001/ (`duplex echo --broadcast`).
     url: String,
     /// Subscriber connections (the publisher is one more).
-    #[arg(long, short = 'c', value_name = "N", default_value_t = 100)]
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 100, value_parser = at_least_one::<usize>)]
     subscribers: usize,
     /// Messages the publisher sends per second.
-    #[arg(long, value_name = "MSGS", default_value_t = 1000)]
+    #[arg(long, value_name = "MSGS", default_value_t = 1000, value_parser = at_least_one::<u32>)]
     rate: u32,
     /// Payload bytes per message (at least 32: the stamp).
     #[arg(long, value_name = "BYTES", default_value_t = 64)]
@@ -33,7 +33,7 @@ pub struct BroadcastArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     duration: f64,
     /// Stop after publishing this many measured messages instead of after --duration.
-    #[arg(long, value_name = "TOTAL", conflicts_with = "duration")]
+    #[arg(long, value_name = "TOTAL", conflicts_with = "duration", value_parser = at_least_one::<u64>)]
     messages: Option<u64>,
     /// Seconds of traffic before measuring starts.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
@@ -121,19 +121,11 @@ impl Measured {
 /// Checks the command line and builds what the tasks share.
 fn configure(args: &BroadcastArgs) -> Result<Plan, BenchError> {
     check_url(&args.url)?;
-    if args.subscribers == 0 || args.rate == 0 {
-        return Err(BenchError::Usage(
-            "--subscribers and --rate must be at least 1".into(),
-        ));
-    }
     if args.size < STAMP {
         return Err(BenchError::Usage(format!(
             "--size {} is too small: each message carries a {STAMP}-byte stamp",
             args.size
         )));
-    }
-    if args.messages == Some(0) {
-        return Err(BenchError::Usage("--messages must be at least 1".into()));
     }
     let duration = seconds(args.duration, "--duration", false)?;
     let warmup = seconds(args.warmup, "--warmup", true)?;

@@ -1,7 +1,7 @@
 //! `duplex bench connect`: full connection cycles per second.
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
-use super::{check_url, ensure_fds, BenchError, CommonArgs};
+use super::{at_least_one, check_url, ensure_fds, BenchError, CommonArgs};
 use duplex::{ClientBuilder, Config};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -12,10 +12,10 @@ pub struct ConnectArgs {
     /// The server, e.g. ws://127.0.0.1:9001/
     url: String,
     /// Connection cycles in total: TCP connect, opening handshake, closing handshake.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = at_least_one::<u64>)]
     count: u64,
     /// Cycles in progress at once.
-    #[arg(long, value_name = "C", default_value_t = 10)]
+    #[arg(long, value_name = "C", default_value_t = 10, value_parser = at_least_one::<usize>)]
     concurrency: usize,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -53,11 +53,6 @@ struct Measured {
 /// Checks the command line; the state the workers share and how many run at once.
 fn configure(args: &ConnectArgs) -> Result<(Arc<Run>, usize), BenchError> {
     check_url(&args.url)?;
-    if args.count == 0 || args.concurrency == 0 {
-        return Err(BenchError::Usage(
-            "--count and --concurrency must be at least 1".into(),
-        ));
-    }
     let concurrency = args
         .concurrency
         .min(usize::try_from(args.count).unwrap_or(usize::MAX));

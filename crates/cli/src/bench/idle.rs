@@ -1,7 +1,7 @@
 //! `duplex bench idle`: many open connections at once, and what they cost the server.
 
 use super::report::{self, CpuMeter, Errors, Progress, Report};
-use super::{check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
+use super::{at_least_one, check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs};
 use duplex::{ClientBuilder, ClientStream, Config, WebSocket};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -15,7 +15,7 @@ pub struct IdleArgs {
     /// The server, e.g. ws://127.0.0.1:9001/
     url: String,
     /// Connections to open and hold.
-    #[arg(long, short = 'c', value_name = "N")]
+    #[arg(long, short = 'c', value_name = "N", value_parser = at_least_one::<usize>)]
     connections: usize,
     /// Process id of the server: its resident memory (VmRSS) is read before the
     /// connections open and once all are open.
@@ -25,11 +25,11 @@ pub struct IdleArgs {
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     hold: f64,
     /// Handshakes in progress at once while opening.
-    #[arg(long, value_name = "C", default_value_t = 64)]
+    #[arg(long, value_name = "C", default_value_t = 64, value_parser = at_least_one::<usize>)]
     concurrency: usize,
     /// Connections per source address before the next one is used [default: the
     /// ephemeral port range less 1000]. For testing the spreading with few connections.
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(long, value_name = "N", hide = true, value_parser = at_least_one::<u64>)]
     ports_per_address: Option<u64>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -80,11 +80,6 @@ struct Measured {
 /// Checks the command line, resolves the server and picks the source addresses.
 async fn configure(args: &IdleArgs) -> Result<Plan, BenchError> {
     let url = check_url(&args.url)?;
-    if args.connections == 0 || args.concurrency == 0 {
-        return Err(BenchError::Usage(
-            "--connections and --concurrency must be at least 1".into(),
-        ));
-    }
     let hold = seconds(args.hold, "--hold", true)?;
     let n = args.connections as u64;
     ensure_fds(n, &format!("--connections {n}"))?;
@@ -93,15 +88,7 @@ async fn configure(args: &IdleArgs) -> Result<Plan, BenchError> {
     }
 
     // Sources: one address while the ephemeral ports allow, else 127.0.0.1, .2, ...
-    let per_address = match args.ports_per_address {
-        Some(0) => {
-            return Err(BenchError::Usage(
-                "--ports-per-address must be at least 1".into(),
-            ))
-        }
-        Some(p) => p,
-        None => ports_per_address(),
-    };
+    let per_address = args.ports_per_address.unwrap_or_else(ports_per_address);
     let sources = n.div_ceil(per_address);
     let tls = url.scheme() == "wss";
     let server = if tls {

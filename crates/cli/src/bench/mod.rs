@@ -59,7 +59,7 @@ enum Scenario {
 #[derive(clap::Args, Clone, Debug)]
 pub struct CommonArgs {
     /// Worker threads of the generator [default: the number of cores].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
     threads: Option<usize>,
     /// Print one JSON object on stdout instead of the table, and no progress bar.
     #[arg(long)]
@@ -140,10 +140,6 @@ pub fn main(args: BenchArgs) -> ExitCode {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    if threads == 0 {
-        eprintln!("duplex: --threads must be at least 1");
-        return ExitCode::from(2);
-    }
     // Every connection is a file descriptor: allow as many as the hard limit does (the
     // scenarios check their own need against it and say how to raise it).
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -174,6 +170,14 @@ pub fn main(args: BenchArgs) -> ExitCode {
             eprintln!("duplex: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Parses a count that must be at least 1 (clap's error names the option; exit code 2).
+fn at_least_one<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err("expected a whole number, at least 1".into()),
+        Ok(n) => T::try_from(n).map_err(|_| format!("{n} is too large")),
     }
 }
 

@@ -3,7 +3,7 @@
 mod task;
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
-use super::{check_url, ensure_fds, seconds, BenchError, CommonArgs};
+use super::{at_least_one, check_url, ensure_fds, seconds, BenchError, CommonArgs};
 use super::{CONNECT_CONCURRENCY, MEASURING, STOPPING, WARMUP};
 use duplex::{ClientBuilder, Config, Message};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -16,20 +16,20 @@ pub struct EchoArgs {
     /// The echo server, e.g. ws://127.0.0.1:9001/
     url: String,
     /// Connections, each a task of its own.
-    #[arg(long, short = 'c', value_name = "N", default_value_t = 1)]
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 1, value_parser = at_least_one::<usize>)]
     connections: usize,
     /// Payload bytes per message.
     #[arg(long, value_name = "BYTES", default_value_t = 16)]
     size: usize,
     /// Messages each connection keeps in flight: it sends this many, then one more for
     /// every echo.
-    #[arg(long, value_name = "D", default_value_t = 1)]
+    #[arg(long, value_name = "D", default_value_t = 1, value_parser = at_least_one::<usize>)]
     depth: usize,
     /// Seconds to measure, after the warm-up.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     duration: f64,
     /// Stop after this many echoes in total instead of after --duration.
-    #[arg(long, value_name = "TOTAL", conflicts_with = "duration")]
+    #[arg(long, value_name = "TOTAL", conflicts_with = "duration", value_parser = at_least_one::<u64>)]
     messages: Option<u64>,
     /// Send binary messages (text by default).
     #[arg(long)]
@@ -39,7 +39,7 @@ pub struct EchoArgs {
     warmup: Option<f64>,
     /// Messages per second sent at most, all connections together (each paces itself at
     /// its share) [default: as fast as the echoes come back].
-    #[arg(long, value_name = "MSGS")]
+    #[arg(long, value_name = "MSGS", value_parser = at_least_one::<u32>)]
     rate: Option<u32>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -139,17 +139,6 @@ impl Measured {
 /// Checks the command line and builds what the connection tasks share.
 fn configure(args: &EchoArgs) -> Result<Plan, BenchError> {
     check_url(&args.url)?;
-    if args.connections == 0 || args.depth == 0 {
-        return Err(BenchError::Usage(
-            "--connections and --depth must be at least 1".into(),
-        ));
-    }
-    if args.messages == Some(0) {
-        return Err(BenchError::Usage("--messages must be at least 1".into()));
-    }
-    if args.rate == Some(0) {
-        return Err(BenchError::Usage("--rate must be at least 1".into()));
-    }
     let duration = seconds(args.duration, "--duration", false)?;
     let default_warmup = if args.messages.is_some() { 0.0 } else { 1.0 };
     let warmup = seconds(args.warmup.unwrap_or(default_warmup), "--warmup", true)?;

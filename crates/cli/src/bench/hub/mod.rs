@@ -19,7 +19,8 @@ mod subscriber;
 
 use super::report::{self, CpuMeter, Errors, Latencies, Progress, Report};
 use super::{
-    check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs, CONNECT_CONCURRENCY,
+    at_least_one, check_url, ensure_fds, seconds, server_rss_kib, BenchError, CommonArgs,
+    CONNECT_CONCURRENCY,
 };
 use codec::Protocol;
 use duplex::{ClientBuilder, Config};
@@ -38,20 +39,20 @@ pub struct HubArgs {
     #[arg(required = true, num_args = 1..)]
     urls: Vec<String>,
     /// Subscriber connections.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = at_least_one::<usize>)]
     subscribers: usize,
     /// Channels the subscribers are spread over (one channel each).
-    #[arg(long, value_name = "C", default_value_t = 1)]
+    #[arg(long, value_name = "C", default_value_t = 1, value_parser = at_least_one::<usize>)]
     channels: usize,
     /// Channel names are this prefix and a number; its namespace must let the
     /// connections subscribe and publish (the development mode's `chat:` does).
     #[arg(long, value_name = "PREFIX", default_value = "chat:bench-")]
     channel_prefix: String,
     /// Publisher connections (each publishes to its share of the channels).
-    #[arg(long, value_name = "P", default_value_t = 1)]
+    #[arg(long, value_name = "P", default_value_t = 1, value_parser = at_least_one::<usize>)]
     publishers: usize,
     /// Publications per second, in all.
-    #[arg(long, value_name = "PUBS", default_value_t = 100)]
+    #[arg(long, value_name = "PUBS", default_value_t = 100, value_parser = at_least_one::<u32>)]
     rate: u32,
     /// Publish as fast as the hub acknowledges and delivers instead of at --rate (each
     /// publisher keeps up to 64 publishes unacknowledged, and over WebSocket up to 64
@@ -66,7 +67,7 @@ pub struct HubArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     duration: f64,
     /// Stop after this many publications in all instead of after --duration.
-    #[arg(long, value_name = "TOTAL", conflicts_with = "duration")]
+    #[arg(long, value_name = "TOTAL", conflicts_with = "duration", value_parser = at_least_one::<u64>)]
     publications: Option<u64>,
     /// Seconds to wait for the last deliveries once publishing stopped.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -181,11 +182,6 @@ impl Measured {
 fn configure(args: &HubArgs) -> Result<Plan, BenchError> {
     for url in &args.urls {
         check_url(url)?;
-    }
-    if args.subscribers == 0 || args.channels == 0 || args.publishers == 0 || args.rate == 0 {
-        return Err(BenchError::Usage(
-            "--subscribers, --channels, --publishers and --rate must be at least 1".into(),
-        ));
     }
     if args.publishers > args.channels {
         return Err(BenchError::Usage(
