@@ -1,10 +1,11 @@
 //! The state one hub process shares between its connections and its HTTP API.
 
 use crate::auth::Verifier;
-use crate::config::{Channels, Config, EngineKind};
+use crate::config::{ChannelOptions, Channels, Config, EngineKind};
 use crate::engine::{Delivery, Engine, MemoryEngine, SqliteEngine};
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::protocol::{ErrorCode, Payload};
 use crate::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,6 +68,20 @@ pub struct Node {
 }
 
 impl Node {
+    /// Refuses data over the namespace's `max_publication_size` (106, counted in the
+    /// metrics), wherever the publication comes from: a client or the HTTP API.
+    pub fn check_publication_size(
+        &self,
+        options: &ChannelOptions,
+        data: &Payload,
+    ) -> Result<(), ErrorCode> {
+        if options.max_publication_size > 0 && data.len() > options.max_publication_size {
+            self.metrics.limits.inc("max_publication_size");
+            return Err(ErrorCode::LimitExceeded);
+        }
+        Ok(())
+    }
+
     /// Opens the engine the configuration names and builds the node.
     pub async fn new(config: Config) -> Result<Arc<Node>, Error> {
         config.validate()?;

@@ -175,9 +175,13 @@ pub fn main(args: BenchArgs) -> ExitCode {
 
 /// Parses a count that must be at least 1 (clap's error names the option; exit code 2).
 fn at_least_one<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    use std::num::IntErrorKind;
+    let too_large = || format!("{text} is too large");
     match text.parse::<u64>() {
-        Ok(0) | Err(_) => Err("expected a whole number, at least 1".into()),
-        Ok(n) => T::try_from(n).map_err(|_| format!("{n} is too large")),
+        Ok(0) => Err("expected a whole number, at least 1".into()),
+        Ok(n) => T::try_from(n).map_err(|_| too_large()),
+        Err(e) if *e.kind() == IntErrorKind::PosOverflow => Err(too_large()),
+        Err(_) => Err("expected a whole number, at least 1".into()),
     }
 }
 

@@ -105,11 +105,7 @@ fn refusal(node: &Node, channel: &str, data: &Payload) -> Option<ErrorCode> {
     let Some(options) = node.channels.options(channel) else {
         return Some(ErrorCode::UnknownChannel);
     };
-    if options.max_publication_size > 0 && data.len() > options.max_publication_size {
-        node.metrics.limits.inc("max_publication_size");
-        return Some(ErrorCode::LimitExceeded);
-    }
-    None
+    node.check_publication_size(options, data).err()
 }
 
 /// Stores a publication, once per idempotency key when one is given.

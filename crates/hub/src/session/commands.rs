@@ -549,10 +549,7 @@ impl Session {
             .options(&request.channel)
             .ok_or(ErrorCode::UnknownChannel)?;
         let data = request.data.ok_or(ErrorCode::BadRequest)?;
-        if options.max_publication_size > 0 && data.len() > options.max_publication_size {
-            node.metrics.limits.inc("max_publication_size");
-            return Err(ErrorCode::LimitExceeded);
-        }
+        node.check_publication_size(options, &data)?;
         if options.proxy_publish {
             self.publish_via_backend(id, request.channel, data, request.idempotency_key);
             return Ok(());

@@ -10,6 +10,10 @@
 //! duplicated or reordered publication is reported, not guessed. Against a Pusher server
 //! (`--protocol pusher`, `pusher.rs`), which has no offsets, the generator numbers each
 //! channel's publications itself and counts losses and duplicates, not order.
+//!
+//! Here the run (configure, measure, report); a hub connection in `connection.rs`, the
+//! subscribers in `subscriber.rs`, the publishers (WebSocket or HTTP API) in
+//! `publisher.rs`.
 
 mod codec;
 mod connection;
@@ -143,7 +147,8 @@ struct Measured {
     /// The time spent publishing.
     published: Duration,
     acked: u64,
-    /// Deliveries the acknowledged publications owe the subscribers that stayed.
+    /// Deliveries the acknowledged publications owe every subscriber that subscribed
+    /// (one that was disconnected meanwhile shows as lost deliveries).
     owed: u64,
     received: u64,
     generator_cpu: Option<f64>,

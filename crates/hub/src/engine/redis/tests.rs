@@ -385,7 +385,9 @@ async fn with_wait_a_publish_is_acknowledged_only_once_replicated() {
         RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
     wait_for_replica(&primary.url).await;
     let mut waiting = options(&primary);
-    waiting.wait = Some((1, Duration::from_millis(300)));
+    // Long enough for a replica on a loaded machine to acknowledge (300 ms was not, once
+    // in a full test run); the refusal below waits this long too.
+    waiting.wait = Some((1, Duration::from_secs(2)));
     let engine = RedisEngine::connect(
         &waiting,
         channels(&Config::default()),
