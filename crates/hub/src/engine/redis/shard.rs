@@ -8,7 +8,7 @@ use crate::engine::{ControlSink, Delivery, Position};
 use crate::error::Error;
 use futures_util::future::join_all;
 use redis::cluster_routing::Slot;
-use redis::Value;
+use redis::{RedisResult, RetryMethod, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -110,21 +110,28 @@ impl Shard {
             redis::Client::open(url.as_str()).map_err(|e| bad_url(url, e))?;
         }
         let (pushes, arrived) = mpsc::unbounded_channel();
-        let client = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
-            .use_protocol(redis::ProtocolVersion::RESP3)
-            .push_sender(pushes)
-            .connection_timeout(TIMEOUT)
-            .response_timeout(TIMEOUT)
-            .build()
-            .map_err(|e| bad_url(&seeds.join(" "), e))?;
-        let conn = Conn::Cluster(
-            client
+        let builder = || {
+            redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .connection_timeout(TIMEOUT)
+                .response_timeout(TIMEOUT)
+        };
+        let connect = |builder: redis::cluster::ClusterClientBuilder| async move {
+            let client = builder.build().map_err(|e| bad_url(&seeds.join(" "), e))?;
+            let conn = client
                 .get_async_connection()
                 .await
-                .map_err(storage("connect to the cluster"))?,
-        );
+                .map_err(storage("connect to the cluster"))?;
+            Ok::<_, Error>(Conn::Cluster(conn))
+        };
+        let conn = connect(builder().push_sender(pushes)).await?;
+        // Publishes have connections of their own that never retry: the Cluster client
+        // sends a request again when its connection drops, and a publish that ran
+        // before the drop would be stored twice. `send` retries what is known not to
+        // have run.
+        let publishing = connect(builder().retries(0)).await?;
         let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write(conn.clone(), queue, wait));
+        tokio::spawn(write(publishing, queue, wait));
         let feed =
             feed::Feed::start_cluster(conn.clone(), arrived, keys.clone(), delivery, control)
                 .await?;
@@ -189,7 +196,7 @@ async fn send(mut conn: Conn, ops: Vec<PublishOp>, wait: Option<(u32, Duration)>
     }
     // Per-command results: one refused publish does not fail the others.
     pipe.ignore_errors();
-    let results: Result<Vec<redis::RedisResult<Value>>, _> = pipe.query_async(&mut conn).await;
+    let results = query(&mut conn, &pipe).await;
     let results = match (results, wait) {
         (Ok(mut results), Some((replicas, timeout))) if results.len() == ops.len() + 1 => {
             match results.pop() {
@@ -222,6 +229,31 @@ async fn send(mut conn: Conn, ops: Vec<PublishOp>, wait: Option<(u32, Duration)>
             for op in ops {
                 let _ = op.reply.send(Err(Error::Storage(message.clone())));
             }
+        }
+    }
+}
+
+/// Times a pipeline refused with MOVED is sent again.
+const MOVED_RETRIES: u32 = 3;
+
+/// Runs a publish pipeline. The one failure sent again is MOVED: the channel's slot
+/// belongs to another master now (a failover or a resharding), so the node ran none of
+/// the pipeline (one slot's), and the Cluster client, told so, refreshes its slot map
+/// meanwhile. Any other failure may come after the publishes ran: never sent again.
+/// (Left open: a slot that changes owner while the node is part way through a pipeline
+/// answers MOVED to the rest of it, and the part that ran is sent again.)
+async fn query(conn: &mut Conn, pipe: &redis::Pipeline) -> RedisResult<Vec<RedisResult<Value>>> {
+    let mut retries = 0;
+    loop {
+        match pipe.query_async(conn).await {
+            Err(e)
+                if matches!(e.retry_method(), RetryMethod::MovedRedirect)
+                    && retries < MOVED_RETRIES =>
+            {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(50) * retries).await;
+            }
+            result => return result,
         }
     }
 }

@@ -1,13 +1,18 @@
 //! What only the Redis engine does: several nodes on one Redis, and Redis failures. (The
 //! checks every engine passes are in `engine/tests.rs`.)
 
-use super::test_server::{wait_for_replica, RedisCluster, RedisSentinel, RedisServer};
+use super::test_server::{wait_for_replica, RedisSentinel, RedisServer};
 use super::*;
 use crate::config::Config;
 use futures_util::future::join_all;
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+mod cluster;
+mod reply_eater;
+
+use reply_eater::ReplyEater;
 
 type Delivered = Arc<Mutex<Vec<(String, u64, String)>>>;
 
@@ -379,6 +384,48 @@ async fn after_the_feed_connection_is_killed_nothing_is_missed() {
 }
 
 #[tokio::test]
+async fn a_publish_whose_reply_is_lost_is_not_acknowledged_nor_sent_again() {
+    let server = RedisServer::start();
+    let eater = ReplyEater::start(server.port).await;
+    let mut through = options(&server);
+    through.urls = vec![format!("redis://127.0.0.1:{}/", eater.port)];
+    let engine = RedisEngine::connect(
+        &through,
+        channels(&Config::default()),
+        Arc::new(|_: &str, _: &Publication, _: &str| {}),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        engine.publish("l", json("1"), None).await.unwrap().offset,
+        1
+    );
+    eater.arm();
+    let lost = engine.publish("l", json("2"), None).await;
+    assert!(lost.is_err(), "acknowledged without a reply: {lost:?}");
+    // The connection comes back; the lost publish was stored once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let next = loop {
+        match engine.publish("l", json("3"), None).await {
+            Ok(next) => break next,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no reconnect: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let history = engine.history("l", HistoryQuery::default()).await.unwrap();
+    let data: Vec<&[u8]> = history
+        .publications
+        .iter()
+        .map(|p| p.data.as_bytes())
+        .collect();
+    assert_eq!(data, [b"1", b"2", b"3"]);
+    assert_eq!(next.offset, 3);
+}
+
+#[tokio::test]
 async fn with_wait_a_publish_is_acknowledged_only_once_replicated() {
     let primary = RedisServer::start();
     let mut replica =
@@ -404,163 +451,6 @@ async fn with_wait_a_publish_is_acknowledged_only_once_replicated() {
     let refused = engine.publish("w", json("2"), None).await;
     let message = refused.unwrap_err().to_string();
     assert!(message.contains("replicas confirmed"), "{message}");
-}
-
-/// A node's engine on a Redis Cluster, what it delivered and the control messages it got.
-async fn cluster_node(
-    cluster: &RedisCluster,
-) -> (
-    RedisEngine,
-    Delivered,
-    Arc<Mutex<Vec<crate::control::Control>>>,
-) {
-    let delivered: Delivered = Arc::default();
-    let d = delivered.clone();
-    let delivery: Delivery = Arc::new(move |channel: &str, p: &Publication, epoch: &str| {
-        d.lock()
-            .unwrap()
-            .push((channel.to_owned(), p.offset, epoch.to_owned()));
-    });
-    let controls: Arc<Mutex<Vec<crate::control::Control>>> = Arc::default();
-    let c = controls.clone();
-    let options = RedisOptions {
-        urls: cluster.urls(),
-        cluster: true,
-        sentinel_master: None,
-        prefix: "hub".into(),
-        presence_ttl: Duration::from_secs(60),
-        wait: None,
-    };
-    let engine = RedisEngine::connect(
-        &options,
-        channels(&Config::default()),
-        delivery,
-        Arc::new(move |control| c.lock().unwrap().push(control)),
-    )
-    .await
-    .unwrap();
-    (engine, delivered, controls)
-}
-
-/// Keys held by each master.
-async fn keys_per_master(cluster: &RedisCluster) -> Vec<Vec<String>> {
-    let mut all = Vec::new();
-    for node in &cluster.nodes {
-        let mut conn = redis::Client::open(node.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("hub:*")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        all.push(keys);
-    }
-    all
-}
-
-#[tokio::test]
-async fn a_cluster_spreads_channels_over_its_masters_and_nodes_share_them() {
-    let cluster = RedisCluster::start(3);
-    let (a, _, _) = cluster_node(&cluster).await;
-    let (b, on_b, controls_on_b) = cluster_node(&cluster).await;
-    let names: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
-    for name in &names {
-        b.subscribe(name).await.unwrap();
-    }
-    // Both nodes publish to every channel: offsets are contiguous across nodes, and
-    // one publish per channel and node is in flight at once (several slots per batch).
-    let mut acks = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        acks.push(a.publish(name, json(&i.to_string()), None));
-    }
-    for pos in join_all(acks).await {
-        assert_eq!(pos.unwrap().offset, 1);
-    }
-    for name in &names {
-        assert_eq!(b.publish(name, json("0"), None).await.unwrap().offset, 2);
-    }
-    let seen = delivered_n(&on_b, 60).await;
-    for name in &names {
-        let offsets: Vec<u64> = seen
-            .iter()
-            .filter(|(c, _, _)| c == name)
-            .map(|(_, o, _)| *o)
-            .collect();
-        assert_eq!(offsets, [1, 2], "{name}: {seen:?}");
-    }
-    // The same history from either node, in the epoch the feed carried.
-    let history = a.history("c7", HistoryQuery::default()).await.unwrap();
-    assert_eq!(history.position.offset, 2);
-    let epoch = &seen.iter().find(|(c, _, _)| c == "c7").unwrap().2;
-    assert_eq!(&history.position.epoch, epoch);
-    assert_eq!(
-        b.history("c7", HistoryQuery::default())
-            .await
-            .unwrap()
-            .publications
-            .len(),
-        2
-    );
-    // Every master keeps some channels; a channel's keys are on one master.
-    let keys = keys_per_master(&cluster).await;
-    assert!(keys.iter().all(|k| !k.is_empty()), "{keys:?}");
-    for name in &names {
-        let holders = keys
-            .iter()
-            .filter(|k| {
-                k.iter()
-                    .any(|key| key.starts_with(&format!("hub:{{{name}}}:")))
-            })
-            .count();
-        assert_eq!(holders, 1, "{name}: {keys:?}");
-    }
-    // Idempotency, presence and node info work across slots.
-    let once = a
-        .publish_once("c3", json("1"), None, "k".into())
-        .await
-        .unwrap();
-    let again = b
-        .publish_once("c3", json("1"), None, "k".into())
-        .await
-        .unwrap();
-    assert_eq!(once, again);
-    let info = ClientInfo {
-        user: "u".into(),
-        client: "x".into(),
-        conn_info: None,
-        chan_info: None,
-    };
-    a.add_presence("c5", "x", info).await.unwrap();
-    assert_eq!(b.presence("c5").await.unwrap().len(), 1);
-    a.report_node("node-a", "{}".into(), Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert_eq!(b.nodes().await.unwrap(), ["{}"]);
-    // Control messages go through the Cluster's sharded pub/sub.
-    let control = crate::control::Control::Disconnect {
-        user: "u".into(),
-        client: None,
-        reconnect: false,
-    };
-    a.control(&control).unwrap().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while controls_on_b.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no control message arrived");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(controls_on_b.lock().unwrap()[0], control);
-    b.check_writable().await.unwrap();
-}
-
-#[tokio::test]
-async fn in_a_cluster_killed_feed_connections_resubscribe_and_catch_up() {
-    let cluster = RedisCluster::start(3);
-    let (a, _, _) = cluster_node(&cluster).await;
-    let (b, on_b, _) = cluster_node(&cluster).await;
-    feed_survives_killed_connections(&a, &b, &on_b, &cluster.urls()).await;
 }
 
 #[tokio::test]
