@@ -41,6 +41,17 @@ trait HeaderLookup {
     }
 }
 
+/// Parsed headers as owned names and values (values must be UTF-8).
+fn owned(headers: &[httparse::Header]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8(h.value.to_vec()).unwrap();
+            (h.name.to_owned(), value)
+        })
+        .collect()
+}
+
 /// A parsed HTTP request, owned.
 struct ParsedRequest {
     method: String,
@@ -68,16 +79,7 @@ impl ParsedRequest {
             method: req.method.unwrap().to_owned(),
             path: req.path.unwrap().to_owned(),
             version: req.version.unwrap(),
-            headers: req
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_owned(),
-                        String::from_utf8(h.value.to_vec()).unwrap(),
-                    )
-                })
-                .collect(),
+            headers: owned(req.headers),
         }
     }
 }
@@ -107,16 +109,7 @@ impl ParsedResponse {
         Self {
             code: resp.code.unwrap(),
             reason: resp.reason.unwrap().to_owned(),
-            headers: resp
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_owned(),
-                        String::from_utf8(h.value.to_vec()).unwrap(),
-                    )
-                })
-                .collect(),
+            headers: owned(resp.headers),
             body: bytes[len..].to_vec(),
         }
     }

@@ -47,23 +47,10 @@ fn all_reserved_bits_together_fail_with_1002() {
 // ---------------------------------------------------------------- reserved opcodes
 
 #[test]
-fn reserved_non_control_opcodes_3_to_7_fail_with_1002() {
+fn reserved_opcodes_fail_with_1002() {
+    // Non-control 0x3-0x7 and control 0xB-0xF.
     for role in ROLES {
-        for op in 0x3..=0x7u8 {
-            rejected(
-                role,
-                &frame_to(role, true, op, b"x"),
-                Violation::ReservedOpcode(op),
-                1002,
-            );
-        }
-    }
-}
-
-#[test]
-fn reserved_control_opcodes_b_to_f_fail_with_1002() {
-    for role in ROLES {
-        for op in 0xB..=0xFu8 {
+        for op in (0x3..=0x7u8).chain(0xB..=0xF) {
             rejected(
                 role,
                 &frame_to(role, true, op, b"x"),

@@ -59,6 +59,19 @@ async fn node(server: &RedisServer, config: &Config) -> (RedisEngine, Delivered)
     (engine, delivered)
 }
 
+/// An engine on `options` that only publishes and reads: what it is delivered goes
+/// nowhere.
+async fn publisher(options: &RedisOptions) -> RedisEngine {
+    RedisEngine::connect(
+        options,
+        channels(&Config::default()),
+        Arc::new(|_: &str, _: &Publication, _: &str| {}),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap()
+}
+
 /// Waits (bounded) until `delivered` holds `n` entries.
 async fn delivered_n(delivered: &Delivered, n: usize) -> Vec<(String, u64, String)> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -389,14 +402,7 @@ async fn a_publish_whose_reply_is_lost_is_not_acknowledged_nor_sent_again() {
     let eater = ReplyEater::start(server.port).await;
     let mut through = options(&server);
     through.urls = vec![format!("redis://127.0.0.1:{}/", eater.port)];
-    let engine = RedisEngine::connect(
-        &through,
-        channels(&Config::default()),
-        Arc::new(|_: &str, _: &Publication, _: &str| {}),
-        Arc::new(|_| {}),
-    )
-    .await
-    .unwrap();
+    let engine = publisher(&through).await;
     assert_eq!(
         engine.publish("l", json("1"), None).await.unwrap().offset,
         1
@@ -435,14 +441,7 @@ async fn with_wait_a_publish_is_acknowledged_only_once_replicated() {
     // Long enough for a replica on a loaded machine to acknowledge (300 ms was not, once
     // in a full test run); the refusal below waits this long too.
     waiting.wait = Some((1, Duration::from_secs(2)));
-    let engine = RedisEngine::connect(
-        &waiting,
-        channels(&Config::default()),
-        Arc::new(|_: &str, _: &Publication, _: &str| {}),
-        Arc::new(|_| {}),
-    )
-    .await
-    .unwrap();
+    let engine = publisher(&waiting).await;
     assert_eq!(
         engine.publish("w", json("1"), None).await.unwrap().offset,
         1
