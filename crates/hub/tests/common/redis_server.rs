@@ -112,7 +112,13 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..masters)
+        Self::start_with_replicas(masters, 0)
+    }
+
+    /// `masters` masters with `replicas` replicas each (`redis-cli` picks which node is
+    /// which); a failed master's replica takes over after about the 5 s node timeout.
+    pub fn start_with_replicas(masters: usize, replicas: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
             .map(|_| {
                 // The cluster bus port defaults to port + 10000, which may not exist:
                 // take a free one.
@@ -135,7 +141,7 @@ impl RedisCluster {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
         let out = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli runs (scripts/setup-deps installs redis-tools)");
         assert!(

@@ -312,3 +312,49 @@ async fn in_a_cluster_a_publish_whose_reply_is_lost_is_not_sent_again() {
     assert_eq!(history_data(&a, channel).await, ["1", "2", "3"]);
     assert_eq!(next.offset, 3);
 }
+
+#[tokio::test]
+async fn in_a_cluster_publishes_go_on_once_a_replica_takes_over_from_a_killed_master() {
+    let mut cluster = RedisCluster::start_with_replicas(3, 1);
+    let (a, _, _) = cluster_node(&cluster).await;
+    let channel = "failover";
+    let slot = channel_slot(&cluster, channel).await;
+    let owner = slot_owner(&cluster, slot).await;
+    assert_eq!(a.publish(channel, json("1"), None).await.unwrap().offset, 1);
+    // The replica has it (right after the cluster is made, it may still be syncing).
+    let mut master = node_conn(&cluster.nodes[owner].url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let replicated: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(100)
+            .query_async(&mut master)
+            .await
+            .unwrap();
+        if replicated == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica never caught up");
+    }
+    cluster.nodes[owner].kill();
+    // Errors (never acknowledgements) until the replica is promoted, then the next offset:
+    // no attempt that failed was stored.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut failed = 0;
+    let next = loop {
+        match a.publish(channel, json("2"), None).await {
+            Ok(next) => break next,
+            Err(e) => {
+                failed += 1;
+                assert!(
+                    Instant::now() < deadline,
+                    "no publish after the failover: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(failed > 0, "a publish succeeded on a killed master");
+    assert_eq!(next.offset, 2);
+    assert_eq!(history_data(&a, channel).await, ["1", "2"]);
+}
