@@ -11,7 +11,10 @@ use crate::protocol::reply::{ClientInfo, Publication};
 use crate::protocol::{DisconnectCode, Format};
 use crate::queue::{Queue, Receiver, Refused};
 use duplex::SharedFrame;
+use indexmap::IndexSet;
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -124,9 +127,32 @@ impl ClientHandle {
     }
 }
 
+/// One client's subscription to a channel. A channel's subscribers are a set keyed by
+/// client id (equality and hash are the id's, so the set is looked up by `&str`).
 struct Subscriber {
     client: Arc<ClientHandle>,
     join_leave: bool,
+}
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Self) -> bool {
+        self.client.id == other.client.id
+    }
+}
+
+impl Eq for Subscriber {}
+
+impl Hash for Subscriber {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that lookups by `&str` find it (`Borrow`).
+        self.client.id.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for Subscriber {
+    fn borrow(&self) -> &str {
+        &self.client.id
+    }
 }
 
 /// Which connection limit a connect would pass.
@@ -140,7 +166,7 @@ pub enum ConnectionLimit {
 
 /// Channel subscriptions on this node.
 pub struct Registry {
-    channels: Mutex<HashMap<Arc<str>, Vec<Subscriber>>>,
+    channels: Mutex<HashMap<Arc<str>, IndexSet<Subscriber>>>,
     clients: Mutex<Clients>,
     metrics: Arc<Metrics>,
 }
@@ -310,21 +336,29 @@ impl Registry {
             Some((key, _)) => key.clone(),
             None => Arc::from(channel),
         };
-        channels.entry(key.clone()).or_default().push(Subscriber {
+        let subscriber = Subscriber {
             client: client.clone(),
             join_leave,
-        });
-        self.metrics.subscriptions.inc();
+        };
+        // A client subscribed again (a server-side subscribe of a channel it is in)
+        // stays one subscriber, with the newer settings.
+        let (_, replaced) = channels
+            .entry(key.clone())
+            .or_default()
+            .replace_full(subscriber);
+        if replaced.is_none() {
+            self.metrics.subscriptions.inc();
+        }
         key
     }
 
-    /// Removes `client`'s subscription to `channel`.
+    /// Removes `client`'s subscription to `channel`: O(1), so that a mass disconnect of
+    /// one big channel is not quadratic. The last subscriber takes its place, so fan-out
+    /// order changes (each subscriber has its own queue: nothing depends on it).
     pub fn unsubscribe(&self, channel: &str, client_id: &str) {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(subscribers) = channels.get_mut(channel) {
-            let before = subscribers.len();
-            subscribers.retain(|s| s.client.id != client_id);
-            if subscribers.len() < before {
+            if subscribers.swap_remove(client_id) {
                 self.metrics.subscriptions.dec();
             }
             if subscribers.is_empty() {
@@ -448,5 +482,84 @@ mod tests {
             ["n5=5", "n4=4", "n3=3", "m2=2", "n2=2", "n1=1"]
         );
         assert!(registry.busiest_channels(0).is_empty());
+    }
+
+    /// The offsets queued for a client, emptying its queue.
+    fn queued(queue: &mut Receiver) -> Vec<u64> {
+        std::iter::from_fn(|| queue.try_recv())
+            .map(|item| match item {
+                Outgoing::Publication { offset, .. } => offset,
+                other => panic!("queued {other:?}"),
+            })
+            .collect()
+    }
+
+    fn publication(offset: u64) -> Publication {
+        Publication {
+            data: crate::protocol::Payload::from_json_text(b"{}").unwrap(),
+            info: None,
+            offset,
+        }
+    }
+
+    #[test]
+    fn an_unsubscribe_removes_that_client_only_and_counts_once() {
+        let metrics = Arc::new(Metrics::default());
+        let registry = Registry::new(metrics.clone());
+        let mut queues = Vec::new();
+        let mut clients = Vec::new();
+        for id in ["a", "b", "c", "d"] {
+            let (client, queue) = ClientHandle::new(id.into(), String::new(), Format::Json, 8);
+            registry.subscribe("room", &client, false);
+            clients.push(client);
+            queues.push(queue);
+        }
+        assert_eq!(metrics.subscriptions.get(), 4);
+        registry.unsubscribe("room", "b");
+        registry.unsubscribe("room", "b");
+        registry.unsubscribe("room", "nobody");
+        registry.unsubscribe("elsewhere", "a");
+        assert_eq!(metrics.subscriptions.get(), 3);
+        registry.deliver("room", &publication(1), "e");
+        let got: Vec<Vec<u64>> = queues.iter_mut().map(queued).collect();
+        assert_eq!(got, [vec![1], vec![], vec![1], vec![1]]);
+        // The first one out: the last one took its place, and everyone still gets
+        // each publication once.
+        registry.unsubscribe("room", "a");
+        registry.deliver("room", &publication(2), "e");
+        let got: Vec<Vec<u64>> = queues.iter_mut().map(queued).collect();
+        assert_eq!(got, [vec![], vec![], vec![2], vec![2]]);
+        for id in ["c", "d"] {
+            registry.unsubscribe("room", id);
+        }
+        assert_eq!(metrics.subscriptions.get(), 0);
+        assert_eq!(registry.channel_count(), 0, "an empty channel is gone");
+    }
+
+    #[test]
+    fn a_client_subscribed_twice_is_one_subscriber_with_the_newer_settings() {
+        let metrics = Arc::new(Metrics::default());
+        let registry = Registry::new(metrics.clone());
+        let (client, mut queue) = ClientHandle::new("a".into(), String::new(), Format::Json, 8);
+        let (other, mut other_queue) =
+            ClientHandle::new("b".into(), String::new(), Format::Json, 8);
+        registry.subscribe("room", &client, false);
+        registry.subscribe("room", &other, false);
+        registry.subscribe("room", &client, true);
+        assert_eq!(metrics.subscriptions.get(), 2);
+        registry.deliver("room", &publication(1), "e");
+        assert_eq!(queued(&mut queue), [1], "one copy");
+        assert_eq!(queued(&mut other_queue), [1]);
+        // Now with join/leave: it hears of the other client's leave.
+        let info = ClientInfo {
+            user: String::new(),
+            client: "b".into(),
+            conn_info: None,
+            chan_info: None,
+        };
+        registry.announce("room", &info, false);
+        assert!(matches!(queue.try_recv(), Some(Outgoing::Push { .. })));
+        registry.unsubscribe("room", "a");
+        assert_eq!(metrics.subscriptions.get(), 1);
     }
 }
