@@ -108,19 +108,21 @@ class Backend extends EventEmitter {
   constructor(base) {
     super();
     this.base = base;
-    this.acked = Object.fromEntries(SYMBOLS.map((s) => [s, []])); // {offset, epoch} in ack order
+    // {offset, epoch, seq} in ack order; seq numbers each lane's publishes, so the page can
+    // tell which publication it was handed at an offset.
+    this.acked = Object.fromEntries(SYMBOLS.map((s) => [s, []]));
     this.failures = 0;
     this.hubErrors = []; // the hub answered with an error: never expected
     this.stopped = false;
   }
 
-  async publish(symbol, price) {
+  async publish(symbol, price, seq) {
     const response = await fetch(`${this.base}/api/publish`, {
       method: 'POST',
       headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
       body: JSON.stringify({
         channel: `ticker:${symbol}`,
-        data: { symbol, price: Math.round(price * 100) / 100, t: Date.now() },
+        data: { symbol, price: Math.round(price * 100) / 100, t: Date.now(), seq },
       }),
       signal: AbortSignal.timeout(5000),
     });
@@ -134,11 +136,13 @@ class Backend extends EventEmitter {
 
   async lane(symbol) {
     let price = 100 + SYMBOLS.indexOf(symbol) * 50;
+    let seq = 0;
     while (!this.stopped) {
       price = Math.max(0.01, price * (1 + (Math.random() - 0.5) / 100));
+      seq += 1;
       try {
-        const result = await this.publish(symbol, price);
-        if (result) this.acked[symbol].push({ offset: result.offset, epoch: result.epoch });
+        const result = await this.publish(symbol, price, seq);
+        if (result) this.acked[symbol].push({ offset: result.offset, epoch: result.epoch, seq });
       } catch {
         this.failures += 1;
       }
@@ -220,13 +224,17 @@ async function openDemo(context, base, name, { viewport } = {}) {
   await page.goto(`${base}/`);
   await waitFor(page, () => window.demo && window.demo.hub, undefined, 'window.demo');
   await page.evaluate(() => {
-    window.rec = { offsets: {}, subscribed: {} };
+    window.rec = { offsets: {}, seqs: {}, subscribed: {} };
     for (const [channel, sub] of window.demo.hub.subscriptions) {
       if (!channel.startsWith('ticker:')) continue;
       const symbol = channel.slice('ticker:'.length);
       window.rec.offsets[symbol] = [];
+      window.rec.seqs[symbol] = {};
       window.rec.subscribed[symbol] = [];
-      sub.addEventListener('publication', (e) => window.rec.offsets[symbol].push(e.detail.offset));
+      sub.addEventListener('publication', (e) => {
+        window.rec.offsets[symbol].push(e.detail.offset);
+        window.rec.seqs[symbol][e.detail.offset] = e.detail.data.seq;
+      });
       sub.addEventListener('subscribed', (e) => window.rec.subscribed[symbol].push(e.detail));
     }
   });
@@ -282,22 +290,26 @@ async function assertNoGap(page, what) {
 }
 
 /**
- * Every offset the backend got acknowledged, up to `upTo` (what the page was waited for),
- * is one the page delivered, or one from before the page subscribed; one epoch per
- * channel throughout. The backend keeps publishing meanwhile: an offset acknowledged
- * after the wait may reach the backend's HTTP reply before the page's WebSocket, so it is
- * not yet owed.
+ * Every publication the backend got acknowledged, up to offset `upTo` (what the page was
+ * waited for), is the one the page was handed at its offset (by the lane's sequence
+ * number in its data), unless it came before the page subscribed; no offset was
+ * acknowledged twice (a publication lost by a crash would leave its offset to the next
+ * one); one epoch per channel throughout. The backend keeps publishing meanwhile: an
+ * offset acknowledged after the wait may reach the backend's HTTP reply before the
+ * page's WebSocket, so it is not yet owed.
  */
 async function assertSawAcked(page, backend, upTo, what) {
-  const offsets = await page.evaluate(() => window.rec.offsets);
+  const { offsets, seqs } = await page.evaluate(() => ({ offsets: window.rec.offsets, seqs: window.rec.seqs }));
   for (const symbol of SYMBOLS) {
-    const seen = new Set(offsets[symbol]);
     const first = offsets[symbol][0];
+    const acked = backend.acked[symbol].map((a) => a.offset);
+    const reused = acked.filter((o, i) => acked.indexOf(o) !== i);
+    assert(reused.length === 0, `${what}: ticker:${symbol} offsets acknowledged twice: ${reused.slice(0, 5).join(', ')}`);
     const owed = backend.acked[symbol].filter((a) => a.offset >= first && a.offset <= upTo[symbol]);
     assert(owed.length > 0, `${what}: ticker:${symbol}: no acknowledged offset between ${first} and ${upTo[symbol]}`);
-    const missing = owed.filter((a) => !seen.has(a.offset));
-    assert(missing.length === 0, `${what}: ticker:${symbol} acknowledged offsets the page never delivered: ` +
-      missing.slice(0, 5).map((a) => a.offset).join(', '));
+    const wrong = owed.filter((a) => seqs[symbol][a.offset] !== a.seq);
+    assert(wrong.length === 0, `${what}: ticker:${symbol} acknowledged publications the page was not handed: ` +
+      wrong.slice(0, 5).map((a) => `offset ${a.offset} (seq ${a.seq}, page: ${seqs[symbol][a.offset]})`).join(', '));
     const epochs = new Set(backend.acked[symbol].map((a) => a.epoch));
     assert(epochs.size === 1, `${what}: ticker:${symbol} has epochs ${[...epochs].join(', ')}`);
   }
