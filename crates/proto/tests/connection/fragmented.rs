@@ -1,4 +1,4 @@
-//! Fragmented sending.
+//! Fragmented sending, and the largest control payload.
 
 use super::*;
 

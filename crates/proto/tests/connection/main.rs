@@ -1,5 +1,6 @@
 //! Behaviour of a healthy connection: pings and pongs, the close handshake, sending after
-//! close, length encodings, masking, and fragmented sending.
+//! close, length encodings, masking, fragmented sending, and what a connection reports
+//! (`misc`).
 
 mod closing;
 #[path = "../common/mod.rs"]

@@ -251,18 +251,37 @@ async fn in_a_cluster_a_publish_follows_its_slot_to_another_master() {
     let owner = slot_owner(&cluster, slot).await;
     let ids = node_ids(&cluster).await;
     let target = (owner + 1) % cluster.nodes.len();
-    // Every master is told directly, the new owner first: no wait for gossip.
+    // Resharding as redis-cli does it, without keys to move: importing on the new owner
+    // and migrating on the old, then every master is told the new owner, the new owner
+    // first (coming out of importing, it takes a new config epoch, so gossip from the
+    // old owner cannot take the slot back).
+    let setslot = |node: usize, state: &'static str, id: Option<String>| {
+        let url = cluster.nodes[node].url.clone();
+        async move {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state);
+            if let Some(id) = id {
+                cmd.arg(id);
+            }
+            let _: () = cmd.query_async(&mut node_conn(&url).await).await.unwrap();
+        }
+    };
+    setslot(target, "IMPORTING", Some(ids[owner].clone())).await;
+    setslot(owner, "MIGRATING", Some(ids[target].clone())).await;
     let mut order: Vec<usize> = vec![target, owner];
     order.extend((0..cluster.nodes.len()).filter(|i| *i != target && *i != owner));
     for i in order {
-        let _: () = redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg("NODE")
-            .arg(&ids[target])
-            .query_async(&mut node_conn(&cluster.nodes[i].url).await)
-            .await
-            .unwrap();
+        setslot(i, "NODE", Some(ids[target].clone())).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in &cluster.nodes {
+        while slot_server(node, slot).await.0 != ids[target] {
+            assert!(
+                Instant::now() < deadline,
+                "the masters never agreed on the new owner"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     // The engine's slot map still names the old owner, which answers MOVED.
     assert_eq!(a.publish(channel, json("1"), None).await.unwrap().offset, 1);
@@ -308,7 +327,18 @@ async fn in_a_cluster_a_publish_whose_reply_is_lost_is_not_sent_again() {
     // sent again (the Cluster client would retry it on a new connection: stored twice).
     let lost = a.publish(channel, json("2"), None).await;
     assert!(lost.is_err(), "acknowledged without a reply: {lost:?}");
-    let next = a.publish(channel, json("3"), None).await.unwrap();
+    // The Cluster client reconnects in the background: a publish meanwhile may fail
+    // without having been sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let next = loop {
+        match a.publish(channel, json("3"), None).await {
+            Ok(next) => break next,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no reconnect: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
     assert_eq!(history_data(&a, channel).await, ["1", "2", "3"]);
     assert_eq!(next.offset, 3);
 }
